@@ -1,0 +1,183 @@
+"""All settings in one typed, frozen place.
+
+Precedence, highest first: command-line flags (passed as ``overrides``), then
+``SEALTRAIL_*`` environment variables (nested with ``__``, for example
+``SEALTRAIL_KAFKA__BOOTSTRAP``), then a TOML config file (``--config`` or
+``SEALTRAIL_CONFIG``), then the state of a running embedded stack
+(``$SEALTRAIL_HOME/stack.json``), then the defaults below. So the same commands
+run against the embedded stack with no setup and against real Kafka and AWS S3
+when pointed there. Library code receives a Settings; it never reads the
+environment itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from sealtrail.errors import ConfigError
+
+STACK_STATE_FILE = "stack.json"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TopicNames(_Frozen):
+    events: str = "audit.events"
+    chained: str = "audit.chained"
+    dlq: str = "audit.dlq"
+
+
+class KafkaSettings(_Frozen):
+    bootstrap: str = "127.0.0.1:9092"
+    topics: TopicNames = TopicNames()
+    partitions: int = Field(6, ge=1, description="partitions of audit.events and audit.chained when created")
+    session_timeout_ms: int = Field(6000, ge=1000, description="short on the embedded broker: group joins wait for it")
+    extra: dict[str, str] = Field(default_factory=dict, description="librdkafka settings (security.protocol, sasl.*)")
+
+
+class S3Settings(_Frozen):
+    endpoint: str | None = Field(None, description="None means AWS S3 itself")
+    region: str = "us-east-1"
+    access_key: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    bucket: str = "sealtrail-audit"
+    prefix: str = "trail/"
+
+
+class RetentionSettings(_Frozen):
+    mode: Literal["COMPLIANCE", "GOVERNANCE"] = "COMPLIANCE"
+    days: int = Field(2557, ge=1, description="7 years, as HIPAA asks; SOC 2 needs at least 1 year")
+
+
+class StreamSettings(_Frozen):
+    group: str = "sealtrail-stream"
+    batch_size: int = Field(5000, ge=1)
+    batch_wait_s: float = Field(0.2, gt=0)
+    max_event_bytes: int = Field(256 * 1024, ge=1024)
+    dedupe_window: int = Field(200_000, ge=0, description="event ids remembered per chain to drop producer retries")
+    web_port: int = Field(6066, ge=0, description="metrics and health; 0 picks a free port")
+
+
+class SinkSettings(_Frozen):
+    group: str = "sealtrail-sink"
+    flush_records: int = Field(50_000, ge=1)
+    flush_interval_s: float = Field(5.0, gt=0)
+    metrics_port: int = Field(9466, ge=0, description="Prometheus metrics; 0 picks a free port")
+
+
+class KeySettings(_Frozen):
+    signing_key_file: Path | None = Field(None, description="Ed25519 private key (PEM); default $HOME/keys/signing.pem")
+    signing_key: SecretStr | None = Field(None, description="PEM text, for keys kept in the environment")
+
+
+class Settings(BaseSettings):
+    """Everything a command needs, resolved once at the edge and passed down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SEALTRAIL_", env_nested_delimiter="__", frozen=True, extra="ignore"
+    )
+
+    home: Path = Path(".sealtrail")
+    kafka: KafkaSettings = KafkaSettings()
+    s3: S3Settings = S3Settings()
+    retention: RetentionSettings = RetentionSettings()
+    stream: StreamSettings = StreamSettings()
+    sink: SinkSettings = SinkSettings()
+    keys: KeySettings = KeySettings()
+    database_url: str | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.keys.signing_key_file or self.home / "keys" / "signing.pem"
+
+    @property
+    def public_keys_dir(self) -> Path:
+        return self.home / "keys" / "public"
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        elif value is not None:
+            out[key] = value
+    return out
+
+
+def stack_layer(home: Path) -> dict[str, Any]:
+    """The settings a running embedded stack implies (lowest precedence but defaults)."""
+    path = home / STACK_STATE_FILE
+    if not path.exists():
+        return {}
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(str(path), f"unreadable stack state: {e}") from e
+    return {
+        "kafka": {"bootstrap": state["kafka_bootstrap"], "topics": state["topics"]},
+        "s3": {
+            "endpoint": state["s3_endpoint"],
+            "access_key": state["s3_access_key"],
+            "secret_key": state["s3_secret_key"],
+            "bucket": state["bucket"],
+        },
+        "database_url": state.get("database_url"),
+    }
+
+
+def file_layer(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise ConfigError("--config", f"no such file: {path}") from e
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(str(path), f"not valid TOML: {e}") from e
+
+
+class _EnvLayer(Settings):
+    """Reads only SEALTRAIL_* variables, so they can be layered between flags and files."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, **rest):  # type: ignore[override]
+        return (env_settings,)
+
+
+def load_settings(overrides: dict[str, Any] | None = None, config_file: Path | None = None) -> Settings:
+    """Build Settings from flags, environment, config file and stack state, in that order."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    try:
+        env_layer = _EnvLayer().model_dump(exclude_unset=True)
+        if config_file is None and os.environ.get("SEALTRAIL_CONFIG"):
+            config_file = Path(os.environ["SEALTRAIL_CONFIG"])
+        files = file_layer(config_file)
+        home = Path(overrides.get("home") or env_layer.get("home") or files.get("home") or ".sealtrail")
+        merged = _deep_merge(_deep_merge(_deep_merge(stack_layer(home), files), env_layer), overrides)
+        merged["home"] = home
+        return Settings(**merged)
+    except ValidationError as e:
+        first = e.errors()[0]
+        setting = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(setting, first["msg"]) from e

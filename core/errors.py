@@ -1,0 +1,65 @@
+"""The few exceptions sealtrail raises, under one base.
+
+Third-party errors (confluent-kafka, botocore, psycopg, OS errors) are mapped
+onto this tree at the edge that calls them, so the CLI can turn any of them into
+a message and an exit code in one place::
+
+    SealtrailError (exit_code, diagnostics())        Transient (mixin: retry with backoff)
+    ├── ConfigError            bad flag, file or environment; names the setting
+    ├── StackError             the embedded stack: already running, not running, port taken
+    ├── ServiceUnavailable     Kafka / S3 / PostgreSQL unreachable (+Transient)
+    ├── InvalidEventError      carries the reason and the field
+    └── KeyNotFoundError       no public key for a key id
+
+Tampering found by verify is not an exception: it is a Finding value
+(see sealtrail.evidence.findings), because a verifier must keep going and
+report everything it found.
+"""
+
+from __future__ import annotations
+
+
+class Transient:
+    """Marker: the operation may succeed if retried later."""
+
+
+class SealtrailError(Exception):
+    """Base of every error sealtrail raises on purpose."""
+
+    exit_code = 2
+
+    def diagnostics(self) -> str:
+        return str(self)
+
+
+class ConfigError(SealtrailError):
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+        self.problem = problem
+
+
+class StackError(SealtrailError):
+    """The embedded stack cannot do what was asked (already up, not up, port in use)."""
+
+
+class ServiceUnavailable(SealtrailError, Transient):
+    def __init__(self, service: str, detail: str) -> None:
+        super().__init__(f"{service} unavailable: {detail}")
+        self.service = service
+        self.detail = detail
+
+
+class InvalidEventError(SealtrailError):
+    def __init__(self, reason: str, field: str | None = None, detail: str = "") -> None:
+        where = f" at {field}" if field else ""
+        super().__init__(f"{reason}{where}: {detail}" if detail else f"{reason}{where}")
+        self.reason = reason
+        self.field = field
+        self.detail = detail
+
+
+class KeyNotFoundError(SealtrailError):
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"no public key for key id {key_id!r}")
+        self.key_id = key_id

@@ -1,0 +1,104 @@
+"""Appending events to per-partition hash chains: the pure heart of the stream.
+
+Each partition of audit.events is one chain, so the order Kafka guarantees is
+the order the chain records, and a chain has exactly one writer at a time (the
+consumer that owns the partition). Sealing is a pure function of the chain head
+and the batch; the worker around it only moves bytes.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sealtrail.record import GENESIS, SealedRecord, hashed_bytes, link
+from sealtrail.signing import Signer, head_message
+
+
+def chain_id(partition: int) -> str:
+    return f"p{partition:03d}"
+
+
+class RecentIds:
+    """A bounded set of the event ids a chain sealed last, to drop producer retries."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._ids
+
+    def add(self, event_id: str) -> None:
+        if self.capacity <= 0:
+            return
+        self._ids[event_id] = None
+        if len(self._ids) > self.capacity:
+            self._ids.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
+@dataclass
+class ChainHead:
+    """Where a chain stands: its last sequence number and hash, and the input offset sealed last."""
+
+    chain: str
+    seq: int = 0
+    hash: bytes = GENESIS
+    src_offset: int = -1
+    recent: RecentIds = field(default_factory=lambda: RecentIds(0))
+
+    def advance(self, record: SealedRecord) -> None:
+        self.seq, self.hash, self.src_offset = record.seq, record.hash, record.src_offset
+        self.recent.add(record.columns["event_id"])
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A valid event ready to seal: its input position and its flat columns."""
+
+    partition: int
+    offset: int
+    columns: dict[str, Any]
+
+
+@dataclass
+class SealResult:
+    sealed: list[SealedRecord]
+    duplicates: int
+
+
+def seal_batch(heads: dict[int, ChainHead], batch: list[Accepted], signer: Signer, sealed_at: str) -> SealResult:
+    """Chain every accepted event onto its partition's head and sign each chain's new head.
+
+    Events whose id the chain sealed recently are dropped (exactly once in the
+    trail despite at-least-once delivery). ``heads`` is advanced in place.
+    """
+    sealed: list[SealedRecord] = []
+    last_index: dict[int, int] = {}
+    duplicates = 0
+    for item in batch:
+        head = heads[item.partition]
+        if item.offset <= head.src_offset:
+            continue  # already sealed before a restart or rebalance
+        event_id = item.columns["event_id"]
+        if event_id in head.recent:
+            duplicates += 1
+            head.src_offset = item.offset
+            continue
+        seq = head.seq + 1
+        content = hashed_bytes(head.chain, seq, sealed_at, item.offset, item.columns)
+        record = SealedRecord(head.chain, seq, sealed_at, item.offset, item.columns, link(head.hash, content))
+        head.advance(record)
+        last_index[item.partition] = len(sealed)
+        sealed.append(record)
+    for partition, index in last_index.items():
+        r = sealed[index]
+        signature = signer.sign(head_message(r.chain, r.seq, r.sealed_at, r.hash))
+        sealed[index] = SealedRecord(
+            r.chain, r.seq, r.sealed_at, r.src_offset, r.columns, r.hash, signer.key_id, signature
+        )
+    return SealResult(sealed, duplicates)

@@ -1,0 +1,139 @@
+"""The sealed record: one row of the trail, as Kafka carries it and Parquet stores it.
+
+A sealed record is the event flattened into Athena-friendly columns plus its
+place in a chain. Its hash covers every stored column (the chain id comes from
+the object's path, which is what puts it under the hash there), so a verifier
+recomputes the hash from exactly what Athena reads: nothing stored escapes it.
+Nested values (before, after, metadata) are stored as their RFC 8785 text and
+spliced into the hashed bytes verbatim, which keeps verification free of a
+parse-and-reserialise step and makes any re-formatting of them visible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from sealtrail.encoding import canonical_text, format_ts
+from sealtrail.event import Event
+
+GENESIS = bytes(32)
+
+EVENT_COLUMNS = (
+    "event_id",
+    "occurred_at",
+    "category",
+    "action",
+    "outcome",
+    "actor_id",
+    "actor_type",
+    "actor_ip",
+    "actor_user_agent",
+    "resource_type",
+    "resource_id",
+    "tenant",
+    "source",
+    "request_id",
+    "before",
+    "after",
+    "metadata",
+)
+JSON_COLUMNS = frozenset({"before", "after", "metadata"})
+CHAIN_COLUMNS = ("seq", "sealed_at", "src_offset")
+SEAL_COLUMNS = ("hash", "key_id", "signature")
+ALL_COLUMNS = ("chain", *CHAIN_COLUMNS, *EVENT_COLUMNS, *SEAL_COLUMNS)
+
+
+def flatten(event: Event) -> dict[str, Any]:
+    """The event as the flat, canonical column values that get hashed and stored."""
+    actor, resource = event.actor, event.resource
+    return {
+        "event_id": str(event.event_id),
+        "occurred_at": format_ts(event.occurred_at),
+        "category": event.category.value,
+        "action": event.action,
+        "outcome": event.outcome.value,
+        "actor_id": actor.id,
+        "actor_type": actor.type.value,
+        "actor_ip": actor.ip,
+        "actor_user_agent": actor.user_agent,
+        "resource_type": resource.type if resource else None,
+        "resource_id": resource.id if resource else None,
+        "tenant": event.tenant,
+        "source": event.source,
+        "request_id": event.request_id,
+        "before": canonical_text(event.before) if event.before is not None else None,
+        "after": canonical_text(event.after) if event.after is not None else None,
+        "metadata": canonical_text(event.metadata),
+    }
+
+
+def hashed_bytes(chain: str, seq: int, sealed_at: str, src_offset: int, columns: dict[str, Any]) -> bytes:
+    """RFC 8785 bytes of the record's content: every column, nulls omitted.
+
+    Keys are fixed ASCII names and values are strings or integers, so orjson's
+    sorted output is the canonical form; the nested JSON columns are already
+    canonical text and go in as fragments.
+    """
+    doc: dict[str, Any] = {"chain": chain, "seq": seq, "sealed_at": sealed_at, "src_offset": src_offset}
+    for name in EVENT_COLUMNS:
+        value = columns.get(name)
+        if value is None:
+            continue
+        doc[name] = orjson.Fragment(value) if name in JSON_COLUMNS else value
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+
+
+def link(prev: bytes, content: bytes) -> bytes:
+    """hash_n = SHA-256(hash_{n-1} || content_n); the first record links to GENESIS."""
+    return hashlib.sha256(prev + content).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class SealedRecord:
+    chain: str
+    seq: int
+    sealed_at: str
+    src_offset: int
+    columns: dict[str, Any]
+    hash: bytes
+    key_id: str | None = None
+    signature: bytes | None = None
+
+    @property
+    def partition(self) -> int:
+        """The audit.chained partition of this chain (chain pNNN lives in partition NNN)."""
+        return int(self.chain[1:])
+
+    def to_wire(self) -> bytes:
+        """JSON for audit.chained (binary fields as hex)."""
+        return orjson.dumps(
+            {
+                "chain": self.chain,
+                "seq": self.seq,
+                "sealed_at": self.sealed_at,
+                "src_offset": self.src_offset,
+                **self.columns,
+                "hash": self.hash.hex(),
+                "key_id": self.key_id,
+                "signature": self.signature.hex() if self.signature else None,
+            }
+        )
+
+    @classmethod
+    def from_wire(cls, raw: bytes) -> SealedRecord:
+        d = orjson.loads(raw)
+        sig = d.get("signature")
+        return cls(
+            chain=d["chain"],
+            seq=d["seq"],
+            sealed_at=d["sealed_at"],
+            src_offset=d["src_offset"],
+            columns={name: d.get(name) for name in EVENT_COLUMNS},
+            hash=bytes.fromhex(d["hash"]),
+            key_id=d.get("key_id"),
+            signature=bytes.fromhex(sig) if sig else None,
+        )

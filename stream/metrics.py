@@ -1,0 +1,22 @@
+"""Prometheus metrics of the stream worker (served by the Faust web server at /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class StreamMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.consumed = Counter("sealtrail_events_consumed_total", "records read from audit.events", registry=r)
+        self.sealed = Counter("sealtrail_events_sealed_total", "events appended to a chain", ["chain"], registry=r)
+        self.rejected = Counter(
+            "sealtrail_events_rejected_total", "events sent to the dead-letter topic", ["reason"], registry=r
+        )
+        self.duplicates = Counter("sealtrail_duplicates_total", "event ids already sealed, dropped", registry=r)
+        self.batches = Counter("sealtrail_batches_total", "batches sealed and acknowledged", registry=r)
+        self.head_seq = Gauge("sealtrail_chain_head_seq", "sequence number of each chain head", ["chain"], registry=r)
+        self.recoveries = Counter(
+            "sealtrail_chain_recoveries_total", "chain heads read back from audit.chained", registry=r
+        )

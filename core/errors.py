@@ -9,6 +9,7 @@ a message and an exit code in one place::
     ├── StackError             the embedded stack: already running, not running, port taken
     ├── ServiceUnavailable     Kafka / S3 / PostgreSQL unreachable (+Transient)
     ├── InvalidEventError      carries the reason and the field
+    ├── ChainGapError          audit.chained skips sequence numbers (the sink's input is not the stream's output)
     └── KeyNotFoundError       no public key for a key id
 
 Tampering found by verify is not an exception: it is a Finding value
@@ -57,6 +58,12 @@ class InvalidEventError(SealtrailError):
         self.reason = reason
         self.field = field
         self.detail = detail
+
+
+class ChainGapError(SealtrailError):
+    def __init__(self, chain: str, expected: int, got: int) -> None:
+        super().__init__(f"chain {chain}: expected seq {expected}, got {got}")
+        self.chain, self.expected, self.got = chain, expected, got
 
 
 class KeyNotFoundError(SealtrailError):

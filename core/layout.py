@@ -1,0 +1,51 @@
+"""Where things live in the bucket: object names as a pure function of their content.
+
+A data object's key is made of its chain and the first and last sequence
+numbers it holds, so a sink that crashed after a PUT and before committing its
+offsets recomputes the same key on replay, finds the object, and writes nothing
+twice (Kafka Connect's S3 sink names objects from offsets for the same reason).
+The Hive-style folders (dt=, chain=) are what Athena and pyarrow partition on;
+dt is the UTC sealing date of the object's first record.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DATA = "data/"
+KEYS = "keys/"
+
+_DATA_KEY = re.compile(
+    r"^(?P<prefix>.*)data/dt=(?P<dt>\d{4}-\d{2}-\d{2})/chain=(?P<chain>p\d{3,})/"
+    r"(?P=chain)-(?P<first>\d{12})-(?P<last>\d{12})\.parquet$"
+)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class DataObject:
+    chain: str
+    first: int
+    last: int
+    dt: str
+    key: str
+
+
+def data_key(prefix: str, dt: str, chain: str, first: int, last: int) -> str:
+    return f"{prefix}{DATA}dt={dt}/chain={chain}/{chain}-{first:012d}-{last:012d}.parquet"
+
+
+def parse_data_key(key: str) -> DataObject | None:
+    """The object a key names, or None for a key that is not a well-formed data object."""
+    m = _DATA_KEY.match(key)
+    if m is None:
+        return None
+    return DataObject(m["chain"], int(m["first"]), int(m["last"]), m["dt"], key)
+
+
+def data_prefix(prefix: str) -> str:
+    return f"{prefix}{DATA}"
+
+
+def public_key_key(prefix: str, key_id: str) -> str:
+    return f"{prefix}{KEYS}{key_id}.pem"

@@ -1,0 +1,91 @@
+"""Sealed records <-> Parquet (zstd), the format Athena and DuckDB read.
+
+The chain id is not a column: it is the `chain=` folder of the object's key,
+which is how Athena sees it (a partition column cannot also be a data column).
+Timestamps are stored as timestamp[us, UTC] and turned back into the exact
+text that was hashed (format_ts) when verifying.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from sealtrail.record import EVENT_COLUMNS, SealedRecord
+
+TS = pa.timestamp("us", tz="UTC")
+TS_TEXT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # %S carries the six fractional digits for a us timestamp
+
+SCHEMA = pa.schema(
+    [
+        pa.field("seq", pa.int64(), nullable=False),
+        pa.field("sealed_at", TS, nullable=False),
+        pa.field("src_offset", pa.int64(), nullable=False),
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("occurred_at", TS, nullable=False),
+        pa.field("category", pa.string(), nullable=False),
+        pa.field("action", pa.string(), nullable=False),
+        pa.field("outcome", pa.string(), nullable=False),
+        pa.field("actor_id", pa.string(), nullable=False),
+        pa.field("actor_type", pa.string(), nullable=False),
+        pa.field("actor_ip", pa.string()),
+        pa.field("actor_user_agent", pa.string()),
+        pa.field("resource_type", pa.string()),
+        pa.field("resource_id", pa.string()),
+        pa.field("tenant", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("request_id", pa.string()),
+        pa.field("before", pa.string()),
+        pa.field("after", pa.string()),
+        pa.field("metadata", pa.string(), nullable=False),
+        pa.field("hash", pa.binary(32), nullable=False),
+        pa.field("key_id", pa.string()),
+        pa.field("signature", pa.binary()),
+    ]
+)
+_TIMESTAMPS = ("sealed_at", "occurred_at")
+
+
+def to_table(records: list[SealedRecord]) -> pa.Table:
+    columns: dict[str, list] = {
+        "seq": [r.seq for r in records],
+        "sealed_at": [r.sealed_at for r in records],
+        "src_offset": [r.src_offset for r in records],
+    }
+    for name in EVENT_COLUMNS:
+        columns[name] = [r.columns.get(name) for r in records]
+    columns["hash"] = [r.hash for r in records]
+    columns["key_id"] = [r.key_id for r in records]
+    columns["signature"] = [r.signature for r in records]
+    arrays = []
+    for field in SCHEMA:
+        values = columns[field.name]
+        if field.name in _TIMESTAMPS:
+            arrays.append(pc.cast(pa.array(values, pa.string()), TS))
+        else:
+            arrays.append(pa.array(values, field.type))
+    return pa.Table.from_arrays(arrays, schema=SCHEMA)
+
+
+def to_parquet(records: list[SealedRecord]) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(to_table(records), sink, compression="zstd", use_dictionary=True, write_statistics=True)
+    return sink.getvalue()
+
+
+def read_table(body: bytes) -> pa.Table:
+    return pq.read_table(io.BytesIO(body))
+
+
+def text_columns(table: pa.Table) -> dict[str, list]:
+    """Column name -> Python values, timestamps as the exact text that was hashed."""
+    out: dict[str, list] = {}
+    for name in table.column_names:
+        column = table.column(name)
+        if name in _TIMESTAMPS and pa.types.is_timestamp(column.type):
+            column = pc.strftime(column, format=TS_TEXT_FORMAT)
+        out[name] = column.to_pylist()
+    return out

@@ -1,0 +1,160 @@
+"""The object store: the sink's and the verifier's only I/O seam to S3.
+
+Every PUT carries a SHA-256 checksum (AWS requires one on every upload to an
+Object Lock bucket) and, for trail objects, COMPLIANCE (or GOVERNANCE)
+retention. botocore errors are mapped onto sealtrail's tree here, so nothing
+above this module sees a ClientError.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from sealtrail.config import Settings
+from sealtrail.errors import ConfigError, ServiceUnavailable
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectVersion:
+    key: str
+    version_id: str
+    is_latest: bool
+    is_delete_marker: bool
+    size: int
+    last_modified: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    key: str
+    version_id: str | None
+    body: bytes
+    checksum_sha256: str | None
+    lock_mode: str | None
+    retain_until: datetime | None
+
+
+def sha256_b64(body: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(body).digest()).decode("ascii")
+
+
+def s3_client(settings: Settings):  # type: ignore[no-untyped-def]
+    s3 = settings.s3
+    return boto3.client(
+        "s3",
+        endpoint_url=s3.endpoint,
+        region_name=s3.region,
+        aws_access_key_id=s3.access_key.get_secret_value() if s3.access_key else None,
+        aws_secret_access_key=s3.secret_key.get_secret_value() if s3.secret_key else None,
+        config=Config(
+            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=30,
+            s3={"addressing_style": "path"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
+    )
+
+
+def _map(e: Exception, what: str) -> Exception:
+    if isinstance(e, ClientError):
+        code = e.response.get("Error", {}).get("Code", "")
+        if code in ("NoSuchBucket",):
+            return ConfigError("s3.bucket", f"bucket does not exist ({what})")
+        if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            return ConfigError("s3.access_key", f"{code} ({what})")
+        return ServiceUnavailable("s3", f"{what}: {code or e}")
+    return ServiceUnavailable("s3", f"{what}: {e}")
+
+
+class S3Store:
+    """One bucket. Object names come from sealtrail.layout; this class only moves bytes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.bucket = settings.s3.bucket
+        self.client = s3_client(settings)
+
+    def put_locked(self, key: str, body: bytes, mode: str, retain_until: datetime) -> str | None:
+        """Write a new locked object; returns its version id."""
+        try:
+            resp = self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=body,
+                ChecksumSHA256=sha256_b64(body),
+                ObjectLockMode=mode,
+                ObjectLockRetainUntilDate=retain_until,
+            )
+        except (ClientError, BotoCoreError, EndpointConnectionError) as e:
+            raise _map(e, f"PUT {key}") from e
+        return resp.get("VersionId")
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+            return True
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise _map(e, f"HEAD {key}") from e
+        except (BotoCoreError, EndpointConnectionError) as e:
+            raise _map(e, f"HEAD {key}") from e
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield item["Key"]
+        except (ClientError, BotoCoreError, EndpointConnectionError) as e:
+            raise _map(e, f"LIST {prefix}") from e
+
+    def versions(self, prefix: str) -> Iterator[ObjectVersion]:
+        """Every version and delete marker: what Object Lock cannot prevent, verify must see."""
+        try:
+            pages = self.client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=prefix)
+            for page in pages:
+                for v in page.get("Versions", []):
+                    yield ObjectVersion(
+                        v["Key"], v.get("VersionId", "null"), v.get("IsLatest", False), False,
+                        v.get("Size", 0), v["LastModified"],
+                    )
+                for d in page.get("DeleteMarkers", []):
+                    yield ObjectVersion(
+                        d["Key"], d.get("VersionId", "null"), d.get("IsLatest", False), True, 0, d["LastModified"]
+                    )
+        except (ClientError, BotoCoreError, EndpointConnectionError) as e:
+            raise _map(e, f"LIST VERSIONS {prefix}") from e
+
+    def get(self, key: str, version_id: str | None = None) -> StoredObject:
+        args = {"Bucket": self.bucket, "Key": key, "ChecksumMode": "ENABLED"}
+        if version_id and version_id != "null":
+            args["VersionId"] = version_id
+        try:
+            resp = self.client.get_object(**args)
+            body = resp["Body"].read()
+        except (ClientError, BotoCoreError, EndpointConnectionError) as e:
+            raise _map(e, f"GET {key}") from e
+        return StoredObject(
+            key,
+            resp.get("VersionId"),
+            body,
+            resp.get("ChecksumSHA256"),
+            resp.get("ObjectLockMode"),
+            resp.get("ObjectLockRetainUntilDate"),
+        )
+
+    def put_plain(self, key: str, body: bytes) -> None:
+        """Write a small unlocked-by-request object (the bucket default retention may still apply)."""
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ChecksumSHA256=sha256_b64(body))
+        except (ClientError, BotoCoreError, EndpointConnectionError) as e:
+            raise _map(e, f"PUT {key}") from e

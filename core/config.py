@@ -64,7 +64,7 @@ class StreamSettings(_Frozen):
     batch_wait_s: float = Field(0.2, gt=0)
     max_event_bytes: int = Field(256 * 1024, ge=1024)
     dedupe_window: int = Field(200_000, ge=0, description="event ids remembered per chain to drop producer retries")
-    web_port: int = Field(6066, ge=0, description="metrics and health; 0 picks a free port")
+    metrics_port: int = Field(9465, ge=0, description="Prometheus metrics on 127.0.0.1; 0 picks a free port")
 
 
 class SinkSettings(_Frozen):

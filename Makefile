@@ -1,0 +1,28 @@
+# One command runs the pipeline, one runs the tests; both install what they need first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+EVENTS ?= 5000
+
+.PHONY: install demo test test-faults bench down clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install            ## the main job: stack up, publish, seal, verify, query, summary
+	$(BIN)/sealtrail demo --events $(EVENTS)
+
+test: install            ## the whole test suite (starts its own broker, S3 server and PostgreSQL)
+	$(BIN)/pytest
+
+down: install            ## stop the embedded stack started by `make demo`
+	$(BIN)/sealtrail down
+
+clean:
+	-$(BIN)/sealtrail down
+	rm -rf .sealtrail $(VENV)

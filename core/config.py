@@ -118,8 +118,9 @@ class Settings(BaseSettings):
 def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in top.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
+        if isinstance(value, dict):
+            below = out.get(key)
+            out[key] = _deep_merge(below if isinstance(below, dict) else {}, value)
         elif value is not None:
             out[key] = value
     return out
@@ -132,8 +133,12 @@ def stack_layer(home: Path) -> dict[str, Any]:
         return {}
     try:
         state = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ConfigError(str(path), f"unreadable stack state: {e}") from e
+        return _stack_settings(state)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError(str(path), f"unreadable stack state: {e!r}") from e
+
+
+def _stack_settings(state: dict[str, Any]) -> dict[str, Any]:
     return {
         "kafka": {"bootstrap": state["kafka_bootstrap"], "topics": state["topics"]},
         "s3": {

@@ -56,11 +56,11 @@ def canonical(value: Any) -> bytes:
     if _fast_ok(value):
         try:
             return orjson.dumps(value, option=_SORTED)
-        except (TypeError, orjson.JSONEncodeError) as e:  # lone surrogates and the like
-            raise InvalidEventError("not_canonicalizable", detail=str(e)) from e
+        except (TypeError, orjson.JSONEncodeError):
+            pass  # beyond orjson's nesting limit, lone surrogates: let the reference decide
     try:
         return rfc8785.dumps(value)
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as e:
+    except (rfc8785.CanonicalizationError, TypeError, ValueError, RecursionError) as e:
         raise InvalidEventError("not_canonicalizable", detail=str(e)) from e
 
 
@@ -69,8 +69,11 @@ def canonical_text(value: Any) -> str:
 
 
 def format_ts(value: datetime) -> str:
-    """UTC with exactly six fractional digits, so a timestamp column round-trips byte for byte."""
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC with a four-digit year and exactly six fractional digits, so a column round-trips byte for byte."""
+    v = value.astimezone(timezone.utc)
+    return (
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}Z"
+    )
 
 
 def parse_ts(text: str) -> datetime:

@@ -7,6 +7,7 @@ and of validation in the stream, so the two cannot drift apart.
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Annotated, Any
@@ -14,6 +15,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?$")
 SCHEMA_ID = "https://sealtrail.dev/schema/audit-event/v1.json"
 
 ShortText = Annotated[str, Field(min_length=1, max_length=256)]
@@ -91,12 +93,28 @@ class Event(_Strict):
     after: dict[str, Any] | None = Field(None, description="state after a change")
     metadata: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _rfc3339_text(cls, value: Any) -> Any:
+        """Only what the schema allows: RFC 3339 text (or a datetime from Python), never epoch numbers."""
+        if isinstance(value, datetime):
+            return value
+        if not isinstance(value, str) or not _RFC3339.match(value):
+            raise ValueError("occurred_at must be RFC 3339 text such as 2026-11-23T10:00:00Z")
+        return value
+
     @field_validator("occurred_at")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("occurred_at needs a time zone (e.g. a trailing Z)")
-        return value.astimezone(timezone.utc)
+        try:
+            utc = value.astimezone(timezone.utc)
+        except OverflowError as e:
+            raise ValueError("occurred_at is out of range once converted to UTC") from e
+        if utc.year < 1000:
+            raise ValueError("occurred_at before the year 1000")
+        return utc
 
 
 def event_json_schema() -> dict[str, Any]:

@@ -45,7 +45,7 @@ class ChainBuffer:
     def due(self, now: float, max_records: int, max_wait_s: float) -> bool:
         if not self.items:
             return False
-        return len(self.items) >= max_records or (now - (self.first_at or now)) >= max_wait_s
+        return len(self.items) >= max_records or (self.first_at is not None and now - self.first_at >= max_wait_s)
 
     def cut(self) -> int:
         """Number of leading records that end at the last signed one (0: nothing flushable yet)."""

@@ -1,0 +1,96 @@
+"""Packaging: what pyproject ships is what the source tree holds, under the sealtrail namespace only.
+
+The lenient editable install imports a subpackage missing from [tool.setuptools]
+packages while a wheel silently leaves it out, so the list is checked against the
+folders here. The namespace guard makes sure the bare folder names (core,
+stream, ...) never become importable packages of their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE_FOLDERS = ("core", "producers", "stream", "sinks", "evidence")
+HEAVY = ("faust", "pyarrow", "boto3", "duckdb")
+
+
+def setuptools_config() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+
+
+def folder_of(package: str, package_dir: dict[str, str]) -> Path:
+    """setuptools' rule: the longest mapped parent package decides; the rest of the name is subfolders."""
+    parts = package.split(".")
+    for i in range(len(parts), 0, -1):
+        parent = ".".join(parts[:i])
+        if parent in package_dir:
+            return ROOT / package_dir[parent] / Path(*parts[i:])
+    return ROOT / package_dir.get("", "") / Path(*parts)
+
+
+def test_every_source_folder_is_a_listed_package() -> None:
+    cfg = setuptools_config()
+    listed = {folder_of(p, cfg.get("package-dir", {})).resolve(): p for p in cfg["packages"]}
+    found = {
+        init.parent.resolve()
+        for top in SOURCE_FOLDERS
+        for init in (ROOT / top).rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    missing = sorted(str(f.relative_to(ROOT)) for f in found - set(listed))
+    assert missing == [], f"folders with __init__.py not in [tool.setuptools] packages: {missing}"
+
+
+def test_every_listed_package_exists() -> None:
+    cfg = setuptools_config()
+    for package in cfg["packages"]:
+        folder = folder_of(package, cfg.get("package-dir", {}))
+        assert (folder / "__init__.py").is_file(), f"{package} -> {folder} has no __init__.py"
+
+
+def test_everything_lives_under_sealtrail() -> None:
+    cfg = setuptools_config()
+    assert all(p == "sealtrail" or p.startswith("sealtrail.") for p in cfg["packages"])
+    assert all(p == "sealtrail" or p.startswith("sealtrail.") for p in cfg.get("package-dir", {}))
+    assert cfg["package-dir"]["sealtrail"] == "core"
+
+
+def run_python(code: str, cwd: Path, *flags: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSTARTUP", "PYTHONSAFEPATH")}
+    done = subprocess.run([sys.executable, *flags, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+GUARD = (
+    "import importlib.util as u, sealtrail.producers; "
+    "print([n for n in ('producers','stream','sinks','core','evidence') if u.find_spec(n)])"
+)
+
+
+@pytest.mark.parametrize("where", ["tmp", "repo-root"])
+def test_bare_folder_names_not_importable(tmp_path: Path, where: str) -> None:
+    cwd = tmp_path if where == "tmp" else ROOT
+    assert run_python(GUARD, cwd, "-P") == "[]"
+
+
+def test_producers_import_is_light(tmp_path: Path) -> None:
+    code = (
+        "import json, sys, sealtrail.producers; "
+        f"print(json.dumps(sorted(m for m in {HEAVY!r} if any(k == m or k.startswith(m + '.') for k in sys.modules))))"
+    )
+    assert json.loads(run_python(code, tmp_path, "-P")) == []
+
+
+def test_installed_package_points_at_this_checkout(tmp_path: Path) -> None:
+    code = "import json, sealtrail, sealtrail.stream, sealtrail.sinks; print(json.dumps([sealtrail.__file__, sealtrail.stream.__file__, sealtrail.sinks.__file__]))"
+    files = [Path(f).resolve() for f in json.loads(run_python(code, tmp_path, "-P"))]
+    assert files == [ROOT / "core" / "__init__.py", ROOT / "stream" / "__init__.py", ROOT / "sinks" / "__init__.py"]

@@ -1,0 +1,153 @@
+"""sealtrail.signing: head signatures a verifier checks with public keys alone."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from sealtrail.errors import ConfigError, KeyNotFoundError
+from sealtrail.signing import HEAD_DOMAIN, PublicKeys, Signer, head_message, key_id_of, load_or_create_signer, public_pem
+
+
+def pem_of(key: object) -> bytes:
+    return key.private_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def signer_from_seed(seed: int) -> Signer:
+    return Signer.from_pem(pem_of(Ed25519PrivateKey.from_private_bytes(bytes([seed]) * 32)))
+
+
+MESSAGE = head_message("p003", 41, "2026-11-01T12:00:00.250000Z", bytes(range(32)))
+
+
+def test_sign_and_verify() -> None:
+    signer = signer_from_seed(1)
+    keys = PublicKeys()
+    assert keys.add_pem(signer.public_pem) == signer.key_id
+    assert signer.key_id in keys and len(keys) == 1
+    sig = signer.sign(MESSAGE)
+    assert len(sig) == 64
+    assert keys.verify(signer.key_id, sig, MESSAGE) is True
+
+
+@pytest.mark.parametrize(
+    "tampered",
+    [
+        pytest.param(head_message("p004", 41, "2026-11-01T12:00:00.250000Z", bytes(range(32))), id="other-chain"),
+        pytest.param(head_message("p003", 42, "2026-11-01T12:00:00.250000Z", bytes(range(32))), id="other-seq"),
+        pytest.param(head_message("p003", 41, "2026-11-01T12:00:00.250001Z", bytes(range(32))), id="other-sealed_at"),
+        pytest.param(head_message("p003", 41, "2026-11-01T12:00:00.250000Z", bytes(32)), id="other-head-hash"),
+    ],
+)
+def test_signature_covers_each_part_of_the_head(tampered: bytes) -> None:
+    signer = signer_from_seed(1)
+    keys = PublicKeys()
+    keys.add_pem(signer.public_pem)
+    assert keys.verify(signer.key_id, signer.sign(MESSAGE), tampered) is False
+
+
+def test_head_message_is_domain_separated() -> None:
+    assert MESSAGE.startswith(HEAD_DOMAIN + b"|p003|41|")
+    assert MESSAGE.endswith(bytes(range(32)))
+
+
+def test_signature_by_another_key_fails() -> None:
+    alice, mallory = signer_from_seed(1), signer_from_seed(2)
+    keys = PublicKeys()
+    keys.add_pem(alice.public_pem)
+    keys.add_pem(mallory.public_pem)
+    forged = mallory.sign(MESSAGE)
+    assert keys.verify(alice.key_id, forged, MESSAGE) is False
+    assert keys.verify(mallory.key_id, forged, MESSAGE) is True
+
+
+def test_flipped_signature_bit_fails() -> None:
+    signer = signer_from_seed(1)
+    keys = PublicKeys()
+    keys.add_pem(signer.public_pem)
+    sig = bytearray(signer.sign(MESSAGE))
+    sig[10] ^= 0x01
+    assert keys.verify(signer.key_id, bytes(sig), MESSAGE) is False
+
+
+def test_unknown_key_id_raises() -> None:
+    signer = signer_from_seed(1)
+    keys = PublicKeys()
+    keys.add_pem(signer_from_seed(2).public_pem)
+    with pytest.raises(KeyNotFoundError) as e:
+        keys.verify(signer.key_id, signer.sign(MESSAGE), MESSAGE)
+    assert e.value.key_id == signer.key_id
+
+
+def test_key_id_derived_from_public_key() -> None:
+    signer = signer_from_seed(1)
+    public = signer.private.public_key()
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    assert signer.key_id == "ed25519-" + hashlib.sha256(raw).hexdigest()[:16]
+    assert key_id_of(public) == signer.key_id
+    # stable: the same key always has the same id, a different key a different one
+    assert signer_from_seed(1).key_id == signer.key_id
+    assert signer_from_seed(2).key_id != signer.key_id
+    assert PublicKeys().add_pem(public_pem(public)) == signer.key_id
+
+
+def test_load_or_create_creates_once_then_reloads(tmp_path: Path) -> None:
+    key_file = tmp_path / "keys" / "signing.pem"
+    public_dir = tmp_path / "keys" / "public"
+    first = load_or_create_signer(key_file, public_dir)
+    assert key_file.exists()
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    assert not key_file.with_suffix(".tmp").exists()
+    published = public_dir / f"{first.key_id}.pem"
+    assert published.read_bytes() == first.public_pem
+    pem_before = key_file.read_bytes()
+
+    second = load_or_create_signer(key_file, public_dir)
+    assert second.key_id == first.key_id
+    assert key_file.read_bytes() == pem_before
+    keys = PublicKeys()
+    keys.add_pem(published.read_bytes())
+    assert keys.verify(first.key_id, second.sign(MESSAGE), MESSAGE)
+    assert sorted(p.name for p in public_dir.iterdir()) == [published.name]
+
+
+def test_load_existing_key_file(tmp_path: Path) -> None:
+    key_file = tmp_path / "signing.pem"
+    key_file.write_bytes(pem_of(Ed25519PrivateKey.from_private_bytes(bytes([7]) * 32)))
+    signer = load_or_create_signer(key_file, tmp_path / "public")
+    assert signer.key_id == signer_from_seed(7).key_id
+    assert (tmp_path / "public" / f"{signer.key_id}.pem").exists()
+
+
+@pytest.mark.parametrize(
+    "pem",
+    [
+        pytest.param(pem_of(ec.generate_private_key(ec.SECP256R1())), id="ecdsa-p256"),
+        pytest.param(pem_of(rsa.generate_private_key(public_exponent=65537, key_size=1024)), id="rsa"),
+        pytest.param(b"-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n", id="garbage-pem"),
+        pytest.param(b"", id="empty"),
+        pytest.param(
+            Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"pw")
+            ),
+            id="encrypted",
+        ),
+    ],
+)
+def test_non_ed25519_key_file_is_config_error(tmp_path: Path, pem: bytes) -> None:
+    key_file = tmp_path / "signing.pem"
+    key_file.write_bytes(pem)
+    with pytest.raises(ConfigError) as e:
+        load_or_create_signer(key_file, tmp_path / "public")
+    assert e.value.setting == str(key_file)
+    with pytest.raises(ConfigError):
+        Signer.from_pem(pem)

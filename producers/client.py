@@ -23,6 +23,7 @@ from sealtrail.config import Settings
 from sealtrail.errors import InvalidEventError, ServiceUnavailable
 from sealtrail.event import Event
 from sealtrail.kafka import make_producer
+from sealtrail.redact import redact_event
 
 
 def new_event_id() -> str:
@@ -31,18 +32,18 @@ def new_event_id() -> str:
 
 
 def prepare(event: Mapping[str, Any] | Event) -> Event:
-    """Fill in what a producer may leave out (event_id, occurred_at) and validate."""
-    if isinstance(event, Event):
-        return event
-    data = dict(event)
-    data.setdefault("event_id", new_event_id())
-    data.setdefault("occurred_at", datetime.now(timezone.utc))
-    try:
-        return Event.model_validate(data)
-    except ValidationError as e:
-        first = e.errors(include_url=False)[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
-        raise InvalidEventError(first["type"], field, first["msg"]) from e
+    """Fill in what a producer may leave out (event_id, occurred_at), validate, redact secrets."""
+    if not isinstance(event, Event):
+        data = dict(event)
+        data.setdefault("event_id", new_event_id())
+        data.setdefault("occurred_at", datetime.now(timezone.utc))
+        try:
+            event = Event.model_validate(data)
+        except ValidationError as e:
+            first = e.errors(include_url=False)[0]
+            field = ".".join(str(p) for p in first["loc"]) or None
+            raise InvalidEventError(first["type"], field, first["msg"]) from e
+    return redact_event(event)[0]
 
 
 def encode(event: Event) -> bytes:

@@ -15,6 +15,9 @@ class StreamMetrics:
             "sealtrail_events_rejected_total", "events sent to the dead-letter topic", ["reason"], registry=r
         )
         self.duplicates = Counter("sealtrail_duplicates_total", "event ids already sealed, dropped", registry=r)
+        self.redacted = Counter(
+            "sealtrail_secrets_redacted_total", "secrets a producer let through, redacted by the stream", registry=r
+        )
         self.batches = Counter("sealtrail_batches_total", "batches sealed and acknowledged", registry=r)
         self.head_seq = Gauge("sealtrail_chain_head_seq", "sequence number of each chain head", ["chain"], registry=r)
         self.recoveries = Counter(

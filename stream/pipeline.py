@@ -29,7 +29,7 @@ from sealtrail.kafka import make_consumer, make_producer, partition_count
 from sealtrail.signing import Signer
 from sealtrail.stream.metrics import StreamMetrics
 from sealtrail.stream.recovery import recover_heads
-from sealtrail.stream.validate import Rejection, validate
+from sealtrail.stream.validate import Rejection, validate_counted
 
 log = logging.getLogger("sealtrail.stream")
 
@@ -123,6 +123,7 @@ class SealWorker:
         accepted: list[Accepted] = []
         rejected: list[tuple[Message, Rejection]] = []
         last_offset: dict[int, int] = {}
+        redactions = 0
         for m in messages:
             if m.error() is not None:
                 if m.error().code() != KafkaError._PARTITION_EOF:
@@ -132,7 +133,8 @@ class SealWorker:
             if p not in self.heads:
                 continue  # revoked in this very poll
             last_offset[p] = m.offset()
-            result = validate(m.value(), cfg.max_event_bytes)
+            result, redacted = validate_counted(m.value(), cfg.max_event_bytes)
+            redactions += redacted
             if isinstance(result, Rejection):
                 rejected.append((m, result))
             else:
@@ -140,6 +142,7 @@ class SealWorker:
         if not last_offset:
             return
         self.metrics.consumed.inc(len(accepted) + len(rejected))
+        self.metrics.redacted.inc(redactions)
         result = seal_batch(self.heads, accepted, self.signer, now)
         failures: list[KafkaError] = []
 

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sealtrail.errors import InvalidEventError
 from sealtrail.event import Event
 from sealtrail.record import flatten
+from sealtrail.redact import DEFAULT, Redactor, redact_event
 
 
 class RejectReason(StrEnum):
@@ -62,23 +63,31 @@ def _reason_for(error: dict[str, Any]) -> RejectReason:
     return RejectReason.INVALID_VALUE
 
 
-def validate(raw: bytes | None, max_bytes: int) -> dict[str, Any] | Rejection:
-    """Flat canonical columns of a valid event, or why it is not one."""
+def validate(raw: bytes | None, max_bytes: int, redactor: Redactor = DEFAULT) -> dict[str, Any] | Rejection:
+    """Flat canonical columns of a valid event (secrets redacted), or why it is not one."""
+    return validate_counted(raw, max_bytes, redactor)[0]
+
+
+def validate_counted(
+    raw: bytes | None, max_bytes: int, redactor: Redactor = DEFAULT
+) -> tuple[dict[str, Any] | Rejection, int]:
+    """validate(), plus the number of secrets redacted (the stream counts them)."""
     if raw is None:
-        return Rejection(RejectReason.NOT_AN_OBJECT, None, "empty message (no value)")
+        return Rejection(RejectReason.NOT_AN_OBJECT, None, "empty message (no value)"), 0
     if len(raw) > max_bytes:
-        return Rejection(RejectReason.OVERSIZED, None, f"{len(raw)} bytes > limit {max_bytes}")
+        return Rejection(RejectReason.OVERSIZED, None, f"{len(raw)} bytes > limit {max_bytes}"), 0
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        return Rejection(RejectReason.INVALID_UTF8, None, str(e))
+        return Rejection(RejectReason.INVALID_UTF8, None, str(e)), 0
     try:
         event = Event.model_validate_json(raw)
     except ValidationError as e:
         first = e.errors(include_url=False)[0]
         field = ".".join(str(p) for p in first["loc"]) or None
-        return Rejection(_reason_for(first), field, first["msg"][:300])
+        return Rejection(_reason_for(first), field, first["msg"][:300]), 0
+    event, redacted = redact_event(event, redactor)
     try:
-        return flatten(event)
+        return flatten(event), redacted
     except InvalidEventError as e:
-        return Rejection(RejectReason.NOT_CANONICALIZABLE, e.field, e.detail[:300])
+        return Rejection(RejectReason.NOT_CANONICALIZABLE, e.field, e.detail[:300]), 0

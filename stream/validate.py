@@ -42,9 +42,6 @@ class Rejection:
         return {"reason": self.reason.value, "field": self.field, "detail": self.detail}
 
 
-_TYPE_ERRORS = ("_type", "_parsing", "uuid_", "datetime_", "date_")
-
-
 def _reason_for(error: dict[str, Any]) -> RejectReason:
     kind = error["type"]
     loc = error["loc"]
@@ -58,7 +55,7 @@ def _reason_for(error: dict[str, Any]) -> RejectReason:
         return RejectReason.NOT_AN_OBJECT
     if kind == "enum" and loc == ("category",):
         return RejectReason.UNKNOWN_CATEGORY
-    if any(marker in kind for marker in _TYPE_ERRORS):
+    if kind.endswith("_type"):  # string_type, int_type, dict_type, model_type, ...
         return RejectReason.WRONG_TYPE
     return RejectReason.INVALID_VALUE
 

@@ -57,7 +57,7 @@ REACH = [
     pytest.param(raw(colour="red"), LIMIT, RejectReason.UNKNOWN_FIELD, "colour", id="unknown_field"),
     pytest.param(raw(actor={"id": "u", "role": "x"}), LIMIT, RejectReason.UNKNOWN_FIELD, "actor.role", id="unknown_field-nested"),
     pytest.param(raw(tenant=5), LIMIT, RejectReason.WRONG_TYPE, "tenant", id="wrong_type-int-for-string"),
-    pytest.param(raw(event_id="not-a-uuid"), LIMIT, RejectReason.WRONG_TYPE, "event_id", id="wrong_type-uuid"),
+    pytest.param(raw(event_id="not-a-uuid"), LIMIT, RejectReason.INVALID_VALUE, "event_id", id="invalid_value-uuid"),
     pytest.param(raw(metadata=[1]), LIMIT, RejectReason.WRONG_TYPE, "metadata", id="wrong_type-list-for-object"),
     pytest.param(raw(actor="u"), LIMIT, RejectReason.WRONG_TYPE, "actor", id="wrong_type-string-for-object"),
     pytest.param(raw(category="billing"), LIMIT, RejectReason.UNKNOWN_CATEGORY, "category", id="unknown_category"),

@@ -1,0 +1,85 @@
+"""An exported bundle on disk, read through the same seam as the bucket.
+
+The second implementation of the store interface verify uses (keys,
+versions, get; sinks.store.S3Store is the first), so an auditor can verify an
+exported bundle offline with the same code, and tests can build a trail
+without S3. A file root/<key> is the single version "1" of that key; its
+Object Lock state, when exported, sits beside it in root/<key>.lock.json as
+{"mode": "COMPLIANCE", "retain_until": "<ISO 8601>"}, optionally with the
+"last_modified" time and the "checksum_sha256" S3 reported at export (so a
+file changed after export is a CHECKSUM_MISMATCH; without it the checksum is
+computed from the file and proves nothing). Read-only on purpose: a bundle is
+evidence.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sealtrail.errors import ConfigError
+from sealtrail.sinks.store import ObjectVersion, StoredObject, sha256_b64
+
+LOCK_SUFFIX = ".lock.json"
+VERSION_ID = "1"
+
+
+def _ts(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+class DirectoryStore:
+    """A folder laid out like the bucket: root/<key>, with optional root/<key>.lock.json sidecars."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise ConfigError("bundle", f"not a directory: {self.root}")
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise ConfigError("bundle", f"key outside the bundle: {key!r}")
+        return path
+
+    def _lock(self, key: str) -> dict:
+        sidecar = self._path(key + LOCK_SUFFIX)
+        if not sidecar.is_file():
+            return {}
+        try:
+            return json.loads(sidecar.read_text())
+        except (OSError, ValueError) as e:
+            raise ConfigError(str(sidecar), f"unreadable lock sidecar: {e}") from e
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        """Every object key under prefix (sidecars are metadata, not objects)."""
+        base = self.root
+        for path in sorted(p for p in base.rglob("*") if p.is_file()):
+            key = path.relative_to(base).as_posix()
+            if key.startswith(prefix) and not key.endswith(LOCK_SUFFIX):
+                yield key
+
+    def versions(self, prefix: str) -> Iterator[ObjectVersion]:
+        for key in self.keys(prefix):
+            path = self._path(key)
+            stat = path.stat()
+            modified = _ts(self._lock(key).get("last_modified"))
+            if modified is None:
+                modified = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc)
+            yield ObjectVersion(key, VERSION_ID, True, False, stat.st_size, modified)
+
+    def get(self, key: str, version_id: str | None = None) -> StoredObject:
+        if version_id not in (None, VERSION_ID, "null"):
+            raise ConfigError("bundle", f"{key}: a bundle holds one version per key, not {version_id!r}")
+        try:
+            body = self._path(key).read_bytes()
+        except OSError as e:
+            raise ConfigError("bundle", f"cannot read {key}: {e}") from e
+        lock = self._lock(key)
+        checksum = lock.get("checksum_sha256") or sha256_b64(body)
+        return StoredObject(key, VERSION_ID, body, checksum, lock.get("mode"), _ts(lock.get("retain_until")))

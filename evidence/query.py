@@ -1,0 +1,263 @@
+"""Querying the trail in place with DuckDB: the local twin of Athena.
+
+DuckDB cannot download its httpfs extension here, but pyarrow reads S3
+natively (DESIGN.md), so the bucket's Parquet is opened as a pyarrow dataset
+and registered in DuckDB as the view `events`: filters and projections are
+pushed down into the scan and nothing is downloaded first. The dt and chain
+folders become columns, as they do in Athena.
+
+Only well-formed data object names are read (sealtrail.layout), so a bundle's
+lock sidecars and stray files under the prefix do not break a query; whether
+what is read is intact is `verify`'s job, not this module's.
+
+User values never enter SQL text: filters are bound parameters and the sort
+column is checked against the schema.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+
+from sealtrail.config import Settings
+from sealtrail.encoding import format_ts
+from sealtrail.errors import ConfigError, ServiceUnavailable
+from sealtrail.layout import data_prefix, parse_data_key
+from sealtrail.sinks.parquet import SCHEMA
+
+PARTITIONS = pa.schema([pa.field("dt", pa.string()), pa.field("chain", pa.string())])
+EVENTS_SCHEMA = pa.schema([*SCHEMA, *PARTITIONS])
+COLUMNS = tuple(EVENTS_SCHEMA.names)
+FORMATS = ("table", "json", "csv")
+TABLE_CELL_WIDTH = 40
+
+
+def s3_filesystem(settings: Settings) -> pafs.S3FileSystem:
+    s3 = settings.s3
+    args: dict[str, Any] = {"region": s3.region}
+    if s3.endpoint:
+        scheme, _, rest = s3.endpoint.partition("://")
+        if not rest:
+            scheme, rest = "https", s3.endpoint
+        args["endpoint_override"] = rest.rstrip("/")
+        args["scheme"] = scheme
+    if s3.access_key and s3.secret_key:
+        args["access_key"] = s3.access_key.get_secret_value()
+        args["secret_key"] = s3.secret_key.get_secret_value()
+    return pafs.S3FileSystem(**args)
+
+
+def _data_files(fs: pafs.FileSystem, base: str, key_of: Any) -> list[str]:
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+    except OSError as e:
+        raise ServiceUnavailable("s3", f"cannot list {base}: {e}") from e
+    return sorted(i.path for i in infos if i.type == pafs.FileType.File and parse_data_key(key_of(i.path)))
+
+
+def events_dataset(settings: Settings, store_kind: str = "s3", root: Path | str | None = None) -> ds.Dataset:
+    """The trail's Parquet as one dataset with dt and chain partition columns (empty if none yet).
+
+    store_kind "s3" reads the bucket in place; "dir" reads a bundle folder laid
+    out like the bucket (root/<prefix>data/...).
+    """
+    prefix = settings.s3.prefix
+    if store_kind == "s3":
+        fs: pafs.FileSystem = s3_filesystem(settings)
+        bucket = settings.s3.bucket
+        base = f"{bucket}/{data_prefix(prefix)}".rstrip("/")
+        files = _data_files(fs, base, lambda path: path.removeprefix(f"{bucket}/"))
+    elif store_kind == "dir":
+        if root is None:
+            raise ConfigError("bundle", "a directory is needed to query a bundle")
+        fs = pafs.LocalFileSystem()
+        top = Path(root).resolve()
+        base = (top / data_prefix(prefix)).as_posix().rstrip("/")
+        files = _data_files(fs, base, lambda path: Path(path).relative_to(top).as_posix())
+    else:
+        raise ConfigError("store", f"unknown store kind {store_kind!r} (s3 or dir)")
+    return ds.dataset(
+        files,
+        schema=EVENTS_SCHEMA,
+        format="parquet",
+        filesystem=fs,
+        partitioning=ds.partitioning(PARTITIONS, flavor="hive"),
+        partition_base_dir=base,
+    )
+
+
+def open_events(settings: Settings, store_kind: str = "s3", root: Path | str | None = None
+                ) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the view `events` over the trail, in UTC."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("events", events_dataset(settings, store_kind, root))
+    return con
+
+
+def _instant(name: str, value: datetime | str) -> str:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError as e:
+            raise ConfigError(name, f"not an ISO 8601 time: {value!r}") from e
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat()
+
+
+def query_events(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    resource_type: str | None = None,
+    resource_id: str | None = None,
+    tenant: str | None = None,
+    category: str | None = None,
+    chain: str | None = None,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    order: str = "occurred_at",
+) -> list[dict[str, Any]]:
+    """Events matching every given filter; since is inclusive, until exclusive.
+
+    order is a column name, "-name" for descending; ties break on chain and seq
+    so pages never overlap or skip.
+    """
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("actor_id", actor),
+        ("action", action),
+        ("resource_type", resource_type),
+        ("resource_id", resource_id),
+        ("tenant", tenant),
+        ("category", category),
+        ("chain", chain),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if since is not None:
+        clauses.append("occurred_at >= CAST(? AS TIMESTAMPTZ)")
+        params.append(_instant("--since", since))
+    if until is not None:
+        clauses.append("occurred_at < CAST(? AS TIMESTAMPTZ)")
+        params.append(_instant("--until", until))
+    descending = order.startswith("-")
+    column = order.removeprefix("-")
+    if column not in COLUMNS:
+        raise ConfigError("--order", f"unknown column {column!r}; one of {', '.join(COLUMNS)}")
+    if limit < 0 or offset < 0:
+        raise ConfigError("--limit", "limit and offset cannot be negative")
+    direction = "DESC" if descending else "ASC"
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = (
+        f"SELECT * FROM events {where} "
+        f'ORDER BY "{column}" {direction}, chain {direction}, seq {direction} LIMIT ? OFFSET ?'
+    )
+    return _rows(con, sql, [*params, limit, offset])
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+    """The --sql escape hatch: any query over the `events` view."""
+    return _rows(con, sql, None)
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None) -> list[dict[str, Any]]:
+    try:
+        cursor = con.execute(sql, params) if params is not None else con.execute(sql)
+        if cursor.description is None:
+            return []
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    except (duckdb.IOException, OSError) as e:  # reading the bucket failed, not the query
+        raise ServiceUnavailable("s3", str(e).splitlines()[0]) from e
+    except duckdb.Error as e:
+        raise ConfigError("query", str(e).splitlines()[0]) from e
+
+
+# ---------------------------------------------------------------------------
+# Rendering
+
+
+def plain(value: Any) -> Any:
+    """A JSON/CSV-ready value: timestamps as ISO 8601 UTC text, bytes as hex."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return format_ts(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    return list(names)
+
+
+def _cell(value: Any) -> str:
+    value = plain(value)
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    text = text.replace("\n", " ").replace("\t", " ")
+    return text if len(text) <= TABLE_CELL_WIDTH else text[: TABLE_CELL_WIDTH - 1] + "…"
+
+
+def render(rows: Sequence[dict[str, Any]], fmt: str = "table") -> str:
+    """rows as a fixed-width text table, a JSON array of objects, or CSV with a header."""
+    if fmt == "json":
+        return orjson.dumps([{k: plain(v) for k, v in row.items()} for row in rows]).decode()
+    names = _columns(rows)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        if names:
+            writer.writerow(names)
+        for row in rows:
+            cells = [plain(row.get(n)) for n in names]
+            writer.writerow(["" if c is None else c if isinstance(c, str) else orjson.dumps(c).decode()
+                             for c in cells])
+        return out.getvalue()
+    if fmt == "table":
+        if not rows:
+            return "(no rows)\n"
+        # Columns that are empty in every row only add width.
+        names = [n for n in names if any(row.get(n) is not None for row in rows)]
+        cells = [[_cell(row.get(n)) for n in names] for row in rows]
+        widths = [max(len(n), *(len(r[i]) for r in cells)) for i, n in enumerate(names)]
+        lines = [
+            "  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)).rstrip(),
+            "  ".join("-" * w for w in widths),
+        ]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+        return "\n".join(lines) + "\n"
+    raise ConfigError("--format", f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")

@@ -1,0 +1,168 @@
+"""A per-test trail on the session's embedded stack: own topics, bucket prefix and groups.
+
+Workers run as real `sealtrail stream` / `sealtrail sink` processes, configured
+through SEALTRAIL_* variables exactly as an operator would, so kill -9 in the
+fault tests hits a real process.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow.parquet as pq
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from sealtrail.config import Settings, load_settings
+from sealtrail.kafka import make_producer, read_to_end
+from sealtrail.layout import data_prefix
+from sealtrail.producers.client import AuditClient
+from sealtrail.sinks.store import S3Store
+from sealtrail.sinks.worker import last_stored_seqs
+from sealtrail.workload import generate
+
+
+class Trail:
+    def __init__(self, base: Settings, tmp: Path, partitions: int = 3, retention_mode: str = "COMPLIANCE") -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.partitions = partitions
+        self.env = {
+            "SEALTRAIL_HOME": str(base.home),
+            "SEALTRAIL_KAFKA__TOPICS__EVENTS": f"t{tag}.events",
+            "SEALTRAIL_KAFKA__TOPICS__CHAINED": f"t{tag}.chained",
+            "SEALTRAIL_KAFKA__TOPICS__DLQ": f"t{tag}.dlq",
+            "SEALTRAIL_S3__PREFIX": f"t{tag}/",
+            "SEALTRAIL_STREAM__GROUP": f"stream-{tag}",
+            "SEALTRAIL_SINK__GROUP": f"sink-{tag}",
+            "SEALTRAIL_STREAM__METRICS_PORT": "0",
+            "SEALTRAIL_SINK__METRICS_PORT": "0",
+            "SEALTRAIL_SINK__FLUSH_INTERVAL_S": "0.5",
+            "SEALTRAIL_STREAM__BATCH_SIZE": "500",
+            "SEALTRAIL_RETENTION__MODE": retention_mode,
+            "SEALTRAIL_KEYS__SIGNING_KEY_FILE": str(tmp / "signing.pem"),
+        }
+        saved = dict(os.environ)
+        os.environ.update(self.env)
+        try:
+            self.settings = load_settings()
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        self.logs = tmp / "logs"
+        self.logs.mkdir(exist_ok=True)
+        self.procs: list[subprocess.Popen] = []
+        topics = self.settings.kafka.topics
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka.bootstrap})
+        futures = admin.create_topics(
+            [NewTopic(topics.events, partitions, 1), NewTopic(topics.chained, partitions, 1), NewTopic(topics.dlq, 1, 1)]
+        )
+        for f in futures.values():
+            f.result(30)
+        self.store = S3Store(self.settings)
+
+    # producing ----------------------------------------------------------------------------
+    def emit(self, count: int, seed: int = 1) -> list[str]:
+        with AuditClient(self.settings) as client:
+            return [client.emit(e) for e in generate(count, seed=seed)]
+
+    def emit_raw(self, values: list[bytes]) -> None:
+        producer = make_producer(self.settings)
+        for v in values:
+            producer.produce(self.settings.kafka.topics.events, v)
+        assert producer.flush(30) == 0
+
+    # workers ------------------------------------------------------------------------------
+    def start(self, command: str) -> subprocess.Popen:
+        log = open(self.logs / f"{command}-{len(self.procs)}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sealtrail.cli", command],
+            env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            self.stop(proc, signal.SIGKILL)
+
+    def log_tail(self) -> str:
+        out = []
+        for path in sorted(self.logs.glob("*.log")):
+            out.append(f"--- {path.name}\n" + path.read_text(errors="replace")[-3000:])
+        return "\n".join(out)
+
+    # reading back -------------------------------------------------------------------------
+    def stored(self) -> int:
+        return sum(last_stored_seqs(self.store, self.settings.s3.prefix).values())
+
+    def wait_stored(self, count: int, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.stored() < count:
+            for proc in self.procs:
+                if proc.poll() not in (None, 0, -9, -15):
+                    raise AssertionError(f"a worker exited with {proc.returncode}\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"only {self.stored()}/{count} stored after {timeout}s\n{self.log_tail()}")
+            time.sleep(0.5)
+
+    def event_ids(self) -> Counter:
+        """How often each event id occurs in the bucket's data objects."""
+        ids: Counter = Counter()
+        for key in self.store.keys(data_prefix(self.settings.s3.prefix)):
+            table = pq.read_table(io.BytesIO(self.store.get(key).body), columns=["event_id"])
+            ids.update(table.column("event_id").to_pylist())
+        return ids
+
+    def chained(self) -> list[dict[str, Any]]:
+        out = []
+        for batch in read_to_end(self.settings, self.settings.kafka.topics.chained, list(range(self.partitions))):
+            out.extend(orjson.loads(m.value()) for m in batch)
+        return out
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        out = []
+        for batch in read_to_end(self.settings, self.settings.kafka.topics.dlq, [0]):
+            out.extend(orjson.loads(m.value()) for m in batch)
+        return out
+
+
+@pytest.fixture
+def make_trail(stack, tmp_path: Path) -> Iterator:  # type: ignore[no-untyped-def]
+    made: list[Trail] = []
+
+    def make(**kwargs: Any) -> Trail:
+        folder = tmp_path / f"trail{len(made)}"
+        folder.mkdir()
+        made.append(Trail(stack.settings, folder, **kwargs))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for t in made:
+            t.stop_all()
+
+
+@pytest.fixture
+def trail(make_trail) -> Trail:  # type: ignore[no-untyped-def]
+    return make_trail()

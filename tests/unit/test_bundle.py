@@ -1,0 +1,72 @@
+"""DirectoryStore: an exported bundle read through the store seam verify uses."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from sealtrail.errors import ConfigError
+from sealtrail.evidence.bundle import DirectoryStore
+from sealtrail.sinks.store import sha256_b64
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    (tmp_path / "trail/data/dt=2024-01-01/chain=p000").mkdir(parents=True)
+    (tmp_path / "trail/keys").mkdir(parents=True)
+    (tmp_path / "trail/data/dt=2024-01-01/chain=p000/a.parquet").write_bytes(b"one")
+    (tmp_path / "trail/data/dt=2024-01-01/chain=p000/a.parquet.lock.json").write_text(json.dumps({
+        "mode": "COMPLIANCE", "retain_until": "2031-01-01T00:00:00Z", "last_modified": "2024-01-01T00:00:05Z",
+    }))
+    (tmp_path / "trail/data/dt=2024-01-01/chain=p000/b.parquet").write_bytes(b"two")
+    (tmp_path / "trail/keys/k.pem").write_bytes(b"pem")
+    return tmp_path
+
+
+def test_keys_are_files_under_the_prefix_without_sidecars(root: Path) -> None:
+    store = DirectoryStore(root)
+    assert list(store.keys("trail/data/")) == [
+        "trail/data/dt=2024-01-01/chain=p000/a.parquet",
+        "trail/data/dt=2024-01-01/chain=p000/b.parquet",
+    ]
+    assert list(store.keys("trail/keys/")) == ["trail/keys/k.pem"]
+    assert list(store.keys("other/")) == []
+
+
+def test_each_file_is_one_latest_version(root: Path) -> None:
+    [a, b] = DirectoryStore(root).versions("trail/data/")
+    assert (a.version_id, a.is_latest, a.is_delete_marker, a.size) == ("1", True, False, 3)
+    assert a.last_modified == datetime(2024, 1, 1, 0, 0, 5, tzinfo=timezone.utc)  # from the sidecar
+    assert b.last_modified.tzinfo is not None  # from the file
+
+
+def test_get_reads_lock_state_from_the_sidecar(root: Path) -> None:
+    store = DirectoryStore(root)
+    a = store.get("trail/data/dt=2024-01-01/chain=p000/a.parquet", "1")
+    assert (a.body, a.version_id, a.lock_mode) == (b"one", "1", "COMPLIANCE")
+    assert a.retain_until == datetime(2031, 1, 1, tzinfo=timezone.utc)
+    assert a.checksum_sha256 == sha256_b64(b"one")
+    b = store.get("trail/data/dt=2024-01-01/chain=p000/b.parquet")
+    assert (b.lock_mode, b.retain_until) == (None, None)
+
+
+def test_checksum_recorded_at_export_wins(root: Path) -> None:
+    side = root / "trail/data/dt=2024-01-01/chain=p000/a.parquet.lock.json"
+    side.write_text(json.dumps({"checksum_sha256": sha256_b64(b"original")}))
+    got = DirectoryStore(root).get("trail/data/dt=2024-01-01/chain=p000/a.parquet")
+    assert got.checksum_sha256 == sha256_b64(b"original") != sha256_b64(got.body)
+
+
+def test_errors_are_config_errors(root: Path) -> None:
+    store = DirectoryStore(root)
+    with pytest.raises(ConfigError):
+        store.get("../outside")
+    with pytest.raises(ConfigError):
+        store.get("trail/keys/k.pem", "7")
+    with pytest.raises(ConfigError):
+        store.get("trail/keys/missing.pem")
+    with pytest.raises(ConfigError):
+        DirectoryStore(root / "nope")

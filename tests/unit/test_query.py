@@ -1,0 +1,199 @@
+"""query: DuckDB over the trail's Parquet in a bucket-shaped folder (hive layout), filters bound as parameters."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from sealtrail.chain import Accepted, ChainHead, seal_batch
+from sealtrail.config import S3Settings, Settings
+from sealtrail.errors import ConfigError
+from sealtrail.evidence.query import open_events, query_events, render, run_sql
+from sealtrail.layout import data_key
+from sealtrail.signing import Signer
+from sealtrail.sinks.parquet import to_parquet
+from sealtrail.stream.validate import validate
+
+PREFIX = "trail/"
+SETTINGS = Settings(s3=S3Settings(prefix=PREFIX))
+ACTORS = ("alice", "bob", "carol")
+ACTIONS = ("auth.login", "data.update", "data.read", "auth.logout")
+N = 40  # events per chain
+
+
+def event(chain_no: int, i: int) -> dict[str, Any]:
+    minute = chain_no * N + i  # distinct times: 2024-05-01T12:00 + minute
+    ev: dict[str, Any] = {
+        "event_id": str(uuid.UUID(int=(chain_no << 32) | i, version=4)),
+        "occurred_at": f"2024-05-01T{12 + minute // 60:02d}:{minute % 60:02d}:00.250000Z",
+        "category": "auth" if i % 4 in (0, 3) else "change",
+        "action": ACTIONS[i % 4],
+        "actor": {"id": ACTORS[i % 3]},
+        "tenant": "acme" if i % 2 else "globex",
+        "source": "web",
+        "metadata": {"i": i},
+    }
+    if i % 4 in (1, 2):
+        ev["resource"] = {"type": "invoice", "id": f"inv-{i % 5}"}
+    return ev
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two chains, two objects each, in the bucket's layout; plus a lock sidecar and a stray file to ignore."""
+    root = tmp_path_factory.mktemp("bundle")
+    signer = Signer.from_pem(_private_pem())
+    heads = {0: ChainHead("p000"), 1: ChainHead("p001")}
+    for b, (lo, hi) in enumerate(((0, 25), (25, N))):
+        batch = []
+        for p in (0, 1):
+            for i in range(lo, hi):
+                cols = validate(orjson.dumps(event(p, i)), 1 << 20)
+                assert isinstance(cols, dict)
+                batch.append(Accepted(p, i, cols))
+        sealed = seal_batch(heads, batch, signer, f"2024-05-0{1 + b}T13:00:00.000000Z").sealed
+        for chain in ("p000", "p001"):
+            records = [r for r in sealed if r.chain == chain]
+            key = data_key(PREFIX, records[0].sealed_at[:10], chain, records[0].seq, records[-1].seq)
+            path = root / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(to_parquet(records))
+            (root / f"{key}.lock.json").write_text(json.dumps({"mode": "COMPLIANCE"}))
+    (root / PREFIX / "data" / "README.txt").write_text("not parquet")
+    return root
+
+
+def _private_pem() -> bytes:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+@pytest.fixture
+def con(bundle: Path):  # type: ignore[no-untyped-def]
+    connection = open_events(SETTINGS, "dir", bundle)
+    yield connection
+    connection.close()
+
+
+def all_events() -> list[dict[str, Any]]:
+    return [event(p, i) for p in (0, 1) for i in range(N)]
+
+
+def ids(rows: list[dict[str, Any]]) -> set[str]:
+    return {r["event_id"] for r in rows}
+
+
+def test_everything_is_there_with_partition_columns(con) -> None:  # type: ignore[no-untyped-def]
+    rows = query_events(con, limit=1000)
+    assert len(rows) == 2 * N
+    assert {r["chain"] for r in rows} == {"p000", "p001"}
+    assert {r["dt"] for r in rows} == {"2024-05-01", "2024-05-02"}
+    times = [r["occurred_at"] for r in rows]
+    assert times == sorted(times)
+
+
+def test_filter_by_actor(con) -> None:  # type: ignore[no-untyped-def]
+    rows = query_events(con, actor="bob", limit=1000)
+    assert ids(rows) == {e["event_id"] for e in all_events() if e["actor"]["id"] == "bob"}
+
+
+def test_filter_by_action_and_tenant(con) -> None:  # type: ignore[no-untyped-def]
+    rows = query_events(con, action="data.update", tenant="acme", limit=1000)
+    want = {e["event_id"] for e in all_events() if e["action"] == "data.update" and e["tenant"] == "acme"}
+    assert want and ids(rows) == want
+
+
+def test_filter_by_resource_and_category(con) -> None:  # type: ignore[no-untyped-def]
+    rows = query_events(con, resource_type="invoice", resource_id="inv-2", category="change", limit=1000)
+    want = {e["event_id"] for e in all_events() if e.get("resource", {}).get("id") == "inv-2"}
+    assert want and ids(rows) == want
+
+
+def test_filter_by_time_window(con) -> None:  # type: ignore[no-untyped-def]
+    since = datetime(2024, 5, 1, 12, 10, tzinfo=timezone.utc)
+    rows = query_events(con, since=since, until="2024-05-01T12:20:00Z", limit=1000)
+    want = {e["event_id"] for e in all_events() if "12:10:" <= e["occurred_at"][11:17] < "12:20:"}
+    assert len(want) == 10 and ids(rows) == want
+
+
+def test_naive_time_is_utc(con) -> None:  # type: ignore[no-untyped-def]
+    assert len(query_events(con, since="2024-05-01T13:00:00", limit=1000)) == 2 * N - 60
+
+
+def test_pagination_covers_everything_once(con) -> None:  # type: ignore[no-untyped-def]
+    pages = [query_events(con, actor="alice", limit=7, offset=o) for o in range(0, 100, 7)]
+    flat = [r["event_id"] for page in pages for r in page]
+    assert len(flat) == len(set(flat)) == len([e for e in all_events() if e["actor"]["id"] == "alice"])
+    assert [len(p) for p in pages[:3]] == [7, 7, 7]
+
+
+def test_descending_order(con) -> None:  # type: ignore[no-untyped-def]
+    rows = query_events(con, order="-seq", chain="p001", limit=3)
+    assert [r["seq"] for r in rows] == [N, N - 1, N - 2]
+
+
+def test_user_values_are_never_sql(con) -> None:  # type: ignore[no-untyped-def]
+    assert query_events(con, actor="alice' OR '1'='1") == []
+    with pytest.raises(ConfigError):
+        query_events(con, order="seq; DROP VIEW events")
+    assert len(query_events(con, limit=1000)) == 2 * N
+
+
+def test_run_sql(con) -> None:  # type: ignore[no-untyped-def]
+    rows = run_sql(con, "SELECT chain, count(*) AS n FROM events GROUP BY chain ORDER BY chain")
+    assert rows == [{"chain": "p000", "n": N}, {"chain": "p001", "n": N}]
+    with pytest.raises(ConfigError):
+        run_sql(con, "SELECT nope FROM events")
+
+
+def test_render_json(con) -> None:  # type: ignore[no-untyped-def]
+    rows = query_events(con, actor="carol", limit=2)
+    doc = json.loads(render(rows, "json"))
+    assert isinstance(doc, list) and len(doc) == 2
+    first = doc[0]
+    assert first["occurred_at"] == "2024-05-01T12:02:00.250000Z"
+    assert len(first["hash"]) == 64 and bytes.fromhex(first["hash"])
+    assert first["actor_id"] == "carol"
+
+
+def test_render_csv(con) -> None:  # type: ignore[no-untyped-def]
+    rows = query_events(con, action="auth.login", limit=1000)
+    parsed = list(csv.DictReader(io.StringIO(render(rows, "csv"))))
+    assert len(parsed) == len(rows) == 20
+    assert parsed[0]["action"] == "auth.login"
+    assert parsed[0]["sealed_at"].endswith("Z")
+    assert parsed[0]["resource_id"] == ""
+
+
+def test_render_table(con) -> None:  # type: ignore[no-untyped-def]
+    rows = query_events(con, actor="bob", limit=3)
+    text = render(rows, "table")
+    lines = text.splitlines()
+    assert lines[0].split()[:3] == ["seq", "sealed_at", "src_offset"]
+    assert set(lines[1]) <= {"-", " "}
+    assert len(lines) == 2 + 3
+    assert "bob" in lines[2]
+    assert "before" not in lines[0]  # empty in every row shown
+    assert render([], "table") == "(no rows)\n"
+    with pytest.raises(ConfigError):
+        render(rows, "xml")
+
+
+def test_empty_bucket_gives_no_rows(tmp_path: Path) -> None:
+    con = open_events(SETTINGS, "dir", tmp_path)
+    assert query_events(con, actor="alice") == []
+    assert run_sql(con, "SELECT count(*) AS n FROM events") == [{"n": 0}]
+    assert render([], "json") == "[]"
+    assert render([], "csv") == ""

@@ -1,0 +1,710 @@
+"""verify: an intact trail passes, and every tamper we can make offline is found and named.
+
+The trail is built the way the pipeline builds it (validate -> seal_batch ->
+to_parquet), laid out as an exported bundle (DirectoryStore), then tampered
+with one change per test. Each test is named after the tamper it represents.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from functools import cache
+from pathlib import Path
+from typing import Any, Callable
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+from sealtrail.chain import Accepted, ChainHead, seal_batch
+from sealtrail.config import RetentionSettings, S3Settings, Settings
+from sealtrail.errors import ConfigError
+from sealtrail.evidence.bundle import DirectoryStore
+from sealtrail.evidence.findings import Finding, FindingKind as K, Report
+from sealtrail.evidence import verify as verify_module
+from sealtrail.evidence.verify import (
+    check_object_rows,
+    plan,
+    row_columns,
+    verify_chain,
+    verify_store,
+)
+from sealtrail.layout import data_key, parse_data_key, public_key_key
+from sealtrail.record import EVENT_COLUMNS, GENESIS, SealedRecord
+from sealtrail.signing import PublicKeys, Signer, head_message, key_id_of
+from sealtrail.sinks.parquet import SCHEMA, to_parquet
+from sealtrail.sinks.store import ObjectVersion, StoredObject, sha256_b64
+from sealtrail.stream.validate import validate
+
+PREFIX = "trail/"
+DAY = "2024-03-01"
+CHAINS = ("p000", "p001")
+BATCHES = (7, 5, 6)  # records per chain in each sealed batch: heads at seqs 7, 12, 18
+OBJECTS = ((1, 5), (6, 10), (11, 18))  # the sink's objects: only the last ends on a signed head
+RETENTION_DAYS = 30
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+SETTINGS = Settings(s3=S3Settings(prefix=PREFIX), retention=RetentionSettings(days=RETENTION_DAYS))
+ROW_KINDS = {K.CELL_CHANGED, K.ROW_REMOVED, K.ROW_INSERTED, K.ROWS_REORDERED}
+
+
+def new_signer() -> Signer:
+    key = Ed25519PrivateKey.generate()
+    return Signer(key, key_id_of(key.public_key()))
+
+
+def event(chain_no: int, i: int) -> dict[str, Any]:
+    """Varied events: some without resource, ip or before/after, some with non-ASCII text."""
+    ev: dict[str, Any] = {
+        "event_id": str(uuid.UUID(int=(chain_no << 64) | i, version=4)),
+        "occurred_at": f"{DAY}T09:{i // 60:02d}:{i % 60:02d}.{i * 1111 % 1000000:06d}+00:00",
+        "category": ("auth", "change", "access")[i % 3],
+        "action": ("auth.login", "data.update", "data.read")[i % 3],
+        "actor": {"id": f"user-{i % 4}"},
+        "tenant": "acme",
+        "source": "billing",
+        "metadata": {"n": i, "note": "grüße ✓"},
+    }
+    if i % 3:
+        ev["resource"] = {"type": "invoice", "id": f"inv-{i}"}
+        ev["actor"]["ip"] = "10.0.0.7"
+        ev["request_id"] = f"req-{i}"
+    if i % 3 == 1:
+        ev["before"] = {"amount": i, "status": "draft"}
+        ev["after"] = {"amount": i + 1, "status": "sent"}
+        ev["actor"]["user_agent"] = "Mozilla/5.0 (X11; Linux x86_64)"
+    return ev
+
+
+def columns_of(ev: dict[str, Any]) -> dict[str, Any]:
+    result = validate(orjson.dumps(ev), 1 << 20)
+    assert isinstance(result, dict), result
+    return result
+
+
+@dataclass
+class Trail:
+    signer: Signer
+    records: dict[str, list[SealedRecord]]
+    objects: dict[str, bytes] = field(default_factory=dict)
+    heads: dict[int, ChainHead] = field(default_factory=dict)
+
+    def key(self, chain: str, index: int) -> str:
+        first, last = OBJECTS[index]
+        return data_key(PREFIX, DAY, chain, first, last)
+
+
+def build_trail(signer: Signer | None = None) -> Trail:
+    signer = signer or new_signer()
+    heads = {p: ChainHead(f"p{p:03d}") for p in range(len(CHAINS))}
+    records: dict[str, list[SealedRecord]] = {c: [] for c in CHAINS}
+    offset = 0
+    for b, size in enumerate(BATCHES):
+        batch = []
+        for i in range(size):
+            for p in range(len(CHAINS)):  # interleaved, as partitions arrive in one consume()
+                batch.append(Accepted(p, offset + i, columns_of(event(p, offset + i))))
+        offset += size
+        for r in seal_batch(heads, batch, signer, f"{DAY}T10:00:0{b}.{b * 7:06d}Z").sealed:
+            records[r.chain].append(r)
+    trail = Trail(signer, records, heads=heads)
+    for chain in CHAINS:
+        for index, (first, last) in enumerate(OBJECTS):
+            trail.objects[trail.key(chain, index)] = to_parquet(records[chain][first - 1 : last])
+    return trail
+
+
+@cache
+def pristine() -> Trail:
+    return build_trail()
+
+
+def lock_sidecar(body: bytes, *, mode: str = "COMPLIANCE", days: int = RETENTION_DAYS + 1) -> dict[str, str]:
+    return {
+        "mode": mode,
+        "retain_until": (NOW + timedelta(days=days)).isoformat(),
+        "last_modified": NOW.isoformat(),
+        "checksum_sha256": sha256_b64(body),
+    }
+
+
+def write_bundle(root: Path, trail: Trail) -> DirectoryStore:
+    for key, body in trail.objects.items():
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+        (root / f"{key}.lock.json").write_text(json.dumps(lock_sidecar(body)))
+    pem = root / public_key_key(PREFIX, trail.signer.key_id)
+    pem.parent.mkdir(parents=True, exist_ok=True)
+    pem.write_bytes(trail.signer.public_pem)
+    return DirectoryStore(root)
+
+
+@pytest.fixture
+def trail() -> Trail:
+    return pristine()
+
+
+@pytest.fixture
+def store(tmp_path: Path, trail: Trail) -> DirectoryStore:
+    return write_bundle(tmp_path, trail)
+
+
+def rewrite(store: DirectoryStore, key: str, edit: Callable[[dict[str, list]], None], *,
+            same_checksum: bool = False) -> None:
+    """Rewrite one object's Parquet with pyarrow after edit() changed its column lists.
+
+    The sidecar keeps the checksum recorded at export, so the change also shows
+    as CHECKSUM_MISMATCH, unless same_checksum records the new one (a tamperer
+    who could also rewrite the recorded checksum): then only the content checks
+    can see it.
+    """
+    path = store.root / key
+    table = pq.read_table(path)
+    columns = {name: table.column(name).to_pylist() for name in table.column_names}
+    edit(columns)
+    pq.write_table(pa.Table.from_pydict(columns, schema=SCHEMA), path, compression="zstd")
+    if same_checksum:
+        _sidecar(store, key, checksum_sha256=sha256_b64(path.read_bytes()))
+
+
+def changed(name: str, value: Any) -> Any:
+    """A different value for one cell, of the column's type."""
+    if isinstance(value, datetime):
+        return value + timedelta(microseconds=1)
+    if isinstance(value, bool):
+        raise AssertionError(name)
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, bytes):
+        return bytes([value[0] ^ 1]) + value[1:]
+    if name in ("before", "after", "metadata"):
+        return '{"tampered":true}' if value != '{"tampered":true}' else "{}"
+    return "x" if value is None else value + "x"
+
+
+def verify(store: DirectoryStore, **kwargs: Any) -> Report:
+    report = verify_store(store, SETTINGS, **kwargs)
+    orjson.dumps(report.as_dict())  # always serialisable
+    return report
+
+
+def kinds(report: Report) -> set[K]:
+    return {f.kind for f in report.findings}
+
+
+def assert_first_bad(report: Report, allowed: set[K], key: str | None, chain: str, seq: int) -> None:
+    """A finding of an allowed kind names key and seq, and nothing earlier in that chain is blamed."""
+    assert not report.ok
+    hits = [f for f in report.findings if f.kind in allowed and f.key == key and f.seq == seq]
+    assert hits, report.findings
+    earlier = [f for f in report.findings if f.chain == chain and f.seq is not None and f.seq < seq]
+    assert not earlier, earlier
+
+
+# ---------------------------------------------------------------------------
+# intact
+
+
+def test_intact_trail_has_no_findings(store: DirectoryStore) -> None:
+    progress: list[tuple[int, int]] = []
+    report = verify(store, progress=lambda done, total: progress.append((done, total)))
+    assert report.findings == []
+    assert report.ok
+    assert report.objects == len(CHAINS) * len(OBJECTS)
+    assert report.events == len(CHAINS) * sum(BATCHES)
+    trail = pristine()
+    for chain in CHAINS:
+        head = trail.records[chain][-1]
+        assert report.chains[chain] == {
+            "events": sum(BATCHES),
+            "head_seq": head.seq,
+            "head_hash": head.hash.hex(),
+            "signed_heads": len(BATCHES),
+        }
+    assert sorted(progress)[-1] == (6, 6)
+    assert len(progress) == 6
+
+
+def test_verify_chain_over_columns_in_memory() -> None:
+    trail = pristine()
+    keys = PublicKeys()
+    keys.add_pem(trail.signer.public_pem)
+    objects = []
+    for key, body in trail.objects.items():
+        obj = parse_data_key(key)
+        if obj.chain == "p001":
+            objects.append((obj, row_columns(pq.read_table(pa.BufferReader(body)))))
+    findings, summary = verify_chain("p001", list(reversed(objects)), keys)
+    assert findings == []
+    assert summary["head_seq"] == 18 and summary["signed_heads"] == 3
+
+
+def test_process_pool_finds_the_same(store: DirectoryStore) -> None:
+    trail = pristine()
+    rewrite(store, trail.key("p001", 2), lambda c: c["actor_id"].__setitem__(3, "mallory"))
+    (store.root / trail.key("p000", 1)).unlink()
+    inline = verify(store, workers=0)
+    pooled = verify(store, workers=2)
+    assert [f.as_dict() for f in pooled.findings] == [f.as_dict() for f in inline.findings]
+    assert pooled.chains == inline.chains
+    assert {(f.kind, f.seq) for f in inline.findings} >= {(K.CELL_CHANGED, 14), (K.OBJECT_DELETED, 6)}
+
+
+def test_a_bad_trusted_key_is_an_error(store: DirectoryStore) -> None:
+    with pytest.raises(ConfigError):
+        verify(store, trusted_keys=[b"not a key"])
+
+
+def test_only_the_chains_asked_for(store: DirectoryStore) -> None:
+    key = pristine().key("p000", 1)
+    rewrite(store, key, lambda c: c["actor_id"].__setitem__(0, "mallory"))
+    report = verify(store, chains=["p001"])
+    assert report.ok and set(report.chains) == {"p001"}
+    assert not verify(store, chains=["p000"]).ok
+
+
+# ---------------------------------------------------------------------------
+# one changed cell, in every column under the hash
+
+
+@pytest.mark.parametrize("column", [*EVENT_COLUMNS, "seq", "sealed_at", "src_offset", "hash"])
+@hsettings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_changed_cell_is_named(column: str, data: st.DataObject) -> None:
+    trail = pristine()
+    chain = data.draw(st.sampled_from(CHAINS), label="chain")
+    index = data.draw(st.integers(0, len(OBJECTS) - 1), label="object")
+    first, last = OBJECTS[index]
+    row = data.draw(st.integers(0, last - first), label="row")
+    same_checksum = data.draw(st.booleans(), label="same_checksum")
+    key = trail.key(chain, index)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = write_bundle(Path(tmp), trail)
+        edit = lambda c: c[column].__setitem__(row, changed(column, c[column][row]))  # noqa: E731
+        rewrite(store, key, edit, same_checksum=same_checksum)
+        report = verify(store)
+    assert_first_bad(report, ROW_KINDS, key, chain, first + row)
+    assert (K.CHECKSUM_MISMATCH in kinds(report)) is not same_checksum
+
+
+def test_changed_hash_cell_is_told_apart_from_changed_content(store: DirectoryStore) -> None:
+    key = pristine().key("p000", 1)  # seqs 6..10
+    rewrite(store, key, lambda c: c["hash"].__setitem__(1, bytes(32)))
+    report = verify(store)
+    [cell] = [f for f in report.findings if f.kind == K.CELL_CHANGED]
+    assert (cell.key, cell.seq) == (key, 7)
+    assert "stored hash of seq 7 was altered" in cell.detail
+    assert K.BAD_SIGNATURE in kinds(report)  # seq 7 is a signed head
+
+
+def test_changed_cells_in_two_places_are_both_named(store: DirectoryStore) -> None:
+    key = pristine().key("p001", 2)  # seqs 11..18
+
+    def edit(c: dict[str, list]) -> None:
+        c["action"][0] = "data.delete"
+        c["tenant"][5] = "evil"
+
+    rewrite(store, key, edit)
+    cells = [f.seq for f in verify(store).findings if f.kind == K.CELL_CHANGED]
+    assert cells == [11, 16]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 1024])
+@pytest.mark.parametrize("row", range(8))
+@pytest.mark.parametrize("cell", ["hash", "tenant"])
+def test_link_check_across_chunk_boundaries(monkeypatch: pytest.MonkeyPatch, chunk: int, row: int, cell: str) -> None:
+    """check_object_rows with a known predecessor: exactly one CELL_CHANGED, at the right seq, whatever the chunking."""
+    monkeypatch.setattr(verify_module, "HASH_CHUNK_ROWS", chunk)
+    records = pristine().records["p000"]
+    obj = parse_data_key(data_key(PREFIX, DAY, "p000", 11, 18))
+    columns = row_columns(pq.read_table(pa.BufferReader(to_parquet(records[10:18]))))
+    columns[cell][row] = changed(cell, columns[cell][row])
+    keys = PublicKeys()
+    keys.add_pem(pristine().signer.public_pem)
+    check = check_object_rows("p000", obj, columns, records[9].hash, 10, keys)
+    cells = [f for f in check.findings if f.kind == K.CELL_CHANGED]
+    assert [f.seq for f in cells] == [11 + row]
+    if cell == "hash" and row < 7:  # told apart by the next row, which links to the original hash
+        assert "was altered" in cells[0].detail
+    assert check.last_hash == columns["hash"][-1] and check.last_seq == 18
+
+
+# ---------------------------------------------------------------------------
+# rows
+
+
+def test_row_removed(store: DirectoryStore) -> None:
+    key = pristine().key("p000", 1)  # seqs 6..10
+
+    def edit(c: dict[str, list]) -> None:
+        for values in c.values():
+            del values[2]
+
+    rewrite(store, key, edit)
+    report = verify(store)
+    assert_first_bad(report, {K.ROW_REMOVED}, key, "p000", 8)
+
+
+def test_last_row_removed(store: DirectoryStore) -> None:
+    key = pristine().key("p000", 1)
+
+    def edit(c: dict[str, list]) -> None:
+        for values in c.values():
+            values.pop()
+
+    rewrite(store, key, edit)
+    assert_first_bad(verify(store), {K.ROW_REMOVED}, key, "p000", 10)
+
+
+def test_row_inserted_as_a_duplicate(store: DirectoryStore) -> None:
+    key = pristine().key("p001", 0)  # seqs 1..5
+
+    def edit(c: dict[str, list]) -> None:
+        for values in c.values():
+            values.insert(3, values[2])  # a second copy of seq 3
+
+    rewrite(store, key, edit)
+    assert_first_bad(verify(store), {K.ROW_INSERTED}, key, "p001", 3)
+
+
+def test_rows_reordered(store: DirectoryStore) -> None:
+    key = pristine().key("p001", 2)  # seqs 11..18
+
+    def edit(c: dict[str, list]) -> None:
+        for values in c.values():
+            values[1], values[4] = values[4], values[1]
+
+    rewrite(store, key, edit)
+    assert_first_bad(verify(store), {K.ROWS_REORDERED}, key, "p001", 12)
+
+
+@pytest.mark.parametrize(
+    ("seqs", "kind", "seq"),
+    [
+        ([1, 2, 3, 4], K.ROW_REMOVED, 5),
+        ([2, 3, 4, 5], K.ROW_REMOVED, 1),
+        ([1, 2, 2, 3, 4, 5], K.ROW_INSERTED, 2),
+        ([1, 2, 3, 4, 5, 5], K.ROW_INSERTED, 5),
+        ([1, 3, 2, 4, 5], K.ROWS_REORDERED, 2),
+        ([5, 4, 3, 2, 1], K.ROWS_REORDERED, 1),
+        ([1, 2, 9, 4, 5], K.CELL_CHANGED, 3),
+    ],
+)
+def test_row_numbering_vectors(seqs: list[int], kind: K, seq: int) -> None:
+    """The numbering check alone: which kind, and which seq is named first."""
+    records = pristine().records["p000"]
+    by_seq = {r.seq: r for r in records}
+    obj = parse_data_key(data_key(PREFIX, DAY, "p000", 1, 5))
+    columns = row_columns(pq.read_table(pa.BufferReader(to_parquet([by_seq[min(s, 5)] for s in seqs]))))
+    columns["seq"] = list(seqs)
+    keys = PublicKeys()
+    keys.add_pem(pristine().signer.public_pem)
+    findings = check_object_rows("p000", obj, columns, GENESIS, 0, keys).findings
+    assert (findings[0].kind, findings[0].seq) == (kind, seq)
+
+
+# ---------------------------------------------------------------------------
+# objects
+
+
+def test_object_deleted_from_the_middle(store: DirectoryStore) -> None:
+    key = pristine().key("p001", 1)  # seqs 6..10
+    (store.root / key).unlink()
+    report = verify(store)
+    assert_first_bad(report, {K.OBJECT_DELETED}, None, "p001", 6)
+    assert kinds(report) == {K.OBJECT_DELETED}
+    [f] = report.findings
+    assert "6..10" in f.detail
+
+
+def test_first_object_deleted(store: DirectoryStore) -> None:
+    (store.root / pristine().key("p000", 0)).unlink()
+    assert_first_bad(verify(store), {K.OBJECT_DELETED}, None, "p000", 1)
+
+
+def test_object_injected_with_a_foreign_name(store: DirectoryStore) -> None:
+    key = f"{PREFIX}data/dt={DAY}/chain=p000/extra.parquet"
+    (store.root / key).write_bytes(pristine().objects[pristine().key("p000", 0)])
+    report = verify(store)
+    assert [(f.kind, f.key) for f in report.findings] == [(K.OBJECT_INJECTED, key)]
+
+
+def test_object_injected_outside_the_layout(store: DirectoryStore) -> None:
+    key = f"{PREFIX}data/notes.txt"
+    (store.root / key).write_text("hello")
+    assert [(f.kind, f.key) for f in verify(store).findings] == [(K.OBJECT_INJECTED, key)]
+
+
+def test_object_injected_over_a_held_range(store: DirectoryStore) -> None:
+    trail = pristine()
+    key = data_key(PREFIX, DAY, "p000", 4, 8)
+    (store.root / key).parent.mkdir(parents=True, exist_ok=True)
+    (store.root / key).write_bytes(to_parquet(trail.records["p000"][3:8]))
+    report = verify(store)
+    assert_first_bad(report, {K.ROW_INSERTED}, key, "p000", 4)
+
+
+def test_object_moved_to_another_day(store: DirectoryStore) -> None:
+    trail = pristine()
+    old = trail.key("p001", 1)
+    new = data_key(PREFIX, "2024-02-29", "p001", 6, 10)
+    (store.root / new).parent.mkdir(parents=True)
+    shutil.move(store.root / old, store.root / new)
+    shutil.move(store.root / f"{old}.lock.json", store.root / f"{new}.lock.json")
+    assert_first_bad(verify(store), {K.CELL_CHANGED}, new, "p001", 6)
+
+
+def test_unreadable_object(store: DirectoryStore) -> None:
+    key = pristine().key("p000", 1)
+    (store.root / key).write_bytes(b"PAR1 not really")
+    report = verify(store)
+    assert kinds(report) == {K.UNREADABLE_OBJECT, K.CHECKSUM_MISMATCH}
+    assert {f.key for f in report.findings} == {key}
+
+
+def test_extra_column_is_a_changed_schema(store: DirectoryStore) -> None:
+    key = pristine().key("p000", 2)
+    path = store.root / key
+    table = pq.read_table(path)
+    table = table.append_column("note", pa.array(["hi"] * table.num_rows))
+    pq.write_table(table, path)
+    report = verify(store)
+    assert any(f.kind == K.CELL_CHANGED and f.key == key and "extra ['note']" in f.detail for f in report.findings)
+
+
+# ---------------------------------------------------------------------------
+# signatures
+
+
+def _resign(store: DirectoryStore, key: str, signer: Signer, key_id: str) -> None:
+    def edit(c: dict[str, list]) -> None:
+        for i, sig in enumerate(c["signature"]):
+            if sig is not None:
+                sealed_at = c["sealed_at"][i].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                c["signature"][i] = signer.sign(head_message("p000", c["seq"][i], sealed_at, c["hash"][i]))
+                c["key_id"][i] = key_id
+
+    rewrite(store, key, edit)
+
+
+def test_signature_made_with_another_key_under_the_real_key_id(store: DirectoryStore) -> None:
+    key = pristine().key("p000", 2)  # seq 12 and 18 are heads
+    _resign(store, key, new_signer(), pristine().signer.key_id)
+    report = verify(store)
+    assert_first_bad(report, {K.BAD_SIGNATURE}, key, "p000", 12)
+    assert [f.seq for f in report.findings if f.kind == K.BAD_SIGNATURE] == [12, 18]
+
+
+def test_signature_made_with_an_unknown_key(store: DirectoryStore) -> None:
+    key = pristine().key("p000", 2)
+    other = new_signer()
+    _resign(store, key, other, other.key_id)
+    assert_first_bad(verify(store), {K.UNKNOWN_KEY}, key, "p000", 12)
+
+
+def test_signature_cell_changed(store: DirectoryStore) -> None:
+    key = pristine().key("p001", 1)  # seq 7 is a head
+
+    def edit(c: dict[str, list]) -> None:
+        c["signature"][1] = bytes(64)
+
+    rewrite(store, key, edit)
+    assert_first_bad(verify(store), {K.BAD_SIGNATURE}, key, "p001", 7)
+
+
+def test_key_id_set_on_an_unsigned_row(store: DirectoryStore) -> None:
+    key = pristine().key("p001", 1)
+    rewrite(store, key, lambda c: c["key_id"].__setitem__(0, pristine().signer.key_id))
+    assert_first_bad(verify(store), {K.BAD_SIGNATURE}, key, "p001", 6)
+
+
+def test_forged_tail_signed_with_a_key_planted_in_the_bucket(store: DirectoryStore) -> None:
+    """Keys read from the bucket prove only that someone who could write there signed: pin the keys."""
+    trail = build_trail(pristine().signer)
+    mallory = new_signer()
+    more = [Accepted(0, 100 + i, columns_of(event(0, 100 + i))) for i in range(2)]
+    forged = seal_batch(trail.heads, more, mallory, f"{DAY}T11:00:00.000000Z").sealed
+    key = data_key(PREFIX, DAY, "p000", 19, 20)
+    (store.root / key).write_bytes(to_parquet(forged))
+    (store.root / f"{key}.lock.json").write_text(json.dumps(lock_sidecar(to_parquet(forged))))
+    (store.root / public_key_key(PREFIX, mallory.key_id)).write_bytes(mallory.public_pem)
+    assert verify(store).ok  # the bucket vouches for its own planted key
+    pinned = [pristine().signer.public_pem]
+    assert_first_bad(verify(store, trusted_keys=pinned), {K.UNKNOWN_KEY}, key, "p000", 20)
+
+
+def test_key_file_named_after_another_key(store: DirectoryStore) -> None:
+    other = new_signer()
+    (store.root / public_key_key(PREFIX, "ed25519-0000000000000000")).write_bytes(other.public_pem)
+    report = verify(store)
+    assert [(f.kind, f.key) for f in report.findings] == [
+        (K.OBJECT_INJECTED, public_key_key(PREFIX, "ed25519-0000000000000000"))
+    ]
+
+
+def test_unsigned_tail_after_the_last_object_was_removed(store: DirectoryStore) -> None:
+    (store.root / pristine().key("p001", 2)).unlink()  # the chain now ends at seq 10; seq 7 is its last head
+    report = verify(store)
+    assert [(f.kind, f.seq) for f in report.findings] == [(K.UNSIGNED_TAIL, 8)]
+    assert report.findings[0].key == pristine().key("p001", 1)
+
+
+@pytest.mark.xfail(strict=True, reason="format gap: a tail cut at a signed head needs digests/checkpoints")
+def test_tail_truncated_at_a_signed_head(tmp_path: Path) -> None:
+    trail = pristine()
+    store = write_bundle(tmp_path, trail)
+    (store.root / trail.key("p000", 2)).unlink()
+    key = data_key(PREFIX, DAY, "p000", 11, 12)  # re-cut so the chain ends on the head at seq 12
+    (store.root / key).write_bytes(to_parquet(trail.records["p000"][10:12]))
+    (store.root / f"{key}.lock.json").write_text(json.dumps(lock_sidecar(to_parquet(trail.records["p000"][10:12]))))
+    assert not verify(store).ok
+
+
+@pytest.mark.xfail(strict=True, reason="format gap: key_id and signature are not under the hash")
+def test_signature_stripped_from_a_head_inside_the_chain(store: DirectoryStore) -> None:
+    key = pristine().key("p000", 1)  # seq 7 is a head
+
+    def edit(c: dict[str, list]) -> None:
+        c["signature"][1] = None
+        c["key_id"][1] = None
+
+    rewrite(store, key, edit, same_checksum=True)
+    assert not verify(store).ok
+
+
+# ---------------------------------------------------------------------------
+# versions, delete markers, Object Lock
+
+
+class HistoryStore(DirectoryStore):
+    """A bundle plus what S3 would also list for some keys: newer versions and delete markers.
+
+    Object Lock cannot prevent either; this injects them at the store seam.
+    """
+
+    def __init__(self, root: Path, history: dict[str, list[tuple[str, bytes | None]]]) -> None:
+        super().__init__(root)
+        self.history = history  # key -> [(version id, body or None for a delete marker)], oldest first
+
+    def versions(self, prefix: str):  # type: ignore[no-untyped-def]
+        for v in super().versions(prefix):
+            extra = self.history.get(v.key, [])
+            yield ObjectVersion(v.key, v.version_id, not extra, False, v.size, v.last_modified)
+            for n, (vid, body) in enumerate(extra, start=1):
+                when = v.last_modified + timedelta(seconds=n)
+                yield ObjectVersion(v.key, vid, n == len(extra), body is None, len(body or b""), when)
+
+    def get(self, key: str, version_id: str | None = None) -> StoredObject:
+        for vid, body in self.history.get(key, []):
+            if vid == version_id and body is not None:
+                return StoredObject(key, vid, body, sha256_b64(body), "COMPLIANCE", NOW + timedelta(days=99))
+        return super().get(key, version_id)
+
+
+def test_newer_version_is_reported_and_the_original_verified(store: DirectoryStore) -> None:
+    trail = pristine()
+    key = trail.key("p000", 1)
+    records = trail.records["p000"][5:10]
+    forged = [SealedRecord(r.chain, r.seq, r.sealed_at, r.src_offset, {**r.columns, "actor_id": "nobody"}, r.hash,
+                           r.key_id, r.signature) for r in records]
+    history = HistoryStore(store.root, {key: [("v2", to_parquet(forged))]})
+    report = verify(history)
+    assert [(f.kind, f.key, f.version) for f in report.findings] == [(K.NEWER_VERSION, key, "v2")]
+    assert "different bytes" in report.findings[0].detail
+
+
+def test_delete_marker_hides_an_object(store: DirectoryStore) -> None:
+    key = pristine().key("p001", 1)
+    report = verify(HistoryStore(store.root, {key: [("dm1", None)]}))
+    assert {(f.kind, f.key, f.seq) for f in report.findings} == {
+        (K.DELETE_MARKER, key, 6),
+        (K.OBJECT_DELETED, None, 6),
+    }
+
+
+def test_plan_verifies_the_oldest_version() -> None:
+    key = data_key(PREFIX, DAY, "p000", 1, 5)
+    t = NOW
+    listing = [  # as S3 lists them: newest first, same second
+        ObjectVersion(key, "b", True, False, 10, t),
+        ObjectVersion(key, "a", False, False, 10, t),
+    ]
+    planned, findings = plan(listing, PREFIX)
+    [item] = planned["p000"]
+    assert item.version.version_id == "a" and [v.version_id for v in item.newer] == ["b"]
+    assert findings == []
+
+
+def test_plan_reports_a_latest_delete_marker() -> None:
+    key = data_key(PREFIX, DAY, "p000", 1, 5)
+    listing = [
+        ObjectVersion(key, "a", False, False, 10, NOW),
+        ObjectVersion(key, "dm", True, True, 0, NOW + timedelta(seconds=1)),
+    ]
+    planned, findings = plan(listing, PREFIX)
+    assert planned == {"p000": []}
+    assert [(f.kind, f.version) for f in findings] == [(K.DELETE_MARKER, "dm")]
+
+
+def test_plan_rejects_a_data_key_under_another_prefix() -> None:
+    key = data_key(f"{PREFIX}data/x/", DAY, "p000", 1, 5)
+    _, findings = plan([ObjectVersion(key, "a", True, False, 10, NOW)], PREFIX)
+    assert [f.kind for f in findings] == [K.OBJECT_INJECTED]
+
+
+def _sidecar(store: DirectoryStore, key: str, **changes: Any) -> None:
+    path = store.root / f"{key}.lock.json"
+    doc = json.loads(path.read_text())
+    doc.update(changes)
+    path.write_text(json.dumps({k: v for k, v in doc.items() if v is not None}))
+
+
+def test_object_not_locked(store: DirectoryStore) -> None:
+    key = pristine().key("p000", 0)
+    (store.root / f"{key}.lock.json").unlink()
+    assert [(f.kind, f.key) for f in verify(store).findings] == [(K.NOT_LOCKED, key)]
+
+
+def test_governance_lock_under_a_compliance_policy(store: DirectoryStore) -> None:
+    key = pristine().key("p000", 0)
+    _sidecar(store, key, mode="GOVERNANCE")
+    assert [(f.kind, f.key) for f in verify(store).findings] == [(K.NOT_LOCKED, key)]
+
+
+def test_retention_short(store: DirectoryStore) -> None:
+    key = pristine().key("p001", 2)
+    _sidecar(store, key, retain_until=(NOW + timedelta(days=3)).isoformat())
+    assert [(f.kind, f.key) for f in verify(store).findings] == [(K.RETENTION_SHORT, key)]
+
+
+def test_retention_within_a_day_of_the_policy_is_accepted(store: DirectoryStore) -> None:
+    key = pristine().key("p001", 2)
+    _sidecar(store, key, retain_until=(NOW + timedelta(days=RETENTION_DAYS, hours=-12)).isoformat())
+    assert verify(store).ok
+
+
+def test_checksum_mismatch_alone(store: DirectoryStore) -> None:
+    key = pristine().key("p001", 0)
+    _sidecar(store, key, checksum_sha256=sha256_b64(b"something else"))
+    assert [(f.kind, f.key) for f in verify(store).findings] == [(K.CHECKSUM_MISMATCH, key)]
+
+
+def test_empty_store_verifies_empty(tmp_path: Path) -> None:
+    report = verify(DirectoryStore(tmp_path))
+    assert report.ok and report.chains == {} and report.objects == 0
+
+
+def test_finding_wire_format() -> None:
+    f = Finding(K.CELL_CHANGED, "k", "v1", "p000", 7, "why")
+    assert f.as_dict() == {"kind": "cell_changed", "key": "k", "version": "v1", "chain": "p000", "seq": 7,
+                           "detail": "why"}
+    assert {k.value for k in K} >= {"cell_changed", "object_injected", "unsigned_tail", "unreadable_object"}
+    assert Report(findings=[f]).as_dict()["ok"] is False

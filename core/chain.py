@@ -52,8 +52,8 @@ class ChainHead:
     recent: RecentIds = field(default_factory=lambda: RecentIds(0))
 
     def advance(self, record: SealedRecord) -> None:
-        self.seq, self.hash, self.src_offset = record.seq, record.hash, record.src_offset
-        self.recent.add(record.columns["event_id"])
+        self.seq, self.hash = record.seq, record.hash
+        self.src_offset = max(self.src_offset, record.src_offset)  # a later duplicate may have moved it on
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +75,14 @@ def seal_batch(heads: dict[int, ChainHead], batch: list[Accepted], signer: Signe
     """Chain every accepted event onto its partition's head and sign each chain's new head.
 
     Events whose id the chain sealed recently are dropped (exactly once in the
-    trail despite at-least-once delivery). ``heads`` is advanced in place.
+    trail despite at-least-once delivery), including a repeat within the batch.
+    The record that ends each chain's part of the batch names the key (under
+    its hash) and carries the signature. ``heads`` is advanced in place.
     """
-    sealed: list[SealedRecord] = []
-    last_index: dict[int, int] = {}
+    todo: list[Accepted] = []
+    last_of: dict[int, int] = {}
     duplicates = 0
-    for item in batch:
+    for item in batch:  # first pass: what gets sealed, and which record ends each chain's batch
         head = heads[item.partition]
         if item.offset <= head.src_offset:
             continue  # already sealed before a restart or rebalance
@@ -89,16 +91,18 @@ def seal_batch(heads: dict[int, ChainHead], batch: list[Accepted], signer: Signe
             duplicates += 1
             head.src_offset = item.offset
             continue
+        head.recent.add(event_id)
+        last_of[item.partition] = len(todo)
+        todo.append(item)
+    sealed: list[SealedRecord] = []
+    for index, item in enumerate(todo):
+        head = heads[item.partition]
         seq = head.seq + 1
-        content = hashed_bytes(head.chain, seq, sealed_at, item.offset, item.columns)
-        record = SealedRecord(head.chain, seq, sealed_at, item.offset, item.columns, link(head.hash, content))
+        key_id = signer.key_id if last_of[item.partition] == index else None
+        content = hashed_bytes(head.chain, seq, sealed_at, item.offset, item.columns, key_id)
+        digest = link(head.hash, content)
+        signature = signer.sign(head_message(head.chain, seq, sealed_at, digest)) if key_id else None
+        record = SealedRecord(head.chain, seq, sealed_at, item.offset, item.columns, digest, key_id, signature)
         head.advance(record)
-        last_index[item.partition] = len(sealed)
         sealed.append(record)
-    for partition, index in last_index.items():
-        r = sealed[index]
-        signature = signer.sign(head_message(r.chain, r.seq, r.sealed_at, r.hash))
-        sealed[index] = SealedRecord(
-            r.chain, r.seq, r.sealed_at, r.src_offset, r.columns, r.hash, signer.key_id, signature
-        )
     return SealResult(sealed, duplicates)

@@ -1,8 +1,9 @@
 """The sealed record: one row of the trail, as Kafka carries it and Parquet stores it.
 
 A sealed record is the event flattened into Athena-friendly columns plus its
-place in a chain. Its hash covers every stored column (the chain id comes from
-the object's path, which is what puts it under the hash there), so a verifier
+place in a chain. Its hash covers every stored column but the signature, which
+is made over the hash (the chain id comes from the object's path, which is what
+puts it under the hash there), so a verifier
 recomputes the hash from exactly what Athena reads: nothing stored escapes it.
 Nested values (before, after, metadata) are stored as their RFC 8785 text and
 spliced into the hashed bytes verbatim, which keeps verification free of a
@@ -71,14 +72,21 @@ def flatten(event: Event) -> dict[str, Any]:
     }
 
 
-def hashed_bytes(chain: str, seq: int, sealed_at: str, src_offset: int, columns: dict[str, Any]) -> bytes:
-    """RFC 8785 bytes of the record's content: every column, nulls omitted.
+def hashed_bytes(
+    chain: str, seq: int, sealed_at: str, src_offset: int, columns: dict[str, Any], key_id: str | None = None
+) -> bytes:
+    """RFC 8785 bytes of the record's content: every column but the signature, nulls omitted.
 
-    Keys are fixed ASCII names and values are strings or integers, so orjson's
-    sorted output is the canonical form; the nested JSON columns are already
-    canonical text and go in as fragments.
+    ``key_id`` is set on the records that end a sealed batch (the signed
+    heads): hashing it makes a stripped signature visible, since the record
+    then names a key but carries nothing to check. Keys are fixed ASCII names
+    and values are strings or integers, so orjson's sorted output is the
+    canonical form; the nested JSON columns are already canonical text and go
+    in as fragments.
     """
     doc: dict[str, Any] = {"chain": chain, "seq": seq, "sealed_at": sealed_at, "src_offset": src_offset}
+    if key_id is not None:
+        doc["key_id"] = key_id
     for name in EVENT_COLUMNS:
         value = columns.get(name)
         if value is None:

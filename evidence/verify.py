@@ -2,8 +2,8 @@
 
 What is checked, and why it is enough (DESIGN.md, invariant 3):
 
-- Every stored column but key_id and signature is under the record's hash
-  (sealtrail.record.hashed_bytes), and the chain id is the object's chain=
+- Every stored column but the signature is under the record's hash
+  (sealtrail.record.hashed_bytes; key_id only on signed heads), and the chain id is the object's chain=
   folder, so recomputing each hash from exactly what Athena reads finds any
   changed cell; linking each record to its predecessor's hash finds rows
   added, removed or reordered; object names carry their first and last
@@ -22,8 +22,7 @@ dict build and a key sort per row; the fast path builds the document in the
 already-sorted key order instead (same orjson call, same bytes, no sort) and
 is checked against hashed_bytes on the first row of every chunk, falling
 back to the reference if they ever disagree; tests/unit/test_verify_fast.py
-compares the two with hypothesis. Timestamps are turned back into the hashed
-text with Arrow casts rather than Arrow's strftime (ten times faster).
+compares the two with hypothesis.
 
 verify_store fetches chains in parallel threads and, for trails large enough
 to repay starting them, hashes objects in a process pool: measured here on
@@ -50,8 +49,6 @@ from typing import Any, NamedTuple
 
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from sealtrail.config import Settings
 from sealtrail.errors import ConfigError, KeyNotFoundError
@@ -59,13 +56,13 @@ from sealtrail.evidence.findings import Finding, FindingKind, Report
 from sealtrail.layout import KEYS, DataObject, data_key, data_prefix, parse_data_key
 from sealtrail.record import CHAIN_COLUMNS, EVENT_COLUMNS, GENESIS, JSON_COLUMNS, hashed_bytes
 from sealtrail.signing import PublicKeys, head_message
-from sealtrail.sinks.parquet import SCHEMA
+from sealtrail.sinks.parquet import SCHEMA, read_table, text_columns
 from sealtrail.sinks.store import ObjectVersion, StoredObject, sha256_b64
 
 K = FindingKind
 ROW_COLUMNS = tuple(SCHEMA.names)
 # The keys of hashed_bytes' document, in the order OPT_SORT_KEYS puts them (all ASCII).
-_HASHED_ORDER = tuple(sorted(("chain", *CHAIN_COLUMNS, *EVENT_COLUMNS)))
+_HASHED_ORDER = tuple(sorted(("chain", *CHAIN_COLUMNS, *EVENT_COLUMNS, "key_id")))
 _TIMESTAMPS = ("sealed_at", "occurred_at")
 _Fragment = orjson.Fragment
 _dumps = orjson.dumps
@@ -78,19 +75,6 @@ PROCESS_POOL_MIN_BYTES = 16 << 20  # about 100,000 events: below that, starting 
 
 # ---------------------------------------------------------------------------
 # Parquet -> the column lists the checks read
-
-
-def _ts_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """timestamp[us, UTC] -> the exact text format_ts hashed ('YYYY-MM-DDTHH:MM:SS.ffffffZ').
-
-    Same text as sinks.parquet.text_columns, about ten times faster: Arrow's
-    strftime formats each value through a locale-aware path (about 1.4 us per
-    value here), while casts to date32 and time64 are plain arithmetic.
-    """
-    naive = pc.cast(column, pa.timestamp("us"))
-    date = pc.cast(pc.cast(naive, pa.date32()), pa.string())
-    time = pc.cast(pc.cast(naive, pa.time64("us")), pa.string())
-    return pc.binary_join_element_wise(date, "T", time, "Z", "")
 
 
 def schema_problem(schema: pa.Schema) -> str | None:
@@ -108,22 +92,6 @@ def schema_problem(schema: pa.Schema) -> str | None:
         return "columns are in a different order than the sink's schema"
     changed = [f"{g[0]}: {g[1]}{'' if g[2] else ' not null'}" for g, w in zip(got, want, strict=True) if g != w]
     return f"column types differ from the sink's schema ({', '.join(changed)})"
-
-
-def row_columns(table: pa.Table) -> dict[str, list]:
-    """Column name -> Python values, timestamps as the exact text that was hashed.
-
-    The fast equivalent of sinks.parquet.text_columns for the verifier. Only
-    timestamp[us] columns are turned into text; a tampered schema is reported
-    by schema_problem and its values are hashed as they come.
-    """
-    out: dict[str, list] = {}
-    for name in table.column_names:
-        column = table.column(name)
-        if name in _TIMESTAMPS and pa.types.is_timestamp(column.type) and column.type.unit == "us":
-            column = _ts_text(column)
-        out[name] = column.to_pylist()
-    return out
 
 
 # ---------------------------------------------------------------------------
@@ -192,7 +160,7 @@ def _contents_fast(chain: str, columns: dict[str, list], lo: int, hi: int) -> It
 def _content_ref(chain: str, columns: dict[str, list], i: int) -> bytes:
     return hashed_bytes(
         chain, columns["seq"][i], columns["sealed_at"][i], columns["src_offset"][i],
-        {name: columns[name][i] for name in EVENT_COLUMNS},
+        {name: columns[name][i] for name in EVENT_COLUMNS}, columns["key_id"][i],
     )
 
 
@@ -506,27 +474,15 @@ def checksum_findings(stored: StoredObject, chain: str | None) -> list[Finding]:
                     f"body SHA-256 {actual} differs from the stored checksum {stored.checksum_sha256}")]
 
 
-def read_parquet(body: bytes) -> pa.Table:
-    """Parquet bytes -> table, through an Arrow buffer rather than a Python file object.
-
-    sinks.parquet.read_table wraps the bytes in io.BytesIO: with pyarrow 26 that
-    reads about three times slower and, with Arrow's thread pool, aborts the
-    interpreter at exit in a third to a half of runs here ("terminate called without
-    an active exception", apache/arrow#34314, #50482), which would turn a
-    verify exit code of 0 or 1 into 134. Chains are read in parallel already.
-    """
-    return pq.read_table(pa.BufferReader(body), use_threads=False)
-
-
 def parse_columns(body: bytes) -> tuple[dict[str, list] | None, str | None, str | None]:
     """Parquet bytes -> (columns, schema problem, unreadable reason)."""
     try:
-        table = read_parquet(body)
+        table = read_table(body)
         problem = schema_problem(table.schema)
         missing = [name for name in ROW_COLUMNS if name not in table.column_names]
         if missing:
             return None, problem, f"cannot check rows without columns {missing}"
-        return row_columns(table), problem, None
+        return text_columns(table), problem, None
     except (pa.ArrowException, OSError, ValueError) as e:
         return None, None, f"not readable as Parquet: {e}"
 
@@ -572,7 +528,7 @@ def plan(versions: Iterable[ObjectVersion], prefix: str, chains: Iterable[str] |
         if latest.is_delete_marker:
             findings.append(Finding(K.DELETE_MARKER, key, latest.version_id, obj.chain, obj.first,
                                     f"a delete marker hides seqs {obj.first}..{obj.last} from readers"))
-            planned[obj.chain]  # the chain exists even if all its objects are hidden
+            planned.setdefault(obj.chain, [])  # the chain exists even if all its objects are hidden
             continue
         if not data:
             continue

@@ -17,7 +17,6 @@ import pyarrow.parquet as pq
 from sealtrail.record import EVENT_COLUMNS, SealedRecord
 
 TS = pa.timestamp("us", tz="UTC")
-TS_TEXT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # %S carries the six fractional digits for a us timestamp
 
 SCHEMA = pa.schema(
     [
@@ -77,15 +76,37 @@ def to_parquet(records: list[SealedRecord]) -> bytes:
 
 
 def read_table(body: bytes) -> pa.Table:
-    return pq.read_table(io.BytesIO(body))
+    """Parquet bytes -> table, through an Arrow buffer rather than a Python file object.
+
+    io.BytesIO reads about three times slower with pyarrow 26 and, with Arrow's
+    thread pool, aborted the interpreter at exit in a third to a half of runs
+    here (apache/arrow#34314), which would turn verify's exit code into 134.
+    """
+    return pq.read_table(pa.BufferReader(body), use_threads=False)
+
+
+def timestamp_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """timestamp[us, UTC] -> the exact text format_ts hashed ('YYYY-MM-DDTHH:MM:SS.ffffffZ').
+
+    Casts to date32 and time64 are plain arithmetic, about ten times faster
+    than Arrow's locale-aware strftime (about 1.4 us per value here).
+    """
+    naive = pc.cast(column, pa.timestamp("us"))
+    date = pc.cast(pc.cast(naive, pa.date32()), pa.string())
+    time = pc.cast(pc.cast(naive, pa.time64("us")), pa.string())
+    return pc.binary_join_element_wise(date, "T", time, "Z", "")
 
 
 def text_columns(table: pa.Table) -> dict[str, list]:
-    """Column name -> Python values, timestamps as the exact text that was hashed."""
+    """Column name -> Python values, timestamps as the exact text that was hashed.
+
+    Only timestamp[us] columns become text; a table with a tampered schema is
+    reported by the verifier and its values are hashed as they come.
+    """
     out: dict[str, list] = {}
     for name in table.column_names:
         column = table.column(name)
-        if name in _TIMESTAMPS and pa.types.is_timestamp(column.type):
-            column = pc.strftime(column, format=TS_TEXT_FORMAT)
+        if name in _TIMESTAMPS and pa.types.is_timestamp(column.type) and column.type.unit == "us":
+            column = timestamp_text(column)
         out[name] = column.to_pylist()
     return out

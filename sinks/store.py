@@ -151,10 +151,3 @@ class S3Store:
             resp.get("ObjectLockMode"),
             resp.get("ObjectLockRetainUntilDate"),
         )
-
-    def put_plain(self, key: str, body: bytes) -> None:
-        """Write a small unlocked-by-request object (the bucket default retention may still apply)."""
-        try:
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ChecksumSHA256=sha256_b64(body))
-        except (ClientError, BotoCoreError, EndpointConnectionError) as e:
-            raise _map(e, f"PUT {key}") from e

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import signal
-import sys
 import threading
-import time
-from pathlib import Path
 
 import click
 

@@ -7,7 +7,6 @@ fault tests hits a real process.
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import subprocess
@@ -20,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pyarrow.parquet as pq
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -28,6 +26,7 @@ from sealtrail.config import Settings, load_settings
 from sealtrail.kafka import make_producer, read_to_end
 from sealtrail.layout import data_prefix
 from sealtrail.producers.client import AuditClient
+from sealtrail.sinks.parquet import read_table
 from sealtrail.sinks.store import S3Store
 from sealtrail.sinks.worker import last_stored_seqs
 from sealtrail.workload import generate
@@ -129,8 +128,7 @@ class Trail:
         """How often each event id occurs in the bucket's data objects."""
         ids: Counter = Counter()
         for key in self.store.keys(data_prefix(self.settings.s3.prefix)):
-            table = pq.read_table(io.BytesIO(self.store.get(key).body), columns=["event_id"])
-            ids.update(table.column("event_id").to_pylist())
+            ids.update(read_table(self.store.get(key).body).column("event_id").to_pylist())
         return ids
 
     def chained(self) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from sealtrail.evidence.verify import verify_store
 from sealtrail.layout import data_prefix, parse_data_key
-from sealtrail.sinks.parquet import SCHEMA
+from sealtrail.sinks.parquet import SCHEMA, read_table
 from sealtrail.sinks.store import sha256_b64
 
 MALFORMED = [b"{not json", b'{"event_id": "not-a-uuid"}', b"\xff\xfe\x00 binary"]
@@ -91,8 +91,7 @@ def test_verify_fails_on_a_changed_cell_and_a_deleted_object(make_trail) -> None
     # 1. change one cell: an insider replaces the only version of an object with an edited copy
     edited = by_chain[victim_chain][0]
     original = trail.store.get(edited.key)
-    table = pq.read_table(io.BytesIO(original.body))
-    rows = table.to_pylist()
+    rows = read_table(original.body).to_pylist()
     rows[1]["actor_id"] = "someone-else"
     forged = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), forged, compression="zstd")

@@ -85,24 +85,24 @@ def reference_chain(batches: list[list[Accepted]], window: int) -> tuple[dict[st
         prev = GENESIS
         for batch_no, batch in enumerate(batches):
             sealed_at = sealed_at_of(batch_no)
-            this_batch: list[Ref] = []
+            kept: list[Accepted] = []
             for a in batch:
                 if a.partition != p or a.offset <= consumed:
                     continue
                 consumed = a.offset
-                recent = [r.event_id for r in records[-window:]] if window else []
+                seen = [r.event_id for r in records] + [k.columns["event_id"] for k in kept]
+                recent = seen[-window:] if window else []
                 if a.columns["event_id"] in recent:
                     duplicates += 1
                     continue
+                kept.append(a)
+            for n, a in enumerate(kept):  # the batch's last record names the key under its hash
+                signed = n == len(kept) - 1
                 seq = len(records) + 1
-                content = hashed_bytes(chain, seq, sealed_at, a.offset, a.columns)
+                key_id = SIGNER.key_id if signed else None
+                content = hashed_bytes(chain, seq, sealed_at, a.offset, a.columns, key_id)
                 prev = hashlib.sha256(prev + content).digest()
-                r = Ref(chain, seq, sealed_at, a.offset, a.columns["event_id"], prev, False)
-                records.append(r)
-                this_batch.append(r)
-            if this_batch:
-                last = this_batch[-1]
-                records[last.seq - 1] = Ref(**{**last.__dict__, "signed": True})
+                records.append(Ref(chain, seq, sealed_at, a.offset, a.columns["event_id"], prev, signed))
         out[chain] = records
     return out, duplicates
 
@@ -193,7 +193,8 @@ def test_first_record_links_to_genesis() -> None:
     result = seal_batch(heads, [Accepted(3, 17, columns(1))], SIGNER, "S")
     (r,) = result.sealed
     assert (r.chain, r.seq, r.src_offset, r.sealed_at) == ("p003", 1, 17, "S")
-    assert r.hash == hashlib.sha256(bytes(32) + hashed_bytes("p003", 1, "S", 17, columns(1))).digest()
+    content = hashed_bytes("p003", 1, "S", 17, columns(1), SIGNER.key_id)  # a head: its key id is hashed
+    assert r.hash == hashlib.sha256(bytes(32) + content).digest()
     check_signature(r)
     assert (heads[3].seq, heads[3].hash, heads[3].src_offset) == (1, r.hash, 17)
 

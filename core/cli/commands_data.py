@@ -15,9 +15,15 @@ from sealtrail.cli.progress import bar, say
 @click.option("--json", "as_json", is_flag=True, help="the report as JSON")
 @click.option("--path", "bundle", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="verify an exported bundle folder instead of the bucket")
+@click.option("--key", "key_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="trust only this public key (PEM; repeatable) instead of the keys stored with the trail")
 @click.pass_obj
-def verify(ctx: Context, as_json: bool, bundle: Path | None) -> int:
-    """Recompute every chain from the stored Parquet; exit 0 intact, 1 tampered or gapped, 2 error."""
+def verify(ctx: Context, as_json: bool, bundle: Path | None, key_files: tuple[Path, ...]) -> int:
+    """Recompute every chain from the stored Parquet; exit 0 intact, 1 tampered or gapped, 2 error.
+
+    Keys stored in the bucket prove only that the trail is consistent with
+    them; an auditor pins the keys they were given with --key.
+    """
     from sealtrail.evidence.verify import verify_store
 
     if bundle is not None:
@@ -29,7 +35,8 @@ def verify(ctx: Context, as_json: bool, bundle: Path | None) -> int:
 
         store = S3Store(ctx.settings)
     with bar("verifying objects") as update:
-        report = verify_store(store, ctx.settings, progress=update)
+        trusted = [path.read_bytes() for path in key_files] or None
+        report = verify_store(store, ctx.settings, progress=update, trusted_keys=trusted)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2, default=str))
     else:
@@ -54,12 +61,17 @@ def verify(ctx: Context, as_json: bool, bundle: Path | None) -> int:
 @click.option("--offset", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--sql", help="raw SQL; the trail is the view `events`")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--path", "bundle", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="query an exported bundle folder instead of the bucket")
 @click.pass_obj
-def query(ctx: Context, actor, action, resource, tenant, category, since, until, limit, offset, sql, fmt) -> None:  # type: ignore[no-untyped-def]
+def query(ctx: Context, actor, action, resource, tenant, category, since, until, limit, offset, sql, fmt, bundle) -> None:  # type: ignore[no-untyped-def]
     """Search the trail in the bucket (DuckDB over the Parquet, in place)."""
     from sealtrail.evidence.query import open_events, query_events, render, run_sql
 
-    con = open_events(ctx.settings)
+    if bundle is not None:
+        con = open_events(ctx.settings, store_kind="dir", root=bundle)
+    else:
+        con = open_events(ctx.settings)
     if sql:
         rows = run_sql(con, sql)
     else:

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 DATA = "data/"
+DIGESTS = "digests/"
 KEYS = "keys/"
 
 _DATA_KEY = re.compile(
@@ -49,3 +50,20 @@ def data_prefix(prefix: str) -> str:
 
 def public_key_key(prefix: str, key_id: str) -> str:
     return f"{prefix}{KEYS}{key_id}.pem"
+
+
+_DIGEST_KEY = re.compile(r"^(?P<prefix>.*)digests/chain=(?P<chain>p\d{3,})/(?P=chain)-(?P<last>\d{12})\.json$")
+
+
+def digest_prefix(prefix: str, chain: str | None = None) -> str:
+    return f"{prefix}{DIGESTS}" + (f"chain={chain}/" if chain else "")
+
+
+def digest_key(prefix: str, chain: str, last: int) -> str:
+    """A digest is named by its chain and the last sequence number it covers."""
+    return f"{prefix}{DIGESTS}chain={chain}/{chain}-{last:012d}.json"
+
+
+def parse_digest_key(key: str) -> tuple[str, int] | None:
+    m = _DIGEST_KEY.match(key)
+    return (m["chain"], int(m["last"])) if m else None

@@ -10,6 +10,7 @@ that can check it and rotation never reuses an id.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from sealtrail.config import Settings
 from sealtrail.errors import ConfigError, KeyNotFoundError
 
 HEAD_DOMAIN = b"sealtrail.head.v1"
@@ -59,6 +61,13 @@ class Signer:
         return public_pem(self.private.public_key())
 
 
+def signer_from_settings(settings: Settings) -> Signer:
+    """The signing key: PEM from settings (e.g. the environment), else the key file, created on first use."""
+    if settings.keys.signing_key is not None:
+        return Signer.from_pem(settings.keys.signing_key.get_secret_value().encode(), "keys.signing_key")
+    return load_or_create_signer(settings.signing_key_path, settings.public_keys_dir)
+
+
 def load_or_create_signer(path: Path, public_dir: Path) -> Signer:
     """Load the key file, creating a new key (and publishing its public half) on first use."""
     if not path.exists():
@@ -67,10 +76,15 @@ def load_or_create_signer(path: Path, public_dir: Path) -> Signer:
         pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_bytes(pem)
         tmp.chmod(0o600)
-        tmp.replace(path)
+        try:
+            os.link(tmp, path)  # never replaces: when two workers start at once, the first key wins
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
     signer = Signer.from_pem(path.read_bytes(), origin=str(path))
     public_dir.mkdir(parents=True, exist_ok=True)
     (public_dir / f"{signer.key_id}.pem").write_bytes(signer.public_pem)

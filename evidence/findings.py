@@ -32,6 +32,10 @@ class FindingKind(StrEnum):
     BAD_SIGNATURE = "bad_signature"
     UNKNOWN_KEY = "unknown_key"
     UNSIGNED_TAIL = "unsigned_tail"
+    # digests (the sink's signed list of what it wrote)
+    DIGEST_ALTERED = "digest_altered"
+    TRUNCATED_TAIL = "truncated_tail"
+    UNDIGESTED_OBJECT = "undigested_object"
     # Object Lock
     RETENTION_SHORT = "retention_short"
     NOT_LOCKED = "not_locked"

@@ -53,7 +53,17 @@ import pyarrow as pa
 from sealtrail.config import Settings
 from sealtrail.errors import ConfigError, KeyNotFoundError
 from sealtrail.evidence.findings import Finding, FindingKind, Report
-from sealtrail.layout import KEYS, DataObject, data_key, data_prefix, parse_data_key
+from sealtrail.evidence.digests import StoredDigest, VerifiedObject, check_digest_chain
+from sealtrail.layout import (
+    KEYS,
+    DataObject,
+    data_key,
+    data_prefix,
+    digest_key,
+    digest_prefix,
+    parse_data_key,
+    parse_digest_key,
+)
 from sealtrail.record import CHAIN_COLUMNS, EVENT_COLUMNS, GENESIS, JSON_COLUMNS, hashed_bytes
 from sealtrail.signing import PublicKeys, head_message
 from sealtrail.sinks.parquet import SCHEMA, read_table, text_columns
@@ -606,12 +616,13 @@ def _admitted(items: list[_Planned]) -> list[bool]:
 
 def _verify_planned_chain(store: Any, chain: str, items: list[_Planned], pems: tuple[bytes, ...],
                           settings: Settings, progress: _Progress, pool: Executor | None
-                          ) -> tuple[list[Finding], dict[str, Any], int]:
+                          ) -> tuple[list[Finding], dict[str, Any], int, list[VerifiedObject]]:
     """GET a chain's objects in order, check them (inline or in the pool), stitch them in order."""
     walk = ChainWalk(chain, public_keys(pems))
     extra: list[Finding] = []
     ordered = sorted(items, key=lambda p: (p.obj.first, p.obj.last, p.obj.key))
     pending: deque[tuple[_Planned, Any]] = deque()
+    verified: list[VerifiedObject] = []
 
     def settle(limit: int) -> None:
         while len(pending) > limit:
@@ -633,6 +644,7 @@ def _verify_planned_chain(store: Any, chain: str, items: list[_Planned], pems: t
             continue
         obj, version = item.obj, item.version
         stored = store.get(obj.key, version.version_id)
+        verified.append(VerifiedObject(obj.key, version.version_id, sha256_b64(stored.body), obj.first, obj.last))
         extra += checksum_findings(stored, chain)
         extra += lock_findings(stored, version, chain, settings)
         for newer in item.newer:
@@ -655,7 +667,7 @@ def _verify_planned_chain(store: Any, chain: str, items: list[_Planned], pems: t
         Finding(f.kind, f.key, versions.get(f.key), f.chain, f.seq, f.detail) if f.version is None and f.key else f
         for f in findings
     ]
-    return findings + extra, summary, len(items)
+    return findings + extra, summary, len(items), verified
 
 
 def _process_pool(workers: int | None, planned: dict[str, list[_Planned]]) -> ProcessPoolExecutor | None:
@@ -670,6 +682,50 @@ def _process_pool(workers: int | None, planned: dict[str, list[_Planned]]) -> Pr
     # Never fork: the chain threads are running, and a forked child can inherit a held lock.
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+
+def _check_digests(store: Any, settings: Settings, report: Report, verified: dict[str, list[VerifiedObject]],
+                   keys: PublicKeys, chains: Iterable[str] | None) -> list[Finding]:
+    """The digest chains against the data verified; adds digest counts to each chain's summary."""
+    prefix = settings.s3.prefix
+    wanted = set(chains) if chains is not None else None
+    by_key: dict[str, list[tuple[int, ObjectVersion]]] = defaultdict(list)
+    for i, v in enumerate(store.versions(digest_prefix(prefix))):
+        by_key[v.key].append((i, v))
+    findings: list[Finding] = []
+    digests: dict[str, list[StoredDigest]] = defaultdict(list)
+    for key in sorted(by_key):
+        history = _sorted_versions(by_key[key])
+        latest = next((v for v in history if v.is_latest), history[-1])
+        parsed = parse_digest_key(key)
+        if parsed is None or key != digest_key(prefix, *parsed):
+            findings.append(Finding(K.OBJECT_INJECTED, key, latest.version_id, None, None,
+                                    "not a digest name the sink writes"))
+            continue
+        chain, last = parsed
+        if wanted is not None and chain not in wanted:
+            continue
+        if latest.is_delete_marker:
+            findings.append(Finding(K.DELETE_MARKER, key, latest.version_id, chain, last,
+                                    "a delete marker hides this digest from readers"))
+        data = [v for v in history if not v.is_delete_marker]
+        if not data:
+            continue
+        for newer in data[1:]:
+            findings.append(Finding(K.NEWER_VERSION, key, newer.version_id, chain, last,
+                                    f"a newer version replaces the sink's digest version {data[0].version_id}"))
+        stored = store.get(key, data[0].version_id)
+        findings += checksum_findings(stored, chain)
+        findings += lock_findings(stored, data[0], chain, settings)
+        digests[chain].append(StoredDigest(key, data[0].version_id, last, stored.body))
+    for chain in sorted(set(digests) | set(verified)):
+        summary = report.chains.setdefault(chain, {"events": 0, "head_seq": 0, "head_hash": None, "signed_heads": 0})
+        chain_findings, digest_summary = check_digest_chain(
+            chain, digests.get(chain, []), verified.get(chain, []), summary["head_seq"], summary["head_hash"], keys
+        )
+        findings += chain_findings
+        summary.update(digest_summary)
+    return findings
 
 
 def verify_store(
@@ -705,6 +761,7 @@ def verify_store(
     findings += listing_findings
     tracker = _Progress(sum(len(items) for items in planned.values()), progress)
     report = Report()
+    verified_by_chain: dict[str, list[VerifiedObject]] = {}
     if planned:
         pool = _process_pool(workers, planned)
         try:
@@ -715,13 +772,15 @@ def verify_store(
                     for chain, items in planned.items()
                 }
                 for future in as_completed(futures):
-                    chain_findings, summary, count = future.result()
+                    chain_findings, summary, count, verified = future.result()
                     findings += chain_findings
                     report.chains[futures[future]] = summary
+                    verified_by_chain[futures[future]] = verified
                     report.objects += count
                     report.events += summary["events"]
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
+    findings += _check_digests(store, settings, report, verified_by_chain, public_keys(tuple(pems)), chains)
     report.findings = sorted(findings, key=Finding.sort_key)
     return report

@@ -33,6 +33,13 @@ class ObjectVersion:
 
 
 @dataclass(frozen=True, slots=True)
+class ObjectHead:
+    version_id: str | None
+    checksum_sha256: str | None
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class StoredObject:
     key: str
     version_id: str | None
@@ -98,16 +105,20 @@ class S3Store:
             raise _map(e, f"PUT {key}") from e
         return resp.get("VersionId")
 
-    def exists(self, key: str) -> bool:
+    def head(self, key: str) -> ObjectHead | None:
+        """Version id, SHA-256 checksum and size of the current version, or None when there is none."""
         try:
-            self.client.head_object(Bucket=self.bucket, Key=key)
-            return True
+            resp = self.client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
         except ClientError as e:
             if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
+                return None
             raise _map(e, f"HEAD {key}") from e
         except (BotoCoreError, EndpointConnectionError) as e:
             raise _map(e, f"HEAD {key}") from e
+        return ObjectHead(resp.get("VersionId"), resp.get("ChecksumSHA256"), resp.get("ContentLength", 0))
+
+    def exists(self, key: str) -> bool:
+        return self.head(key) is not None
 
     def keys(self, prefix: str) -> Iterator[str]:
         try:

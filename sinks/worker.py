@@ -1,16 +1,19 @@
 """The sink worker: audit.chained -> locked Parquet objects in S3, offsets committed after.
 
-Order of operations per flush: name the object from its content, HEAD it (a
-locked bucket keeps every re-upload as another retained version, so a replay
-must not PUT again), PUT with checksum and retention, and only then commit the
-offsets. On every partition assignment the last stored sequence of each chain
-is read from the bucket itself, so a crash anywhere between those steps leaves
-neither a gap nor an overlap. S3 outages are retried with backoff for as long
-as they last; nothing is committed meanwhile.
+Order of operations per flush of a chain: name the object from its content,
+HEAD it (a locked bucket keeps every re-upload as another retained version, so
+a replay must not PUT again), PUT with checksum and retention, write the
+chain's next digest (sinks/digest.py), and only then commit the offsets. On
+every partition assignment the last stored sequence and the last digest of
+each chain are read from the bucket itself, and data objects that a crash left
+without a digest get one, so a crash anywhere between those steps leaves
+neither a gap, an overlap nor an undigested object. S3 outages are retried with
+backoff for as long as they last; nothing is committed meanwhile.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -22,12 +25,15 @@ from tenacity import Retrying, retry_if_exception_type, wait_exponential
 
 from sealtrail.chain import chain_id
 from sealtrail.config import Settings
+from sealtrail.encoding import format_ts
 from sealtrail.errors import ServiceUnavailable
 from sealtrail.kafka import make_consumer
-from sealtrail.layout import data_prefix, parse_data_key
+from sealtrail.layout import DataObject, data_prefix, digest_prefix, parse_data_key, parse_digest_key
 from sealtrail.record import SealedRecord
-from sealtrail.sinks.parquet import to_parquet
-from sealtrail.sinks.store import S3Store
+from sealtrail.signing import Signer
+from sealtrail.sinks.digest import DigestLink, ListedObject, build_digest, head_of
+from sealtrail.sinks.parquet import read_table, to_parquet
+from sealtrail.sinks.store import S3Store, sha256_b64
 from sealtrail.sinks.writer import ChainBuffer, Pending, object_key_for
 
 log = logging.getLogger("sealtrail.sink")
@@ -44,25 +50,44 @@ class SinkMetrics:
             "sealtrail_sink_objects_already_present_total", "flushes whose object existed (replay)", registry=r
         )
         self.retries = Counter("sealtrail_sink_put_retries_total", "S3 calls retried", registry=r)
+        self.digests = Counter("sealtrail_sink_digests_written_total", "signed digest objects written", registry=r)
         self.stored_seq = Gauge("sealtrail_sink_stored_seq", "last sequence stored per chain", ["chain"], registry=r)
 
 
-def last_stored_seqs(store: S3Store, prefix: str) -> dict[str, int]:
-    """The highest sequence number in the bucket for each chain, from object names alone."""
-    seqs: dict[str, int] = {}
+def stored_objects(store: S3Store, prefix: str) -> dict[str, list[DataObject]]:
+    """The data objects in the bucket per chain, in sequence order, from object names alone."""
+    chains: dict[str, list[DataObject]] = {}
     for key in store.keys(data_prefix(prefix)):
         obj = parse_data_key(key)
-        if obj is not None and obj.last > seqs.get(obj.chain, 0):
-            seqs[obj.chain] = obj.last
-    return seqs
+        if obj is not None:
+            chains.setdefault(obj.chain, []).append(obj)
+    return {chain: sorted(objs, key=lambda o: o.first) for chain, objs in chains.items()}
+
+
+def last_stored_seqs(store: S3Store, prefix: str) -> dict[str, int]:
+    """The highest sequence number in the bucket for each chain."""
+    return {chain: objs[-1].last for chain, objs in stored_objects(store, prefix).items()}
+
+
+def latest_digest(store: S3Store, prefix: str, chain: str) -> DigestLink | None:
+    """The chain's newest digest, which the next one links to."""
+    named = [(parsed[1], key) for key in store.keys(digest_prefix(prefix, chain)) if (parsed := parse_digest_key(key))]
+    if not named:
+        return None
+    last, key = max(named)
+    return DigestLink(key, hashlib.sha256(store.get(key).body).hexdigest(), last)
 
 
 class SinkWorker:
-    def __init__(self, settings: Settings, store: S3Store | None = None, metrics: SinkMetrics | None = None) -> None:
+    def __init__(
+        self, settings: Settings, signer: Signer, store: S3Store | None = None, metrics: SinkMetrics | None = None
+    ) -> None:
         self.settings = settings
+        self.signer = signer
         self.store = store or S3Store(settings)
         self.metrics = metrics or SinkMetrics()
         self.buffers: dict[int, ChainBuffer] = {}
+        self.digests: dict[int, DigestLink | None] = {}
         self.events_written = 0
         self.objects_written = 0
         self._stop = threading.Event()
@@ -81,17 +106,60 @@ class SinkWorker:
         )
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        stored = self._retrying()(last_stored_seqs, self.store, self.settings.s3.prefix)
+        retry = self._retrying()
+        objects = retry(stored_objects, self.store, self.settings.s3.prefix)
+        stored = {}
         for tp in partitions:
             chain = chain_id(tp.partition)
-            self.buffers[tp.partition] = ChainBuffer(chain, stored.get(chain, 0))
-            self.metrics.stored_seq.labels(chain).set(stored.get(chain, 0))
+            mine = objects.get(chain, [])
+            stored[chain] = mine[-1].last if mine else 0
+            self.buffers[tp.partition] = ChainBuffer(chain, stored[chain])
+            self.digests[tp.partition] = retry(self._catch_up, chain, mine)
+            self.metrics.stored_seq.labels(chain).set(stored[chain])
         consumer.assign(partitions)
         log.info("assigned %s; stored heads %s", [tp.partition for tp in partitions], stored)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self.buffers.pop(tp.partition, None)
+            self.digests.pop(tp.partition, None)
+
+    def _catch_up(self, chain: str, objects: list[DataObject]) -> DigestLink | None:
+        """Digest the data objects a crash left undigested (written, but the digest PUT never happened)."""
+        link = latest_digest(self.store, self.settings.s3.prefix, chain)
+        pending = [o for o in objects if o.first > (link.last if link else 0)]
+        if not pending:
+            return link
+        listed = []
+        for obj in pending:
+            stored = self.store.get(obj.key)
+            listed.append(ListedObject(obj.key, stored.version_id, sha256_b64(stored.body), obj.first, obj.last,
+                                       len(stored.body)))
+        table = read_table(stored.body)
+        last = {name: table.column(name)[table.num_rows - 1].as_py() for name in ("seq", "hash", "key_id", "signature")}
+        sealed_at = format_ts(table.column("sealed_at")[table.num_rows - 1].as_py())
+        head = {"seq": last["seq"], "hash": last["hash"].hex(), "sealed_at": sealed_at,
+                "key_id": last["key_id"], "signature": last["signature"].hex() if last["signature"] else None}
+        log.info("chain %s: digesting %d object(s) left undigested by a crash", chain, len(pending))
+        return self._put_digest(chain, listed, head, link)
+
+    def _put_digest(
+        self, chain: str, listed: list[ListedObject], head: dict, previous: DigestLink | None
+    ) -> DigestLink:
+        now = format_ts(datetime.now(timezone.utc))
+        key, body = build_digest(self.settings.s3.prefix, chain, listed, head, previous, self.signer, now)
+        retry = self._retrying()
+        if retry(self.store.exists, key):  # written before a crash: link to what is there
+            body = retry(self.store.get, key).body
+        else:
+            self._put_locked(key, body)
+            self.metrics.digests.inc()
+        return DigestLink(key, hashlib.sha256(body).hexdigest(), head["seq"])
+
+    def _put_locked(self, key: str, body: bytes) -> str | None:
+        retention = self.settings.retention
+        retain_until = datetime.now(timezone.utc) + timedelta(days=retention.days)
+        return self._retrying()(self.store.put_locked, key, body, retention.mode, retain_until)
 
     def stop(self) -> None:
         self._stop.set()
@@ -130,26 +198,31 @@ class SinkWorker:
             if n == 0:
                 continue
             taken = buffer.take(n, now)
-            self._write(taken)
+            listed = self._write(taken)
+            self.digests[partition] = self._put_digest(
+                buffer.chain, [listed], head_of(taken[-1].record), self.digests.get(partition)
+            )
             commits.append(TopicPartition(self.settings.kafka.topics.chained, partition, taken[-1].offset + 1))
         if commits:
             consumer.commit(offsets=commits, asynchronous=False)
 
-    def _write(self, taken: list[Pending]) -> None:
+    def _write(self, taken: list[Pending]) -> ListedObject:
         records = [p.record for p in taken]
         key = object_key_for(self.settings.s3.prefix, records)
-        retry = self._retrying()
-        if retry(self.store.exists, key):
+        first, last = records[0].seq, records[-1].seq
+        existing = self._retrying()(self.store.head, key)
+        if existing is not None:
             self.metrics.skipped.inc()
             log.info("%s already stored; not writing it again", key)
+            listed = ListedObject(key, existing.version_id, existing.checksum_sha256, first, last, existing.size)
         else:
             body = to_parquet(records)
-            retention = self.settings.retention
-            retain_until = datetime.now(timezone.utc) + timedelta(days=retention.days)
-            retry(self.store.put_locked, key, body, retention.mode, retain_until)
+            version = self._put_locked(key, body)
+            listed = ListedObject(key, version, sha256_b64(body), first, last, len(body))
             self.metrics.objects.inc()
             self.metrics.bytes.inc(len(body))
             self.objects_written += 1
         self.metrics.events.inc(len(records))
         self.metrics.stored_seq.labels(records[0].chain).set(records[-1].seq)
         self.events_written += len(records)
+        return listed

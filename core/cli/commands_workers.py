@@ -12,15 +12,6 @@ from sealtrail.cli.progress import say
 from sealtrail.config import Settings
 
 
-def load_signer(settings: Settings):  # type: ignore[no-untyped-def]
-    """The stream's signing key: PEM from the environment, else the key file (created on first use)."""
-    from sealtrail.signing import Signer, load_or_create_signer
-
-    if settings.keys.signing_key is not None:
-        return Signer.from_pem(settings.keys.signing_key.get_secret_value().encode(), "keys.signing_key")
-    return load_or_create_signer(settings.signing_key_path, settings.public_keys_dir)
-
-
 def publish_public_key(settings: Settings, signer) -> None:  # type: ignore[no-untyped-def]
     """Put the public key in the bucket (locked), so verification needs nothing secret."""
     from datetime import datetime, timedelta, timezone
@@ -93,10 +84,11 @@ def stream(ctx: Context) -> None:
     import faust
 
     from sealtrail.stream.app import build_app
+    from sealtrail.signing import signer_from_settings
     from sealtrail.stream.metrics import StreamMetrics
 
     settings = ctx.settings
-    signer = load_signer(settings)
+    signer = signer_from_settings(settings)
     publish_public_key(settings, signer)
     metrics = StreamMetrics()
     port = start_metrics(settings.stream.metrics_port, metrics.registry)
@@ -109,9 +101,12 @@ def stream(ctx: Context) -> None:
 @click.pass_obj
 def sink(ctx: Context) -> None:
     """Run a sink worker: audit.chained -> locked Parquet in S3."""
+    from sealtrail.signing import signer_from_settings
     from sealtrail.sinks.worker import SinkWorker
 
-    worker = SinkWorker(ctx.settings)
+    signer = signer_from_settings(ctx.settings)
+    publish_public_key(ctx.settings, signer)
+    worker = SinkWorker(ctx.settings, signer)
     port = start_metrics(ctx.settings.sink.metrics_port, worker.metrics.registry)
     say(f"sink worker: bucket {ctx.settings.s3.bucket}, metrics on http://127.0.0.1:{port}/metrics")
     _stop_on_signals(worker.stop)

@@ -36,10 +36,11 @@ from sealtrail.evidence.verify import (
     verify_chain,
     verify_store,
 )
-from sealtrail.layout import data_key, parse_data_key, public_key_key
+from sealtrail.layout import data_key, digest_key, parse_data_key, public_key_key
 from sealtrail.record import EVENT_COLUMNS, GENESIS, SealedRecord
 from sealtrail.signing import PublicKeys, Signer, head_message, key_id_of
 from sealtrail.sinks.parquet import SCHEMA, read_table, text_columns, to_parquet
+from sealtrail.sinks.digest import ListedObject, build_digest, head_of
 from sealtrail.sinks.store import ObjectVersion, StoredObject, sha256_b64
 from sealtrail.stream.validate import validate
 
@@ -115,8 +116,14 @@ def build_trail(signer: Signer | None = None) -> Trail:
             records[r.chain].append(r)
     trail = Trail(signer, records, heads=heads)
     for chain in CHAINS:
+        listed = []
         for index, (first, last) in enumerate(OBJECTS):
-            trail.objects[trail.key(chain, index)] = to_parquet(records[chain][first - 1 : last])
+            body = to_parquet(records[chain][first - 1 : last])
+            trail.objects[trail.key(chain, index)] = body
+            listed.append(ListedObject(trail.key(chain, index), "1", sha256_b64(body), first, last, len(body)))
+        # one digest per chain, as a sink that flushed the three objects at once would write
+        key, body = build_digest(PREFIX, chain, listed, head_of(records[chain][-1]), None, signer, f"{DAY}T10:00:09.000000Z")
+        trail.objects[key] = body
     return trail
 
 
@@ -227,6 +234,9 @@ def test_intact_trail_has_no_findings(store: DirectoryStore) -> None:
             "head_seq": head.seq,
             "head_hash": head.hash.hex(),
             "signed_heads": len(BATCHES),
+            "digests": 1,
+            "digested_seq": head.seq,
+            "undigested_objects": 0,
         }
     assert sorted(progress)[-1] == (6, 6)
     assert len(progress) == 6
@@ -239,7 +249,7 @@ def test_verify_chain_over_columns_in_memory() -> None:
     objects = []
     for key, body in trail.objects.items():
         obj = parse_data_key(key)
-        if obj.chain == "p001":
+        if obj is not None and obj.chain == "p001":
             objects.append((obj, text_columns(read_table((body)))))
     findings, summary = verify_chain("p001", list(reversed(objects)), keys)
     assert findings == []
@@ -291,7 +301,8 @@ def test_changed_cell_is_named(column: str, data: st.DataObject) -> None:
         rewrite(store, key, edit, same_checksum=same_checksum)
         report = verify(store)
     assert_first_bad(report, ROW_KINDS, key, chain, first + row)
-    assert (K.CHECKSUM_MISMATCH in kinds(report)) is not same_checksum
+    # the digest recorded the SHA-256 the sink wrote, whatever the object's own checksum now says
+    assert K.CHECKSUM_MISMATCH in kinds(report)
 
 
 def test_changed_hash_cell_is_told_apart_from_changed_content(store: DirectoryStore) -> None:
@@ -419,9 +430,12 @@ def test_object_deleted_from_the_middle(store: DirectoryStore) -> None:
     (store.root / key).unlink()
     report = verify(store)
     assert_first_bad(report, {K.OBJECT_DELETED}, None, "p001", 6)
-    assert kinds(report) == {K.OBJECT_DELETED}
-    [f] = report.findings
-    assert "6..10" in f.detail
+    # once as a gap in the chain, once as an object the digest lists and the bucket lacks
+    assert {(f.kind, f.key, f.seq) for f in report.findings} == {
+        (K.OBJECT_DELETED, None, 6),
+        (K.OBJECT_DELETED, key, 6),
+    }
+    assert any("6..10" in f.detail for f in report.findings)
 
 
 def test_first_object_deleted(store: DirectoryStore) -> None:
@@ -549,11 +563,29 @@ def test_key_file_named_after_another_key(store: DirectoryStore) -> None:
     ]
 
 
-def test_unsigned_tail_after_the_last_object_was_removed(store: DirectoryStore) -> None:
-    (store.root / pristine().key("p001", 2)).unlink()  # the chain now ends at seq 10; seq 7 is its last head
+def test_tail_removed_is_truncation_against_the_digest(store: DirectoryStore) -> None:
+    gone = pristine().key("p001", 2)
+    (store.root / gone).unlink()  # the chain now ends at seq 10; seq 7 is its last head
     report = verify(store)
-    assert [(f.kind, f.seq) for f in report.findings] == [(K.UNSIGNED_TAIL, 8)]
-    assert report.findings[0].key == pristine().key("p001", 1)
+    assert {(f.kind, f.key, f.seq) for f in report.findings} == {
+        (K.UNSIGNED_TAIL, pristine().key("p001", 1), 8),
+        (K.OBJECT_DELETED, gone, 11),
+        (K.TRUNCATED_TAIL, digest_key(PREFIX, "p001", 18), 11),
+    }
+
+
+def test_tail_cut_at_a_signed_head_is_truncation(tmp_path: Path) -> None:
+    """Re-cut so the data ends on the signed head at seq 12: the chain alone looks whole."""
+    trail = pristine()
+    store = write_bundle(tmp_path, trail)
+    (store.root / trail.key("p000", 2)).unlink()
+    key = data_key(PREFIX, DAY, "p000", 11, 12)
+    body = to_parquet(trail.records["p000"][10:12])
+    (store.root / key).write_bytes(body)
+    (store.root / f"{key}.lock.json").write_text(json.dumps(lock_sidecar(body)))
+    report = verify(store)
+    assert K.TRUNCATED_TAIL in kinds(report)
+    assert K.UNSIGNED_TAIL not in kinds(report)
 
 
 def test_signature_stripped_from_a_head_inside_the_chain(store: DirectoryStore) -> None:
@@ -614,6 +646,7 @@ def test_delete_marker_hides_an_object(store: DirectoryStore) -> None:
     assert {(f.kind, f.key, f.seq) for f in report.findings} == {
         (K.DELETE_MARKER, key, 6),
         (K.OBJECT_DELETED, None, 6),
+        (K.OBJECT_DELETED, key, 6),  # listed by the digest
     }
 
 

@@ -1,0 +1,150 @@
+"""Checking the sink's digests against each other and against the data objects.
+
+The data chains alone cannot show an object that is gone from the tail, or
+one that was never the sink's; the digests can. Per chain, every digest must
+carry a valid signature, link to the one before it (by key and SHA-256, from
+the chain's first digest on), and list objects that are exactly the versions
+verified, with the same SHA-256. Every data object must be listed by some
+digest, except objects after the last digest that continue the chain (a flush
+whose digest is still being written). The newest digest's head must not lie
+beyond the data, or the tail was truncated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from sealtrail.errors import KeyNotFoundError
+from sealtrail.evidence.findings import Finding, FindingKind
+from sealtrail.signing import PublicKeys, head_message
+from sealtrail.sinks.digest import FORMAT, signed_bytes
+
+K = FindingKind
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDigest:
+    key: str
+    version_id: str | None
+    last: int  # from the key name
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedObject:
+    """A data object as verify read it: the version it verified and that version's SHA-256 (base64)."""
+
+    key: str
+    version_id: str | None
+    sha256: str
+    first: int
+    last: int
+
+
+def _parse(d: StoredDigest, chain: str) -> tuple[dict[str, Any] | None, Finding | None]:
+    try:
+        doc = orjson.loads(d.body)
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("chain") != chain:
+            raise ValueError("not a digest of this chain")
+        if doc["head"]["seq"] != d.last:
+            raise ValueError(f"names head seq {doc['head']['seq']} but its key says {d.last}")
+        return doc, None
+    except (ValueError, KeyError, TypeError) as e:
+        return None, Finding(K.DIGEST_ALTERED, d.key, d.version_id, chain, d.last, f"unreadable digest: {e}")
+
+
+def _signature_problem(doc: dict[str, Any], keys: PublicKeys) -> tuple[FindingKind, str] | None:
+    try:
+        ok = keys.verify(doc["key_id"], bytes.fromhex(doc["signature"]), signed_bytes(doc))
+    except KeyNotFoundError as e:
+        return K.UNKNOWN_KEY, f"digest signed with unknown key {e.key_id}"
+    except (KeyError, TypeError, ValueError) as e:
+        return K.DIGEST_ALTERED, f"digest signature missing or malformed: {e}"
+    if not ok:
+        return K.DIGEST_ALTERED, "digest signature does not verify: its content was changed"
+    head = doc["head"]
+    try:
+        message = head_message(doc["chain"], head["seq"], head["sealed_at"], bytes.fromhex(head["hash"]))
+        head_ok = keys.verify(head["key_id"], bytes.fromhex(head["signature"]), message)
+    except KeyNotFoundError as e:
+        return K.UNKNOWN_KEY, f"digest head signed with unknown key {e.key_id}"
+    except (KeyError, TypeError, ValueError) as e:
+        return K.DIGEST_ALTERED, f"digest head malformed: {e}"
+    if not head_ok:
+        return K.BAD_SIGNATURE, f"the chain head seq {head['seq']} in the digest does not verify"
+    return None
+
+
+def check_digest_chain(
+    chain: str,
+    digests: list[StoredDigest],
+    objects: list[VerifiedObject],
+    head_seq: int,
+    head_hash: str | None,
+    keys: PublicKeys,
+) -> tuple[list[Finding], dict[str, Any]]:
+    """Findings for one chain's digests against the data objects verify read; plus a summary."""
+    findings: list[Finding] = []
+    by_key = {o.key: o for o in objects}
+    listed: set[str] = set()
+    previous: StoredDigest | None = None
+    covered = 0
+    last_doc: dict[str, Any] | None = None
+    for d in sorted(digests, key=lambda d: d.last):
+        doc, problem = _parse(d, chain)
+        if problem is not None:
+            findings.append(problem)
+            previous = d
+            continue
+        assert doc is not None
+        sig = _signature_problem(doc, keys)
+        if sig is not None:
+            findings.append(Finding(sig[0], d.key, d.version_id, chain, d.last, sig[1]))
+        link = doc.get("previous")
+        want = None if previous is None else (previous.key, hashlib.sha256(previous.body).hexdigest())
+        got = None if link is None else (link.get("key"), link.get("sha256"))
+        if got != want:
+            if want is None:
+                detail = f"links to {got[0] if got else None}, which is not in the bucket: a digest was removed"
+            elif got is not None and got[0] == want[0]:
+                detail = f"links to {want[0]} by a different SHA-256: that digest was altered"
+            else:
+                detail = f"links to {got[0] if got else 'nothing'} instead of {want[0]}: a digest was removed or injected"
+            findings.append(Finding(K.DIGEST_ALTERED, d.key, d.version_id, chain, d.last, detail))
+        for entry in doc.get("objects", []):
+            key = entry.get("key")
+            listed.add(key)
+            obj = by_key.get(key)
+            if obj is None:
+                findings.append(Finding(K.OBJECT_DELETED, key, entry.get("version_id"), chain, entry.get("first"),
+                                        f"listed by digest {d.key} but not in the bucket (or hidden)"))
+                continue
+            if entry.get("version_id") and obj.version_id and entry["version_id"] != obj.version_id:
+                findings.append(Finding(K.NEWER_VERSION, key, obj.version_id, chain, None,
+                                        f"digest {d.key} lists version {entry['version_id']}; the sink's "
+                                        "version is gone and another stands in its place"))
+            elif entry.get("sha256") != obj.sha256:
+                findings.append(Finding(K.CHECKSUM_MISMATCH, key, obj.version_id, chain, None,
+                                        f"SHA-256 differs from the one digest {d.key} recorded"))
+        covered = max(covered, d.last)
+        previous, last_doc = d, doc
+    for obj in objects:
+        if obj.key not in listed and obj.last <= covered:
+            findings.append(Finding(K.UNDIGESTED_OBJECT, obj.key, obj.version_id, chain, obj.first,
+                                    "no digest lists this object: it was not written by the sink"))
+    if last_doc is not None:
+        head = last_doc["head"]
+        if head["seq"] > head_seq:
+            findings.append(Finding(K.TRUNCATED_TAIL, previous.key if previous else None, None, chain, head_seq + 1,
+                                    f"the latest digest covers the chain up to seq {head['seq']}, the bucket "
+                                    f"holds records only up to seq {head_seq}"))
+        elif head["seq"] == head_seq and head_hash is not None and head["hash"] != head_hash:
+            findings.append(Finding(K.CELL_CHANGED, previous.key if previous else None, None, chain, head_seq,
+                                    "the chain's last hash differs from the head its latest digest signed"))
+    pending = sum(1 for o in objects if o.key not in listed and o.last > covered)
+    summary = {"digests": len(digests), "digested_seq": covered, "undigested_objects": pending}
+    return findings, summary

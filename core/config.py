@@ -12,13 +12,15 @@ environment itself.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sealtrail.errors import ConfigError
@@ -79,6 +81,66 @@ class KeySettings(_Frozen):
     signing_key: SecretStr | None = Field(None, description="PEM text, for keys kept in the environment")
 
 
+class RedactionSettings(_Frozen):
+    """Rules added to the built-in ones (core/redact.py); the built-ins cannot be switched off by accident."""
+
+    extra_keys: tuple[str, ...] = Field((), description="more sensitive key names (whole words, any case style)")
+    allow_keys: tuple[str, ...] = Field((), description="exact key names never redacted by name (e.g. token_count)")
+    extra_patterns: tuple[str, ...] = Field((), description="more regular expressions for secret values")
+    cards: bool = Field(True, description="card numbers (pattern plus Luhn check)")
+
+    @field_validator("extra_patterns")
+    @classmethod
+    def _compiles(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ValueError(f"not a regular expression: {pattern!r} ({e})") from e
+        return patterns
+
+
+class SpoolSettings(_Frozen):
+    """The producer's local spool: where events wait, durably, while Kafka is down or slow."""
+
+    enabled: bool = Field(False, description="on for services: AuditClient spools instead of failing when Kafka is away")
+    path: Path | None = Field(None, description="folder of spool files (one per live client); default $HOME/spool")
+    max_bytes: int = Field(256 * 1024 * 1024, ge=4096, description="bound on the spooled event bytes")
+    when_full: Literal["block", "raise"] = Field("raise", description="block until there is room, or raise SpoolFullError")
+    block_timeout_s: float | None = Field(None, gt=0, description="with when_full=block: raise after this long (None: wait)")
+    replay_batch: int = Field(1000, ge=1)
+    retry_interval_s: float = Field(2.0, gt=0, description="how often a down broker is probed while events are spooled")
+
+
+class ProducerSettings(_Frozen):
+    source: str | None = Field(None, description="default `source` of events from the typed helpers")
+    tenant: str | None = Field(None, description="default tenant when the request context has none")
+    max_event_bytes: int = Field(1024 * 1024, ge=1024, description="larger events are refused, never truncated")
+    delivery_timeout_s: float = Field(10.0, gt=0, description="unacknowledged after this long: spooled")
+    trusted_proxies: tuple[str, ...] = Field((), description="addresses or CIDRs whose X-Forwarded-For is believed")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, proxies: tuple[str, ...]) -> tuple[str, ...]:
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError as e:
+                raise ValueError(f"not an address or CIDR: {proxy!r}") from e
+        return proxies
+
+
+class CdcSettings(_Frozen):
+    """PostgreSQL change capture (`sealtrail cdc install | run`)."""
+
+    schema_name: str = Field("sealtrail", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="schema of the audit table")
+    relay: str = Field("default", min_length=1, max_length=64, description="name of the relay's durable position")
+    batch_size: int = Field(1000, ge=1)
+    poll_interval_s: float = Field(0.5, gt=0)
+    tenant: str = Field("default", min_length=1, max_length=256, description="tenant when app.tenant is not set")
+    source: str | None = Field(None, description="event source; default postgres:<database>")
+
+
 class Settings(BaseSettings):
     """Everything a command needs, resolved once at the edge and passed down."""
 
@@ -93,6 +155,10 @@ class Settings(BaseSettings):
     stream: StreamSettings = StreamSettings()
     sink: SinkSettings = SinkSettings()
     keys: KeySettings = KeySettings()
+    redaction: RedactionSettings = RedactionSettings()
+    producer: ProducerSettings = ProducerSettings()
+    spool: SpoolSettings = SpoolSettings()
+    cdc: CdcSettings = CdcSettings()
     database_url: str | None = None
 
     @classmethod
@@ -113,6 +179,10 @@ class Settings(BaseSettings):
     @property
     def public_keys_dir(self) -> Path:
         return self.home / "keys" / "public"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.spool.path or self.home / "spool"
 
 
 def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:

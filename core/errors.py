@@ -9,6 +9,9 @@ a message and an exit code in one place::
     ├── StackError             the embedded stack: already running, not running, port taken
     ├── ServiceUnavailable     Kafka / S3 / PostgreSQL unreachable (+Transient)
     ├── InvalidEventError      carries the reason and the field
+    ├── SpoolFullError         the producer's local spool is at its bound (configurable: block or raise)
+    ├── SpoolError             the spool file is unusable (locked by another process, corrupt, unwritable)
+    ├── CaptureError           PostgreSQL change capture: not installed, table missing, relay already running
     ├── ChainGapError          audit.chained skips sequence numbers (the sink's input is not the stream's output)
     └── KeyNotFoundError       no public key for a key id
 
@@ -70,3 +73,25 @@ class KeyNotFoundError(SealtrailError):
     def __init__(self, key_id: str) -> None:
         super().__init__(f"no public key for key id {key_id!r}")
         self.key_id = key_id
+
+
+class SpoolFullError(SealtrailError):
+    """Raised instead of ever dropping an event: the spool holds ``max_bytes`` and Kafka is still away."""
+
+    def __init__(self, path: str, used_bytes: int, max_bytes: int, waited_s: float | None = None) -> None:
+        waited = f" after waiting {waited_s:.1f}s" if waited_s is not None else ""
+        super().__init__(
+            f"spool {path} is full ({used_bytes} of {max_bytes} bytes){waited}: Kafka has been unreachable; "
+            "raise spool.max_bytes or restore the broker"
+        )
+        self.path, self.used_bytes, self.max_bytes = path, used_bytes, max_bytes
+
+
+class SpoolError(SealtrailError):
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"spool {path}: {problem}")
+        self.path, self.problem = path, problem
+
+
+class CaptureError(SealtrailError):
+    """PostgreSQL change capture cannot do what was asked; names the table, schema or relay."""

@@ -1,5 +1,37 @@
-"""What services import to publish audit events: ``from sealtrail.producers import AuditClient``."""
+"""What services import to publish audit events.
 
-from sealtrail.producers.client import AuditClient, new_event_id, prepare
+    from sealtrail.producers import AuditClient, Auditor, audit_context
 
-__all__ = ["AuditClient", "new_event_id", "prepare"]
+``AuditClient`` / ``AsyncAuditClient`` send events (with an optional durable
+spool for broker outages), ``Auditor`` gives typed helpers for the event
+families, and the request context (``audit_context``, ``bind_context``) carries
+actor, ip, user agent, request id and tenant. Importing this package pulls in
+no Faust, pyarrow, boto3 or DuckDB.
+"""
+
+from sealtrail.producers.client import AsyncAuditClient, AuditClient, encode, new_event_id, prepare
+from sealtrail.producers.context import (
+    AuditContext,
+    audit_context,
+    bind_context,
+    current_context,
+    reset_context,
+    set_context,
+)
+from sealtrail.producers.families import Auditor, changed_fields
+
+__all__ = [
+    "AsyncAuditClient",
+    "AuditClient",
+    "AuditContext",
+    "Auditor",
+    "audit_context",
+    "bind_context",
+    "changed_fields",
+    "current_context",
+    "encode",
+    "new_event_id",
+    "prepare",
+    "reset_context",
+    "set_context",
+]

@@ -20,9 +20,11 @@ from sealtrail.stack.stack import (
     StackStatus,
     restart_broker,
     start,
+    start_broker,
     start_s3,
     status,
     stop,
+    stop_broker,
     stop_s3,
 )
 from sealtrail.stack.state import StackState
@@ -36,9 +38,11 @@ __all__ = [
     "port_answers",
     "restart_broker",
     "start",
+    "start_broker",
     "start_s3",
     "status",
     "stop",
+    "stop_broker",
     "stop_s3",
     "wait_for_port",
 ]

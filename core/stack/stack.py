@@ -207,6 +207,37 @@ def restart_broker(settings: Settings) -> StackState:
     return state
 
 
+def stop_broker(settings: Settings, *, kill: bool = True) -> StackState:
+    """Stop only the broker (an outage, for fault tests); its records stay in the S3 server. kill -9 by default."""
+    paths, state = _running(settings)
+    pid = state.pids.get(broker.SERVICE)
+    if pid is not None:
+        if kill:
+            processes.kill(pid, broker.PROCESS_NAME)
+        else:
+            target = {pid: (broker.PROCESS_NAME, signal.SIGTERM)}
+            processes.stop_all(target, timeout=_STOP_TIMEOUT_S[broker.SERVICE])
+    state = state.with_pid(broker.SERVICE, None)
+    write_state(paths, state)
+    return state
+
+
+def start_broker(settings: Settings) -> StackState:
+    """Start the broker again on the same port and storage, after stop_broker."""
+    paths, state = _running(settings)
+    pid = state.pids.get(broker.SERVICE)
+    if pid is not None and processes.is_alive(pid, broker.PROCESS_NAME):
+        raise StackError(f"the broker is already running (pid {pid})")
+    creds = load_or_create_credentials(paths)
+    port = state.ports[broker.SERVICE]
+    with _step(paths, broker.SERVICE):
+        new_pid = broker.start(paths, port, state.s3_endpoint, creds, state.tansu_bucket, state.region)
+        state = state.with_pid(broker.SERVICE, new_pid)
+        write_state(paths, state)
+        broker.wait_ready(paths, port, new_pid)
+    return state
+
+
 def stop_s3(settings: Settings, *, kill: bool = False) -> StackState:
     """Stop only the S3 server (an outage, for fault tests); ``kill`` makes it a kill -9 instead of ~15s of shutdown."""
     paths, state = _running(settings)

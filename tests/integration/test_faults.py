@@ -2,21 +2,28 @@
 
 Afterwards every emitted event must be in the bucket exactly once and every
 chain must verify (DESIGN.md invariants 1 and 2). The number of kills per run
-is SEALTRAIL_TEST_KILLS (default 6; the soak runs use more).
+is SEALTRAIL_TEST_KILLS (default 20).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import random
 import signal
 import threading
+import subprocess
+import sys
 import time
+from pathlib import Path
+
 import pytest
 
 from sealtrail.evidence.verify import verify_store
 
-KILLS = int(os.environ.get("SEALTRAIL_TEST_KILLS", "6"))
+KILLS = int(os.environ.get("SEALTRAIL_TEST_KILLS", "20"))
+DYING_SINK = Path(__file__).with_name("dying_sink.py")
 
 pytestmark = pytest.mark.faults
 
@@ -52,8 +59,12 @@ def assert_exactly_once(trail, emitted: list[str]) -> None:  # type: ignore[no-u
     assert not dupes, f"{len(dupes)} events stored twice"
     chained = trail.chained()
     assert len(chained) == len(ids), "audit.chained holds a forked or repeated chain"
+    for p in range(trail.partitions):
+        seqs = [r["seq"] for r in chained if r["chain"] == f"p{p:03d}"]
+        assert seqs == list(range(1, len(seqs) + 1)), f"chain p{p:03d} is not gap-free and in order"
     report = verify_store(trail.store, trail.settings)
     assert report.ok, report.findings
+    assert all(c["undigested_objects"] == 0 for c in report.chains.values()), report.chains
 
 
 def test_stream_worker_killed_mid_flow(trail) -> None:  # type: ignore[no-untyped-def]
@@ -75,18 +86,80 @@ def test_stream_worker_killed_mid_flow(trail) -> None:  # type: ignore[no-untype
 
 
 def test_sink_worker_killed_mid_flow(trail) -> None:  # type: ignore[no-untyped-def]
+    """Every other kill lands exactly between a data PUT and its digest PUT (dying_sink.py)."""
     rng = random.Random(6)
     trail.start("stream")
     emitter = Emitter(trail)
     emitter.start()
+    between_puts = 0
     try:
-        for _ in range(KILLS):
-            sink = trail.start("sink")
-            time.sleep(rng.uniform(2.0, 6.0))
-            trail.stop(sink, signal.SIGKILL)
+        for i in range(KILLS):
+            if i % 2:
+                dying = subprocess.Popen([sys.executable, str(DYING_SINK)], env={**os.environ, **trail.env},
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                trail.procs.append(dying)
+                try:
+                    dying.wait(60)
+                except subprocess.TimeoutExpired:
+                    trail.stop(dying, signal.SIGKILL)
+                between_puts += dying.returncode == -signal.SIGKILL
+            else:
+                sink = trail.start("sink")
+                time.sleep(rng.uniform(2.0, 6.0))
+                trail.stop(sink, signal.SIGKILL)
     finally:
         emitter.halt.set()
         emitter.join()
     assert emitter.error is None, emitter.error
+    assert between_puts >= KILLS // 2 - 1, "the sink did not die between its PUTs"
     trail.start("sink")
     assert_exactly_once(trail, emitter.ids)
+
+
+def test_broker_restarts_mid_flow(trail, stack) -> None:  # type: ignore[no-untyped-def]
+    """kill -9 of the broker (its data kept in the S3 server) while both workers run."""
+    from sealtrail.stack import restart_broker
+
+    trail.start("stream")
+    trail.start("sink")
+    emitter = Emitter(trail)
+    emitter.start()
+    try:
+        for _ in range(3):
+            time.sleep(6)
+            restart_broker(stack.settings)
+    finally:
+        time.sleep(2)
+        emitter.halt.set()
+        emitter.join()
+    assert emitter.error is None, emitter.error
+    assert_exactly_once(trail, emitter.ids)
+
+
+def test_two_stream_workers_share_partitions(make_trail) -> None:  # type: ignore[no-untyped-def]
+    """Two workers on six partitions; one stops and comes back: rebalances neither fork nor break a chain."""
+    trail = make_trail(partitions=6)
+    trail.start("sink")
+    first = trail.start("stream")
+    second = trail.start("stream")
+    emitter = Emitter(trail)
+    emitter.start()
+    try:
+        time.sleep(12)
+        trail.stop(second)  # graceful: its partitions move to the first worker
+        time.sleep(8)
+        trail.start("stream")
+        time.sleep(10)
+        trail.stop(first, signal.SIGKILL)  # and a crash: the survivor takes everything
+        time.sleep(6)
+    finally:
+        emitter.halt.set()
+        emitter.join()
+    assert emitter.error is None, emitter.error
+    assert_exactly_once(trail, emitter.ids)
+    shares = [
+        json.loads(found)
+        for log in trail.logs.glob("stream-*.log")
+        for found in re.findall(r"assigned partitions (\[[0-9, ]*\])", log.read_text(errors="replace"))
+    ]
+    assert any(0 < len(share) < 6 for share in shares), f"the workers never shared the partitions: {shares}"

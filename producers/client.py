@@ -39,6 +39,7 @@ from sealtrail.kafka import make_producer
 from sealtrail.redact import DEFAULT, Redactor, redact_event
 
 _log = logging.getLogger("sealtrail.producers")
+_rdkafka_log = logging.getLogger("sealtrail.producers.librdkafka")
 
 
 def new_event_id() -> str:
@@ -95,6 +96,8 @@ class AuditClient:
             producer_overrides = {
                 "message.timeout.ms": int(settings.producer.delivery_timeout_s * 1000),
                 "reconnect.backoff.max.ms": 1000,
+                # "connection refused" every second of an outage belongs in the log, not on stderr
+                "logger": _rdkafka_log,
                 **producer_overrides,
             }
         self._producer = make_producer(settings, **producer_overrides)
@@ -261,7 +264,7 @@ class _Replayer(threading.Thread):
         self._producer = make_producer(
             self.settings,
             **{"message.timeout.ms": int(self.settings.producer.delivery_timeout_s * 1000),
-               "reconnect.backoff.max.ms": 1000},
+               "reconnect.backoff.max.ms": 1000, "logger": _rdkafka_log},
         )
         self._adopt_orphans()
         while not self._halt.is_set():

@@ -1,0 +1,120 @@
+"""No loss when Kafka is down: the producer's spool on the real embedded stack.
+
+The broker is stopped; a publishing process keeps emitting (each wave
+reported only after flush() returned, i.e. once every event in it was
+acknowledged or fsynced into the spool) and is killed with SIGKILL mid-wave.
+A new process on the same spool folder starts while the broker is still
+down, the broker comes back, the spool is replayed, and the real stream and
+sink workers seal everything: every acknowledged event exactly once, and the
+chains verify (DESIGN.md invariants 1 and 2).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from sealtrail.evidence.verify import verify_store
+from sealtrail.kafka import read_to_end
+from sealtrail.stack import start_broker, status, stop_broker
+
+pytestmark = pytest.mark.faults
+
+PUBLISHER = textwrap.dedent(
+    """
+    import sys, time
+    from sealtrail.config import load_settings
+    from sealtrail.producers import AuditClient
+    from sealtrail.workload import generate
+
+    acked_file, seed, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    client = AuditClient(load_settings())
+    print("started spooling=%s spooled=%d" % (client.spooling, client.spool.count), flush=True)
+    with open(acked_file, "a") as acked:
+        for wave in range(1000 if mode == "forever" else 1):
+            ids = [client.emit(e) for e in generate(100, seed=seed + wave)]
+            client.flush()                      # now every one of them is acknowledged or in the spool
+            acked.write("".join(i + "\\n" for i in ids))
+            acked.flush()
+            print("wave", wave, "spooling", client.spooling, "spooled", client.spool.count, flush=True)
+    if mode == "drain":
+        began = time.monotonic()
+        drained = client.drain(180)
+        print("drained" if drained else "NOT DRAINED", round(time.monotonic() - began, 1), flush=True)
+        client.close()
+        sys.exit(0 if drained else 3)
+    """
+)
+
+
+def publisher(trail, spool_dir: Path, acked: Path, seed: int, mode: str, log: Path) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+    env = {
+        **os.environ,
+        **trail.env,
+        "SEALTRAIL_SPOOL__ENABLED": "true",
+        "SEALTRAIL_SPOOL__PATH": str(spool_dir),
+        "SEALTRAIL_SPOOL__RETRY_INTERVAL_S": "0.5",
+        "SEALTRAIL_PRODUCER__DELIVERY_TIMEOUT_S": "2",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-c", PUBLISHER, str(acked), str(seed), mode],
+        env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+    )
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+def test_broker_outage_and_kill_9_lose_nothing(trail, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    spool_dir, acked, log = tmp_path / "spool", tmp_path / "acked.txt", tmp_path / "publisher.log"
+    stop_broker(trail.settings)
+    try:
+        first = publisher(trail, spool_dir, acked, seed=500, mode="forever", log=log)
+        wait_for(lambda: len(lines(acked)) >= 400 or first.poll() is not None, 90, "400 spooled events")
+        assert first.poll() is None, log.read_text()
+        os.kill(first.pid, signal.SIGKILL)  # mid-wave: some emitted events were never acknowledged
+        first.wait()
+        accepted_before_kill = set(lines(acked))
+
+        second = publisher(trail, spool_dir, acked, seed=900, mode="drain", log=log)
+        wait_for(lambda: len(lines(acked)) >= len(accepted_before_kill) + 100, 60, "the restarted publisher's wave")
+        assert second.poll() is None, "the restarted publisher must wait for the broker, not give up"
+    finally:
+        current = status(trail.settings)
+        if current is not None and not current.services["kafka"].process_alive:
+            start_broker(trail.settings)
+    assert second.wait(180) == 0, log.read_text()
+    accepted = set(lines(acked))
+    assert len(accepted) >= 500
+
+    in_topic: set[str] = set()
+    for batch in read_to_end(trail.settings, trail.settings.kafka.topics.events, list(range(trail.partitions))):
+        in_topic.update(orjson.loads(m.value())["event_id"] for m in batch)
+    assert accepted <= in_topic, f"{len(accepted - in_topic)} acknowledged events never reached Kafka"
+
+    trail.start("stream")
+    trail.start("sink")
+    trail.wait_stored(len(in_topic), timeout=180)
+    stored = trail.event_ids()
+    assert set(stored) == in_topic
+    assert max(stored.values()) == 1, "an event was sealed twice"
+    report = verify_store(trail.store, trail.settings)
+    assert report.ok, report.findings
+    assert "started spooling=True" in log.read_text(), "the restarted publisher found the dead one's spool"

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +58,10 @@ class Signer:
     def sign(self, message: bytes) -> bytes:
         return self.private.sign(message)
 
+    def current(self) -> Signer:
+        """A fixed key is its own KeySource."""
+        return self
+
     @property
     def public_pem(self) -> bytes:
         return public_pem(self.private.public_key())
@@ -68,27 +74,86 @@ def signer_from_settings(settings: Settings) -> Signer:
     return load_or_create_signer(settings.signing_key_path, settings.public_keys_dir)
 
 
+def _new_private_pem() -> bytes:
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _write_private(path: Path, pem: bytes, *, replace: bool) -> None:
+    """Write a private key file 0600; without replace, the first writer wins when workers race."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(pem)
+    tmp.chmod(0o600)
+    try:
+        if replace:
+            tmp.replace(path)
+        else:
+            os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def load_or_create_signer(path: Path, public_dir: Path) -> Signer:
-    """Load the key file, creating a new key (and publishing its public half) on first use."""
+    """Load the key file, creating a new key (and keeping its public half) on first use."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(pem)
-        tmp.chmod(0o600)
-        try:
-            os.link(tmp, path)  # never replaces: when two workers start at once, the first key wins
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
+        _write_private(path, _new_private_pem(), replace=False)
     signer = Signer.from_pem(path.read_bytes(), origin=str(path))
     public_dir.mkdir(parents=True, exist_ok=True)
     (public_dir / f"{signer.key_id}.pem").write_bytes(signer.public_pem)
     return signer
+
+
+def rotate_key(path: Path, public_dir: Path) -> tuple[str | None, Signer]:
+    """Replace the signing key with a new one; returns the old key id and the new signer.
+
+    The old private key is not kept: what it signed stays verifiable through its
+    public key (kept in public_dir and in the bucket), and nobody can sign
+    anything new with it. Running workers pick the new key up at their next
+    batch (KeySource).
+    """
+    old = Signer.from_pem(path.read_bytes(), origin=str(path)).key_id if path.exists() else None
+    if old is not None:
+        public_dir.mkdir(parents=True, exist_ok=True)
+        (public_dir / f"{old}.pem").write_bytes(Signer.from_pem(path.read_bytes()).public_pem)
+    _write_private(path, _new_private_pem(), replace=True)
+    return old, load_or_create_signer(path, public_dir)
+
+
+class KeySource:
+    """The current signer, re-read when the key file changes, so rotation needs no restart.
+
+    A stat per call, at most once a second: workers call it once per batch.
+    """
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._signer = signer_from_settings(settings)
+        self._stamp = self._file_stamp()
+        self._checked = clock()
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        if self._settings.keys.signing_key is not None:
+            return None
+        try:
+            st = self._settings.signing_key_path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_ino)
+
+    def current(self) -> Signer:
+        now = self._clock()
+        if now - self._checked >= 1.0:
+            self._checked = now
+            stamp = self._file_stamp()
+            if stamp is not None and stamp != self._stamp:
+                self._stamp = stamp
+                self._signer = signer_from_settings(self._settings)
+        return self._signer
 
 
 class PublicKeys:

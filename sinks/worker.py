@@ -17,7 +17,7 @@ import hashlib
 import logging
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -30,9 +30,10 @@ from sealtrail.errors import ServiceUnavailable
 from sealtrail.kafka import make_consumer
 from sealtrail.layout import DataObject, data_prefix, digest_prefix, parse_data_key, parse_digest_key
 from sealtrail.record import SealedRecord
-from sealtrail.signing import Signer
+from sealtrail.signing import KeySource, Signer
 from sealtrail.sinks.digest import DigestLink, ListedObject, build_digest, head_of
 from sealtrail.sinks.parquet import read_table, to_parquet
+from sealtrail.sinks.retention import policy_for
 from sealtrail.sinks.store import S3Store, sha256_b64
 from sealtrail.sinks.writer import ChainBuffer, Pending, object_key_for
 
@@ -80,10 +81,15 @@ def latest_digest(store: S3Store, prefix: str, chain: str) -> DigestLink | None:
 
 class SinkWorker:
     def __init__(
-        self, settings: Settings, signer: Signer, store: S3Store | None = None, metrics: SinkMetrics | None = None
+        self,
+        settings: Settings,
+        keys: Signer | KeySource,
+        store: S3Store | None = None,
+        metrics: SinkMetrics | None = None,
     ) -> None:
         self.settings = settings
-        self.signer = signer
+        self.keys = keys
+        self.retention = policy_for(settings)  # a bad policy stops the sink at start, not at its first flush
         self.store = store or S3Store(settings)
         self.metrics = metrics or SinkMetrics()
         self.buffers: dict[int, ChainBuffer] = {}
@@ -147,7 +153,7 @@ class SinkWorker:
         self, chain: str, listed: list[ListedObject], head: dict, previous: DigestLink | None
     ) -> DigestLink:
         now = format_ts(datetime.now(timezone.utc))
-        key, body = build_digest(self.settings.s3.prefix, chain, listed, head, previous, self.signer, now)
+        key, body = build_digest(self.settings.s3.prefix, chain, listed, head, previous, self.keys.current(), now)
         retry = self._retrying()
         if retry(self.store.exists, key):  # written before a crash: link to what is there
             body = retry(self.store.get, key).body
@@ -156,10 +162,19 @@ class SinkWorker:
             self.metrics.digests.inc()
         return DigestLink(key, hashlib.sha256(body).hexdigest(), head["seq"])
 
-    def _put_locked(self, key: str, body: bytes) -> str | None:
-        retention = self.settings.retention
-        retain_until = datetime.now(timezone.utc) + timedelta(days=retention.days)
-        return self._retrying()(self.store.put_locked, key, body, retention.mode, retain_until)
+    def _put_locked(self, key: str, body: bytes, records: list[SealedRecord] | None = None) -> str | None:
+        """PUT locked as the retention policy demands: the longest any of the records needs (a digest:
+        the policy's longest). Computed at each attempt, so a long outage cannot shorten the lock."""
+        events = None if records is None else {
+            (r.columns["category"], r.columns["action"], r.columns["tenant"]) for r in records
+        }
+
+        def put() -> str | None:
+            now = datetime.now(timezone.utc)
+            lock = self.retention.longest_lock(now) if events is None else self.retention.lock_for_events(events, now)
+            return self.store.put_locked(key, body, lock.mode, lock.retain_until)
+
+        return self._retrying()(put)
 
     def stop(self) -> None:
         self._stop.set()
@@ -217,7 +232,7 @@ class SinkWorker:
             listed = ListedObject(key, existing.version_id, existing.checksum_sha256, first, last, existing.size)
         else:
             body = to_parquet(records)
-            version = self._put_locked(key, body)
+            version = self._put_locked(key, body, records)
             listed = ListedObject(key, version, sha256_b64(body), first, last, len(body))
             self.metrics.objects.inc()
             self.metrics.bytes.inc(len(body))

@@ -19,7 +19,7 @@ import orjson
 from mode import Service
 
 from sealtrail.config import Settings
-from sealtrail.signing import Signer
+from sealtrail.signing import KeySource, Signer
 from sealtrail.stream.metrics import StreamMetrics
 from sealtrail.stream.pipeline import SealWorker
 
@@ -55,8 +55,8 @@ class SealService(Service):
             await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 30)
 
 
-def build_app(settings: Settings, signer: Signer, metrics: StreamMetrics | None = None) -> faust.App:
-    worker = SealWorker(settings, signer, metrics)
+def build_app(settings: Settings, keys: Signer | KeySource, metrics: StreamMetrics | None = None) -> faust.App:
+    worker = SealWorker(settings, keys, metrics)
     app = faust.App(
         f"{settings.stream.group}-faust",
         broker=f"kafka://{settings.kafka.bootstrap}",

@@ -26,7 +26,7 @@ from sealtrail.config import Settings
 from sealtrail.encoding import format_ts
 from sealtrail.errors import ConfigError, ServiceUnavailable
 from sealtrail.kafka import make_consumer, make_producer, partition_count
-from sealtrail.signing import Signer
+from sealtrail.signing import KeySource, Signer
 from sealtrail.stream.metrics import StreamMetrics
 from sealtrail.stream.recovery import recover_heads
 from sealtrail.stream.validate import Rejection, validate_counted
@@ -56,9 +56,9 @@ def dead_letter(message: Message, rejection: Rejection, at: str) -> bytes:
 class SealWorker:
     """One stream worker: owns some partitions of audit.events through the consumer group."""
 
-    def __init__(self, settings: Settings, signer: Signer, metrics: StreamMetrics | None = None) -> None:
+    def __init__(self, settings: Settings, keys: Signer | KeySource, metrics: StreamMetrics | None = None) -> None:
         self.settings = settings
-        self.signer = signer
+        self.keys = keys
         self.metrics = metrics or StreamMetrics()
         self.heads: dict[int, ChainHead] = {}
         self.sealed_total = 0
@@ -143,7 +143,7 @@ class SealWorker:
             return
         self.metrics.consumed.inc(len(accepted) + len(rejected))
         self.metrics.redacted.inc(redactions)
-        result = seal_batch(self.heads, accepted, self.signer, now)
+        result = seal_batch(self.heads, accepted, self.keys.current(), now)
         failures: list[KafkaError] = []
 
         def on_delivery(err: KafkaError | None, _msg: Message) -> None:

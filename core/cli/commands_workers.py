@@ -13,17 +13,19 @@ from sealtrail.config import Settings
 
 
 def publish_public_key(settings: Settings, signer) -> None:  # type: ignore[no-untyped-def]
-    """Put the public key in the bucket (locked), so verification needs nothing secret."""
-    from datetime import datetime, timedelta, timezone
+    """Put the public key in the bucket (locked as long as the policy's longest period), so verification
+    needs nothing secret."""
+    from datetime import datetime, timezone
 
     from sealtrail.layout import public_key_key
+    from sealtrail.sinks.retention import policy_for
     from sealtrail.sinks.store import S3Store
 
     store = S3Store(settings)
     key = public_key_key(settings.s3.prefix, signer.key_id)
     if not store.exists(key):
-        until = datetime.now(timezone.utc) + timedelta(days=settings.retention.days)
-        store.put_locked(key, signer.public_pem, settings.retention.mode, until)
+        lock = policy_for(settings).longest_lock(datetime.now(timezone.utc))
+        store.put_locked(key, signer.public_pem, lock.mode, lock.retain_until)
 
 
 def start_metrics(port: int, registry) -> int:  # type: ignore[no-untyped-def]
@@ -84,16 +86,16 @@ def stream(ctx: Context) -> None:
     import faust
 
     from sealtrail.stream.app import build_app
-    from sealtrail.signing import signer_from_settings
+    from sealtrail.signing import KeySource
     from sealtrail.stream.metrics import StreamMetrics
 
     settings = ctx.settings
-    signer = signer_from_settings(settings)
-    publish_public_key(settings, signer)
+    keys = KeySource(settings)
+    publish_public_key(settings, keys.current())
     metrics = StreamMetrics()
     port = start_metrics(settings.stream.metrics_port, metrics.registry)
-    say(f"stream worker: key {signer.key_id}, metrics on http://127.0.0.1:{port}/metrics")
-    app = build_app(settings, signer, metrics)
+    say(f"stream worker: key {keys.current().key_id}, metrics on http://127.0.0.1:{port}/metrics")
+    app = build_app(settings, keys, metrics)
     faust.Worker(app, loglevel="info", quiet=True, redirect_stdouts=False).execute_from_commandline()
 
 
@@ -101,12 +103,12 @@ def stream(ctx: Context) -> None:
 @click.pass_obj
 def sink(ctx: Context) -> None:
     """Run a sink worker: audit.chained -> locked Parquet in S3."""
-    from sealtrail.signing import signer_from_settings
+    from sealtrail.signing import KeySource
     from sealtrail.sinks.worker import SinkWorker
 
-    signer = signer_from_settings(ctx.settings)
-    publish_public_key(ctx.settings, signer)
-    worker = SinkWorker(ctx.settings, signer)
+    keys = KeySource(ctx.settings)
+    publish_public_key(ctx.settings, keys.current())
+    worker = SinkWorker(ctx.settings, keys)
     port = start_metrics(ctx.settings.sink.metrics_port, worker.metrics.registry)
     say(f"sink worker: bucket {ctx.settings.s3.bucket}, metrics on http://127.0.0.1:{port}/metrics")
     _stop_on_signals(worker.stop)
@@ -118,3 +120,45 @@ def sink(ctx: Context) -> None:
     threading.Thread(target=report, daemon=True).start()
     worker.run()
     say(f"sink stopped: {worker.events_written} events in {worker.objects_written} objects")
+
+
+@cli.group()
+def keys() -> None:
+    """Signing keys: list them, rotate the current one."""
+
+
+@keys.command("rotate")
+@click.pass_obj
+def keys_rotate(ctx: Context) -> None:
+    """Replace the signing key; the old one stays valid for what it signed.
+
+    The new public key is published to the bucket before this returns; running
+    stream and sink workers switch to the new key within a second. The old
+    private key is destroyed, its public key kept (locally and in the bucket).
+    """
+    from sealtrail.errors import ConfigError
+    from sealtrail.signing import rotate_key
+
+    settings = ctx.settings
+    if settings.keys.signing_key is not None:
+        raise ConfigError("keys.signing_key", "the key comes from the environment: rotate it where it is stored")
+    old, new = rotate_key(settings.signing_key_path, settings.public_keys_dir)
+    publish_public_key(settings, new)
+    say(f"rotated signing key {old or '(none)'} -> {new.key_id}; public key published")
+    click.echo(new.key_id)
+
+
+@keys.command("list")
+@click.pass_obj
+def keys_list(ctx: Context) -> None:
+    """Key ids whose public keys are published in the bucket (the current one marked)."""
+    from sealtrail.layout import KEYS
+    from sealtrail.signing import signer_from_settings
+    from sealtrail.sinks.store import S3Store
+
+    settings = ctx.settings
+    current = signer_from_settings(settings).key_id
+    prefix = f"{settings.s3.prefix}{KEYS}"
+    for key in sorted(S3Store(settings).keys(prefix)):
+        kid = key[len(prefix):].removesuffix(".pem")
+        click.echo(f"{kid}{'  (current)' if kid == current else ''}")

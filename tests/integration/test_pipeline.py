@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import time
 from datetime import datetime, timedelta, timezone
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -110,3 +112,30 @@ def test_verify_fails_on_a_changed_cell_and_a_deleted_object(make_trail) -> None
     changed = next(f for f in report.findings if f.kind.value == "cell_changed")
     assert changed.seq == edited.first + 1
     assert any(f.kind.value == "object_deleted" and f.chain == victim_chain for f in report.findings), report.findings
+
+
+def test_key_rotation_mid_flow_keeps_everything_verifiable(trail) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    trail.start("stream")
+    trail.start("sink")
+    first = trail.emit(400, seed=41)
+    trail.wait_stored(400)
+    rotated = subprocess.run(
+        [sys.executable, "-m", "sealtrail.cli", "keys", "rotate"],
+        env={**os.environ, **trail.env}, capture_output=True, text=True, check=True,
+    )
+    new_key = rotated.stdout.strip()
+    time.sleep(1.5)  # workers look at the key file once a second
+    more = trail.emit(400, seed=42)
+    trail.wait_stored(800)
+    used = {r["key_id"] for r in trail.chained() if r["key_id"]}
+    assert new_key in used and len(used) == 2, used
+    digest_keys = {orjson.loads(trail.store.get(k).body)["key_id"]
+                   for k in trail.store.keys(f"{trail.settings.s3.prefix}digests/")}
+    assert new_key in digest_keys
+    assert set(trail.event_ids()) == set(first) | set(more)
+    report = verify_store(trail.store, trail.settings)
+    assert report.ok, report.findings

@@ -151,3 +151,29 @@ def test_non_ed25519_key_file_is_config_error(tmp_path: Path, pem: bytes) -> Non
     assert e.value.setting == str(key_file)
     with pytest.raises(ConfigError):
         Signer.from_pem(pem)
+
+
+def test_rotate_key_replaces_the_key_and_keeps_the_old_public_half(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sealtrail.signing import load_or_create_signer, rotate_key
+
+    path, public = tmp_path / "signing.pem", tmp_path / "public"
+    before = load_or_create_signer(path, public)
+    old, after = rotate_key(path, public)
+    assert old == before.key_id and after.key_id != before.key_id
+    assert load_or_create_signer(path, public).key_id == after.key_id
+    assert {p.stem for p in public.glob("*.pem")} == {before.key_id, after.key_id}
+    assert (path.stat().st_mode & 0o777) == 0o600
+
+
+def test_key_source_follows_the_key_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sealtrail.config import load_settings
+    from sealtrail.signing import KeySource, rotate_key
+
+    settings = load_settings({"home": str(tmp_path)})
+    now = [0.0]
+    source = KeySource(settings, clock=lambda: now[0])
+    first = source.current().key_id
+    _, new = rotate_key(settings.signing_key_path, settings.public_keys_dir)
+    assert source.current().key_id == first  # checked at most once a second
+    now[0] = 1.5
+    assert source.current().key_id == new.key_id

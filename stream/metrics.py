@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class StreamMetrics:
@@ -20,6 +20,20 @@ class StreamMetrics:
         )
         self.batches = Counter("sealtrail_batches_total", "batches sealed and acknowledged", registry=r)
         self.head_seq = Gauge("sealtrail_chain_head_seq", "sequence number of each chain head", ["chain"], registry=r)
+        self.batch_seconds = Histogram(
+            "sealtrail_batch_seconds", "consume to committed offsets, per batch", registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.batch_records = Histogram(
+            "sealtrail_batch_records", "records per sealed batch", registry=r,
+            buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10000),
+        )
+        self.lag_seconds = Gauge(
+            "sealtrail_chain_lag_seconds",
+            "age of the newest record sealed per chain when it was sealed (broker timestamp; "
+            "high watermarks are not trusted on every broker)",
+            ["chain"], registry=r,
+        )
         self.recoveries = Counter(
             "sealtrail_chain_recoveries_total", "chain heads read back from audit.chained", registry=r
         )

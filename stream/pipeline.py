@@ -119,7 +119,10 @@ class SealWorker:
     def _process(self, consumer: Consumer, producer, messages: list[Message]) -> None:
         cfg = self.settings.stream
         topics = self.settings.kafka.topics
-        now = format_ts(datetime.now(timezone.utc))
+        started = time.monotonic()
+        wall = datetime.now(timezone.utc)
+        now = format_ts(wall)
+        newest_ts: dict[int, int] = {}
         accepted: list[Accepted] = []
         rejected: list[tuple[Message, Rejection]] = []
         last_offset: dict[int, int] = {}
@@ -133,6 +136,7 @@ class SealWorker:
             if p not in self.heads:
                 continue  # revoked in this very poll
             last_offset[p] = m.offset()
+            newest_ts[p] = m.timestamp()[1]
             result, redacted = validate_counted(m.value(), cfg.max_event_bytes)
             redactions += redacted
             if isinstance(result, Rejection):
@@ -169,6 +173,12 @@ class SealWorker:
             asynchronous=False,
         )
         self._count(result.sealed, rejected, result.duplicates)
+        self.metrics.batch_seconds.observe(time.monotonic() - started)
+        self.metrics.batch_records.observe(len(accepted) + len(rejected))
+        wall_ms = wall.timestamp() * 1000
+        for p, ts in newest_ts.items():
+            if ts > 0 and p in self.heads:
+                self.metrics.lag_seconds.labels(self.heads[p].chain).set(max(0.0, (wall_ms - ts) / 1000))
 
     def _await_acks(self, producer) -> None:
         """Block until the broker has everything: committing input before that could lose events."""

@@ -7,7 +7,6 @@ package lazily, so `sealtrail schema` does not pay for Faust or pyarrow.
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -52,14 +51,13 @@ def _nested(**flat: Any) -> dict[str, Any]:
 @click.option("--s3-endpoint", help="S3 endpoint URL; omit for AWS [SEALTRAIL_S3__ENDPOINT]")
 @click.option("--bucket", help="audit bucket [SEALTRAIL_S3__BUCKET]")
 @click.option("-v", "--verbose", is_flag=True, help="debug logging")
+@click.option("--log-json", is_flag=True, envvar="SEALTRAIL_LOG_JSON", help="logs as JSON lines [SEALTRAIL_LOG_JSON]")
 @click.pass_context
-def cli(ctx: click.Context, home, config_file, bootstrap, s3_endpoint, bucket, verbose) -> None:  # type: ignore[no-untyped-def]
+def cli(ctx: click.Context, home, config_file, bootstrap, s3_endpoint, bucket, verbose, log_json) -> None:  # type: ignore[no-untyped-def]
     """sealtrail: a tamper-evident audit trail from Kafka to S3 Object Lock."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from sealtrail.logs import configure
+
+    configure(verbose=verbose, json_lines=log_json)
     overrides = _nested(**{"home": str(home) if home else None, "kafka.bootstrap": bootstrap,
                            "s3.endpoint": s3_endpoint, "s3.bucket": bucket})
     ctx.obj = Context(overrides, config_file)

@@ -1,0 +1,73 @@
+"""Request context for web apps: who is calling and from where, set once per request.
+
+``AuditMiddleware`` (ASGI: Starlette, FastAPI) and ``WSGIAuditMiddleware``
+(WSGI: Flask, Django) put an ``AuditContext`` in place for the request:
+the authenticated user, the client address, the user agent, a request id
+(the incoming ``X-Request-ID`` or a new UUIDv7) and optionally the tenant.
+
+The client address is the TCP peer unless the peer is one of the configured
+trusted proxies; only then is ``X-Forwarded-For`` read, right to left,
+skipping trusted proxies, and the first untrusted address is the client.
+A client can write anything into X-Forwarded-For, so without trusted
+proxies the header is ignored.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+from sealtrail.errors import ConfigError
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def trusted_networks(proxies: Iterable[str]) -> tuple[Network, ...]:
+    """Parse addresses or CIDRs (``10.0.0.0/8``, ``127.0.0.1``); a bad entry is a ConfigError naming it."""
+    if isinstance(proxies, str):
+        raise ConfigError("trusted_proxies", "expected a list of addresses or CIDRs, not one string")
+    nets = []
+    for proxy in proxies:
+        try:
+            nets.append(ipaddress.ip_network(proxy.strip(), strict=False))
+        except (ValueError, AttributeError) as e:
+            raise ConfigError("trusted_proxies", f"not an address or CIDR: {proxy!r}") from e
+    return tuple(nets)
+
+
+def _parse(address: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not address:
+        return None
+    text = address.strip()
+    if text.startswith("[") and "]" in text:  # [2001:db8::1]:443
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:  # 198.51.100.7:443
+        text = text.split(":")[0]
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _trusted(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, nets: tuple[Network, ...]) -> bool:
+    return any(ip in net for net in nets)
+
+
+def client_ip(peer: str | None, forwarded_for: str | None, trusted: tuple[Network, ...]) -> str | None:
+    """The client's address: the peer, or (behind trusted proxies) the first untrusted hop of X-Forwarded-For."""
+    current = _parse(peer)
+    if current is None:
+        return None
+    if not forwarded_for or not _trusted(current, trusted):
+        return str(current)
+    for hop in reversed([h for h in forwarded_for.split(",") if h.strip()]):
+        ip = _parse(hop)
+        if ip is None:
+            break  # garbage in the header: believe only what trusted proxies vouched for so far
+        current = ip
+        if not _trusted(ip, trusted):
+            break
+    return str(current)

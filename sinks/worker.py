@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from tenacity import Retrying, retry_if_exception_type, wait_exponential
+from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
 
 from sealtrail.chain import chain_id
 from sealtrail.config import Settings
@@ -105,7 +105,7 @@ class SinkWorker:
 
         return Retrying(
             retry=retry_if_exception_type(ServiceUnavailable),
-            wait=wait_exponential(multiplier=0.2, max=5),
+            wait=wait_random_exponential(multiplier=0.2, max=5),  # full jitter: many sinks do not retry in step
             before_sleep=before_sleep,
             reraise=True,
             stop=lambda state: self._stop.is_set(),

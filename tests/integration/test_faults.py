@@ -163,3 +163,34 @@ def test_two_stream_workers_share_partitions(make_trail) -> None:  # type: ignor
         for found in re.findall(r"assigned partitions (\[[0-9, ]*\])", log.read_text(errors="replace"))
     ]
     assert any(0 < len(share) < 6 for share in shares), f"the workers never shared the partitions: {shares}"
+
+
+def test_s3_outage_delays_but_loses_nothing(trail, stack) -> None:  # type: ignore[no-untyped-def]
+    """The sink's S3 is cut twice for several seconds while events flow; it retries and resumes."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("proxy", Path(__file__).with_name("proxy.py"))
+    proxy_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(proxy_module)
+    proxy = proxy_module.CuttableProxy(stack.state.ports["s3"])
+    trail.env["SEALTRAIL_S3__ENDPOINT"] = f"http://127.0.0.1:{proxy.port}"
+    try:
+        trail.start("stream")
+        sink = trail.start("sink")
+        emitter = Emitter(trail)
+        emitter.start()
+        try:
+            for _ in range(2):
+                time.sleep(5)
+                proxy.cut()
+                time.sleep(8)
+                assert sink.poll() is None, "the sink gave up during the outage"
+                proxy.up()
+        finally:
+            emitter.halt.set()
+            emitter.join()
+        assert emitter.error is None, emitter.error
+        assert_exactly_once(trail, emitter.ids)
+        assert "S3 unavailable" in trail.log_tail(), "the outage never reached the sink"
+    finally:
+        proxy.close()

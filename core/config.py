@@ -79,6 +79,8 @@ class SinkSettings(_Frozen):
 class KeySettings(_Frozen):
     signing_key_file: Path | None = Field(None, description="Ed25519 private key (PEM); default $HOME/keys/signing.pem")
     signing_key: SecretStr | None = Field(None, description="PEM text, for keys kept in the environment")
+    kms_key_id: str | None = Field(None, description="AWS KMS key (ECC_NIST_EDWARDS25519) to sign with instead")
+    kms_region: str | None = Field(None, description="region of the KMS key; default s3.region")
 
 
 class RedactionSettings(_Frozen):

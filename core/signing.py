@@ -68,7 +68,14 @@ class Signer:
 
 
 def signer_from_settings(settings: Settings) -> Signer:
-    """The signing key: PEM from settings (e.g. the environment), else the key file, created on first use."""
+    """The signing key: AWS KMS, or PEM from settings (e.g. the environment), else the key file."""
+    if settings.keys.kms_key_id is not None:
+        import boto3
+
+        from sealtrail.kms import KmsSigner
+
+        client = boto3.client("kms", region_name=settings.keys.kms_region or settings.s3.region)
+        return KmsSigner(settings.keys.kms_key_id, client)  # type: ignore[return-value]
     if settings.keys.signing_key is not None:
         return Signer.from_pem(settings.keys.signing_key.get_secret_value().encode(), "keys.signing_key")
     return load_or_create_signer(settings.signing_key_path, settings.public_keys_dir)
@@ -137,7 +144,7 @@ class KeySource:
         self._checked = clock()
 
     def _file_stamp(self) -> tuple[int, int] | None:
-        if self._settings.keys.signing_key is not None:
+        if self._settings.keys.signing_key is not None or self._settings.keys.kms_key_id is not None:
             return None
         try:
             st = self._settings.signing_key_path.stat()

@@ -21,7 +21,7 @@ import orjson
 from sealtrail.errors import KeyNotFoundError
 from sealtrail.evidence.findings import Finding, FindingKind
 from sealtrail.signing import PublicKeys, head_message
-from sealtrail.sinks.digest import FORMAT, signed_bytes
+from sealtrail.sinks.digest import FORMAT, signed_message
 
 K = FindingKind
 
@@ -59,7 +59,7 @@ def _parse(d: StoredDigest, chain: str) -> tuple[dict[str, Any] | None, Finding 
 
 def _signature_problem(doc: dict[str, Any], keys: PublicKeys) -> tuple[FindingKind, str] | None:
     try:
-        ok = keys.verify(doc["key_id"], bytes.fromhex(doc["signature"]), signed_bytes(doc))
+        ok = keys.verify(doc["key_id"], bytes.fromhex(doc["signature"]), signed_message(doc))
     except KeyNotFoundError as e:
         return K.UNKNOWN_KEY, f"digest signed with unknown key {e.key_id}"
     except (KeyError, TypeError, ValueError) as e:

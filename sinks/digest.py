@@ -9,12 +9,14 @@ signed head, and the SHA-256 of the chain's previous digest, signed with an
 Ed25519 key whose public half is published under keys/. A verifier can then
 tell a removed, replaced, hidden or injected object, and a truncated tail.
 
-The signature covers the RFC 8785 bytes of the digest without its
-"signature" field; the stored object is those bytes with the field added.
+The signature covers a domain tag and the SHA-256 of the RFC 8785 bytes of the
+digest without its "signature" field (signed_message); the stored object is
+the document with the field added.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,9 +60,21 @@ def head_of(record: SealedRecord) -> dict[str, Any]:
             "key_id": record.key_id, "signature": record.signature.hex()}
 
 
+DIGEST_DOMAIN = b"sealtrail.digest.v1|"
+
+
 def signed_bytes(doc: dict[str, Any]) -> bytes:
-    """What the digest signature covers: the document without its signature, canonical."""
+    """The document without its signature, canonical."""
     return canonical({k: v for k, v in doc.items() if k != "signature"})
+
+
+def signed_message(doc: dict[str, Any]) -> bytes:
+    """What the digest signature covers: a domain tag and the SHA-256 of signed_bytes.
+
+    Fixed-size, so a digest listing many objects can still be signed by a KMS
+    key (KMS signs messages of at most 4 KiB).
+    """
+    return DIGEST_DOMAIN + hashlib.sha256(signed_bytes(doc)).digest()
 
 
 def build_digest(
@@ -82,5 +96,5 @@ def build_digest(
         "previous": {"key": previous.key, "sha256": previous.sha256, "last": previous.last} if previous else None,
         "key_id": signer.key_id,
     }
-    doc["signature"] = signer.sign(signed_bytes(doc)).hex()
+    doc["signature"] = signer.sign(signed_message(doc)).hex()
     return digest_key(prefix, chain, head["seq"]), orjson.dumps(doc)

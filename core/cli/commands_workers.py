@@ -142,6 +142,8 @@ def keys_rotate(ctx: Context) -> None:
     settings = ctx.settings
     if settings.keys.signing_key is not None:
         raise ConfigError("keys.signing_key", "the key comes from the environment: rotate it where it is stored")
+    if settings.keys.kms_key_id is not None:
+        raise ConfigError("keys.kms_key_id", "the key lives in AWS KMS: create a new KMS key and point keys.kms_key_id at it")
     old, new = rotate_key(settings.signing_key_path, settings.public_keys_dir)
     publish_public_key(settings, new)
     say(f"rotated signing key {old or '(none)'} -> {new.key_id}; public key published")

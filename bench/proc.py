@@ -32,6 +32,8 @@ class Worker:
     log: Path
     metrics_url: str | None = None
     service: bool = False  # a worker that runs until stopped (a script that exits 0 when done is not)
+    _scraped: dict[str, float] = field(default_factory=dict)
+    _scraped_at: float = 0.0
     rss_samples: list[tuple[float, int]] = field(default_factory=list)
     cpu_samples: list[tuple[float, float]] = field(default_factory=list)
 
@@ -96,10 +98,16 @@ class Worker:
             time.sleep(0.2)
         raise RuntimeError(f"{self.name} served no metrics within {timeout_s:.0f}s; see {self.log}")
 
-    def scrape(self) -> dict[str, float]:
-        """Metric samples summed over labels: {'sealtrail_events_sealed_total': 123.0, ...}; {} if unreachable."""
+    def scrape(self, max_age_s: float = 0.2) -> dict[str, float]:
+        """Metric samples summed over labels: {'sealtrail_events_sealed_total': 123.0, ...}; {} if unreachable.
+
+        At most one request per ``max_age_s``: serving /metrics costs the worker
+        CPU, and a benchmark should not load what it measures.
+        """
         if self.metrics_url is None:
             return {}
+        if time.monotonic() - self._scraped_at < max_age_s:
+            return self._scraped
         try:
             with urllib.request.urlopen(self.metrics_url, timeout=2) as resp:
                 text = resp.read().decode()
@@ -111,6 +119,7 @@ class Worker:
                 out[s.name] = out.get(s.name, 0.0) + s.value
                 out.setdefault(f"{s.name}#labels", 0.0)
                 out[f"{s.name}#labels"] += 1
+        self._scraped, self._scraped_at = out, time.monotonic()
         return out
 
     def stop(self, timeout_s: float = 30.0) -> int | None:

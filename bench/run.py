@@ -82,7 +82,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="a development run of about 2 minutes")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--naive-events", type=int, default=None,
-                    help="events the naive Faust reference processes [20,000; --quick: 4,000]")
+                    help="events the naive Faust reference processes [10,000; --quick: 4,000]")
+    ap.add_argument("--plain-events", type=int, default=None,
+                    help="events the plain-loop reference processes [300,000; --quick: all]")
     ap.add_argument("--paced-seconds", type=float, default=None, help="length of the paced latency run [30; --quick: 8]")
     ap.add_argument("--paced-rate", type=float, default=None, help="events/s of the paced run [half the e2e rate]")
     ap.add_argument("--profile", action="store_true", help="py-spy (pip install -e '.[bench]') on emit, stream and sink")
@@ -90,7 +92,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     args.events = args.events or (50_000 if args.quick else 1_000_000)
-    args.naive_events = min(args.events, args.naive_events or (4_000 if args.quick else 20_000))
+    args.naive_events = min(args.events, args.naive_events or (4_000 if args.quick else 10_000))
+    args.plain_events = min(args.events, args.plain_events or 300_000)
     args.paced_seconds = args.paced_seconds or (8.0 if args.quick else 30.0)
     return args
 
@@ -182,6 +185,8 @@ class Bench:
         self.sys_samples: list[tuple[float, float, dict[str, float], float]] = []
         self.stamp = time.strftime("%Y%m%d-%H%M%S")
         self.profiles: dict[str, Any] = {}
+        self.stream_series: list[tuple[float, float]] = []
+        self.stream_start: float | None = None
         self.r: dict[str, Any] = {
             "date": time.strftime("%Y-%m-%d %H:%M %Z"),
             "command": "bench/run.py " + " ".join(sys.argv[1:]),
@@ -266,15 +271,21 @@ class Bench:
         if code not in (0, -signal.SIGTERM, None):
             self.say(f"  {w.name} exited with {code}; log {w.log}")
 
-    def profile(self, w: Worker) -> Worker | None:
+    def profile(self, w: Worker | None, name: str | None = None) -> Worker | None:
+        """py-spy on a worker (or, with w None, on this process and its children: the verifier's pool)."""
         if not self.args.profile:
             return None
         spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
         if spy is None:
             raise BenchError("--profile needs py-spy: .venv/bin/pip install -e '.[bench]'")
-        out = self.work / f"profile-{w.name}.txt"
-        p = proc.spawn(f"py-spy-{w.name}", [spy, "record", "--pid", str(w.pid), "--rate", "100", "--nonblocking",
-                                             "--format", "raw", "--output", str(out)], {}, self.logs)
+        name = name or (w.name if w else "bench")
+        out = self.work / f"profile-{name}.txt"
+        target = ["--pid", str(w.pid)] if w else ["--pid", str(os.getpid()), "--subprocesses"]
+        p = proc.spawn(f"py-spy-{name}", [spy, "record", *target, "--rate", "100", "--nonblocking",
+                                           "--format", "raw", "--output", str(out)], {}, self.logs)
+        deadline = time.monotonic() + 15
+        while "Sampling process" not in p.log_tail() and p.alive() and time.monotonic() < deadline:
+            time.sleep(0.05)  # attached: from here on a SIGINT makes it write what it sampled
         self.workers.append(p)
         p.profile_out = out  # type: ignore[attr-defined]
         return p
@@ -433,6 +444,8 @@ class Bench:
             if first_poll is None and m.get("sealtrail_events_consumed_total", 0) > 0:
                 first_poll = now
             sealed = m.get("sealtrail_events_sealed_total", 0)
+            if not self.stream_series or self.stream_series[-1][1] != sealed:
+                self.stream_series.append((now, sealed))
             return sealed >= self.n
 
         def show() -> str:
@@ -450,6 +463,7 @@ class Bench:
         peak = w.peak_rss()
         self.stop(w)
         seconds = end - start
+        self.stream_start = start
         self.r["stages"]["stream"] = {
             "events": self.n, "seconds": seconds, "events_per_s": self.n / seconds, "cpu_s": cpu,
             "events_per_cpu_s": self.n / cpu if cpu else None, "peak_rss": peak,
@@ -463,14 +477,20 @@ class Bench:
         self.say(f"stream: {self.n / seconds:,.0f} events/s ({seconds:.1f} s), {cpu:.1f} CPU s, "
                  f"peak RSS {peak / 2**20:,.0f} MB")
 
+    def stream_rate_over(self, count: int) -> float | None:
+        """The stream stage's rate over its first ``count`` events (from its sealed counter), for like-for-like ratios."""
+        hit = next((t for t, sealed in self.stream_series if sealed >= count), None)
+        return count / (hit - self.stream_start) if hit and self.stream_start else None
+
     def phase_plain(self, stage: Trail) -> None:
         out = f"{stage.tag}.plain"
         stage.create_topics({out: stage.settings.kafka.partitions})
-        self.say(f"reference: plain confluent-kafka loop over the same {self.n:,} events")
+        count = self.args.plain_events
+        self.say(f"reference: plain confluent-kafka loop over the first {count:,} of the same events")
         status_path = self.work / "plain.status.json"
         w = self.spawn("plain-loop", proc.script(BENCH / "plain_loop.py", "--input", stage.settings.kafka.topics.events,
                                                  "--output", out, "--group", f"{stage.tag}-plain", "--count",
-                                                 str(self.n), "--status", str(status_path)), stage)
+                                                 str(count), "--status", str(status_path)), stage)
         status: dict = {}
 
         def done(_now: float) -> bool:
@@ -481,7 +501,7 @@ class Bench:
                 pass
             return bool(status.get("done"))
 
-        self.watch([w], done, lambda: f"plain loop: {status.get('count', 0):,}/{self.n:,}", max(600.0, self.n / 200),
+        self.watch([w], done, lambda: f"plain loop: {status.get('count', 0):,}/{count:,}", max(600.0, count / 200),
                    "plain loop")
         seconds = status["t_last"] - status["t_first"]
         cpu = w.cpu_seconds()
@@ -489,6 +509,8 @@ class Bench:
         self.r["references"]["plain_loop"] = {
             "events": status["count"], "sealed": status["sealed"], "seconds": seconds,
             "events_per_s": status["count"] / seconds, "cpu_s": cpu, "peak_rss": w.peak_rss(),
+            "events_per_cpu_s": status["count"] / cpu if cpu else None,
+            "stream_events_per_s_same_prefix": self.stream_rate_over(status["count"]),
         }
         self.other_load("plain_loop", status["t_first"], status["t_last"], cpu)
         self.say(f"plain loop: {status['count'] / seconds:,.0f} events/s")
@@ -528,6 +550,7 @@ class Bench:
         self.r["references"]["naive_faust"] = {
             "events": status["count"], "sealed": status["sealed"], "seconds": seconds,
             "events_per_s": status["count"] / seconds, "cpu_s": cpu, "peak_rss": peak,
+            "events_per_cpu_s": status["count"] / cpu if cpu else None,
         }
         self.other_load("naive_faust", status["t_first"], status["t_last"], cpu)
         self.say(f"naive Faust: {status['count'] / seconds:,.0f} events/s")
@@ -586,9 +609,11 @@ class Bench:
                 last[0] = time.monotonic()
                 self.say(f"  verify: {done}/{total} objects")
 
+        spy = self.profile(None, "verify")
         t0 = time.time()
         rep = verify_store(S3Store(stage.settings), stage.settings, progress=progress)
         seconds = time.time() - t0
+        self.finish_profile(spy, "verify")
         self.r["stages"]["verify"] = {"events": rep.events, "objects": rep.objects, "seconds": seconds,
                                       "events_per_s": rep.events / seconds, "ok": rep.ok,
                                       "findings": [f.as_dict() for f in rep.findings[:5]]}
@@ -660,6 +685,12 @@ class Bench:
         self.r["e2e"]["sink_peak_rss"] = sink.peak_rss()
         self.stop(stream)
         self.stop(sink)
+        t0 = st["t_first"]
+        self.r["e2e"]["objects"] = [
+            {"key": o.key.rsplit("/", 1)[-1], "rows": o.last - o.first + 1, "bytes": o.size,
+             "seen_s": round(bucket.first_seen[o.key] - t0, 2)}
+            for o in sorted(bucket.list(), key=lambda o: bucket.first_seen.get(o.key, 0)) if o.key in bucket.first_seen
+        ]
 
         seen = bucket.event_ids()
         self.trails["e2e"] = (bucket, seen, self.ids + paced_ids)
@@ -717,7 +748,8 @@ class Bench:
                                "seconds": time.time() - t0, "findings": rep.get("findings", [])[:5]}
         c["stream_no_rejections"] = not self.r["stages"]["stream"].get("rejected")
         plain = self.r["references"].get("plain_loop", {})
-        c["plain_loop_sealed_all"] = plain.get("sealed") == self.n
+        c["plain_loop_sealed_all"] = (plain.get("sealed") == plain.get("events")
+                                      and plain.get("events", 0) >= self.args.plain_events)
         naive = self.r["references"].get("naive_faust", {})
         c["naive_faust_sealed_all"] = naive.get("sealed") == self.args.naive_events
         c["ok"] = all((c["stage_sealed_once"]["ok"], c["stage_verify_ok"], c["e2e_sealed_once"]["ok"],

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -316,7 +317,11 @@ class _Replayer(threading.Thread):
                     break
                 except BufferError:
                     self._producer.poll(0.1)
-        remaining = self._producer.flush(self.settings.producer.delivery_timeout_s + 5)
+        deadline = time.monotonic() + self.settings.producer.delivery_timeout_s + 5
+        while True:  # in short steps, so close() does not wait out a broker outage
+            remaining = self._producer.flush(0.2)
+            if not remaining or self._halt.is_set() or time.monotonic() > deadline:
+                break
         if remaining or failed:
             _log.info("spool replay: broker not acknowledging yet (%s); retrying",
                       failed[0].str() if failed else f"{remaining} pending")

@@ -118,3 +118,49 @@ def test_broker_outage_and_kill_9_lose_nothing(trail, tmp_path: Path) -> None:  
     report = verify_store(trail.store, trail.settings)
     assert report.ok, report.findings
     assert "started spooling=True" in log.read_text(), "the restarted publisher found the dead one's spool"
+
+
+def test_asyncio_client_with_typed_helpers_reaches_the_trail(trail, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The asyncio face, the families and the request context, end to end with the spool on and the broker up."""
+    import asyncio
+
+    from sealtrail.producers import AsyncAuditClient, Auditor, audit_context
+
+    settings = trail.settings.model_copy(
+        update={"spool": trail.settings.spool.model_copy(update={"enabled": True, "path": tmp_path / "spool"})}
+    )
+
+    async def request(audit, i: int) -> list[str]:  # type: ignore[no-untyped-def]
+        with audit_context(actor_id=f"user-{i}", ip="198.51.100.7", tenant="acme", request_id=f"req-{i}"):
+            await asyncio.sleep(0)
+            return [
+                await audit.auth.login(method="password"),
+                await audit.change.update("order", f"o-{i}", before={"status": "new"},
+                                          after={"status": "paid", "card": "4111 1111 1111 1111"}),
+                await audit.access.export("report", f"r-{i}", rows=i),
+            ]
+
+    async def main() -> list[str]:
+        async with AsyncAuditClient(settings) as client:
+            audit = Auditor(client.emit, source="web")
+            batches = await asyncio.gather(*(request(audit, i) for i in range(100)))
+            await client.flush()
+            assert not client.sync.spooling
+        return [i for b in batches for i in b]
+
+    ids = asyncio.run(main())
+    trail.start("stream")
+    trail.start("sink")
+    trail.wait_stored(len(ids))
+    stored = trail.event_ids()
+    assert set(stored) == set(ids) and max(stored.values()) == 1
+    rows = trail.store  # the card number never reached the bucket
+    from sealtrail.layout import data_prefix
+    from sealtrail.sinks.parquet import read_table
+
+    for key in rows.keys(data_prefix(trail.settings.s3.prefix)):
+        table = read_table(rows.get(key).body)
+        assert not any("4111" in (v or "") for v in table.column("after").to_pylist())
+        actors = table.column("actor_id").to_pylist()
+        requests = table.column("request_id").to_pylist()
+        assert all(r == f"req-{a.split('-')[1]}" for a, r in zip(actors, requests, strict=True))

@@ -132,3 +132,51 @@ def test_kill_9_loses_nothing_acknowledged_and_the_slot_becomes_an_orphan(tmp_pa
     # everything reported is there, in order, with no gap (the writer may have gone on past what was read)
     assert len(keys) > acknowledged
     assert keys == [f"k{i}" for i in range(len(keys))]
+
+
+def unreachable_settings(tmp_path: Path, **spool: object):  # type: ignore[no-untyped-def]
+    from sealtrail.config import load_settings
+    from sealtrail.stack import free_port
+
+    return load_settings({
+        "home": str(tmp_path / "home"),
+        "kafka": {"bootstrap": f"127.0.0.1:{free_port()}"},  # nothing listens there
+        "producer": {"delivery_timeout_s": 0.5},
+        "spool": {"enabled": True, "path": str(tmp_path / "spool"), "retry_interval_s": 0.2, **spool},
+    })
+
+
+EVENT = {"category": "auth", "action": "auth.login", "actor": {"id": "alice"}, "tenant": "acme", "source": "web"}
+
+
+def test_client_spools_what_the_broker_did_not_acknowledge(tmp_path: Path) -> None:
+    from sealtrail.producers import AuditClient
+
+    client = AuditClient(unreachable_settings(tmp_path))
+    try:
+        first = client.emit(EVENT)
+        client.flush()  # returns: the event is durable in the spool, not lost
+        assert client.spooling and client.spool is not None and client.spool.count == 1
+        second = client.emit(EVENT)  # while spooling, straight to the spool, behind the first
+        assert [s.key for s in client.spool.peek(10)] == [first, second]
+    finally:
+        client.close()
+    assert [s.events for s in status(tmp_path / "spool")] == [2]
+
+
+def test_client_refuses_oversized_events_and_raises_when_the_spool_is_full(tmp_path: Path) -> None:
+    from sealtrail.errors import InvalidEventError
+    from sealtrail.producers import AuditClient
+
+    client = AuditClient(unreachable_settings(tmp_path, max_bytes=4096))
+    try:
+        with pytest.raises(InvalidEventError, match="oversized"):
+            client.emit({**EVENT, "metadata": {"blob": "x" * 300_000}})
+        client.emit(EVENT)
+        client.flush()
+        assert client.spooling
+        with pytest.raises(SpoolFullError, match="spool.max_bytes"):
+            for _ in range(100):
+                client.emit(EVENT)
+    finally:
+        client.close()

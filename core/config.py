@@ -110,7 +110,7 @@ class SpoolSettings(_Frozen):
     max_bytes: int = Field(256 * 1024 * 1024, ge=4096, description="bound on the spooled event bytes")
     when_full: Literal["block", "raise"] = Field("raise", description="block until there is room, or raise SpoolFullError")
     block_timeout_s: float | None = Field(None, gt=0, description="with when_full=block: raise after this long (None: wait)")
-    replay_batch: int = Field(1000, ge=1)
+    replay_batch: int = Field(5000, ge=1, description="events per acknowledged replay round trip")
     retry_interval_s: float = Field(2.0, gt=0, description="how often a down broker is probed while events are spooled")
 
 

@@ -56,8 +56,14 @@ class S3Settings(_Frozen):
 
 
 class RetentionSettings(_Frozen):
+    """Without policy_file, mode and days are the whole policy (one default rule); see sinks/retention.py."""
+
     mode: Literal["COMPLIANCE", "GOVERNANCE"] = "COMPLIANCE"
-    days: int = Field(2557, ge=1, description="7 years, as HIPAA asks; SOC 2 needs at least 1 year")
+    days: int = Field(2557, ge=1, le=36500, description="7 years, as HIPAA asks; SOC 2 needs at least 1 year")
+    environment: Literal["production", "non-production"] = Field(
+        "production", description="for the built-in policy: GOVERNANCE mode only in non-production"
+    )
+    policy_file: Path | None = Field(None, description="TOML retention policy (rules per category, action, tenant)")
 
 
 class StreamSettings(_Frozen):

@@ -67,6 +67,7 @@ from sealtrail.layout import (
 from sealtrail.record import CHAIN_COLUMNS, EVENT_COLUMNS, GENESIS, JSON_COLUMNS, hashed_bytes
 from sealtrail.signing import PublicKeys, head_message
 from sealtrail.sinks.parquet import SCHEMA, read_table, text_columns
+from sealtrail.sinks.retention import policy_for, required_lock
 from sealtrail.sinks.store import ObjectVersion, StoredObject, sha256_b64
 
 K = FindingKind
@@ -455,22 +456,26 @@ def verify_chain(
 
 def lock_findings(stored: StoredObject, version: ObjectVersion, chain: str | None, settings: Settings
                   ) -> list[Finding]:
-    """Object Lock: set, at least as strong as the policy, and retained long enough."""
+    """Object Lock: set, and as strong and as long as the retention policy demands of what the object holds.
+
+    A data object needs the longest period (and strongest mode) any of its
+    events needs, a digest the policy's longest (sinks/retention.py).
+    """
     key, vid = stored.key, version.version_id
-    policy = settings.retention
     if not stored.lock_mode:
         return [Finding(K.NOT_LOCKED, key, vid, chain, None, "the object has no Object Lock retention")]
+    need = required_lock(policy_for(settings), key, stored.body, version.last_modified)
+    rules = ", ".join(need.rules)
     findings = []
-    if policy.mode == "COMPLIANCE" and stored.lock_mode != "COMPLIANCE":
+    if need.mode == "COMPLIANCE" and stored.lock_mode != "COMPLIANCE":
         findings.append(Finding(K.NOT_LOCKED, key, vid, chain, None,
                                 f"locked in {stored.lock_mode} mode, which privileged users can lift; "
-                                "the policy is COMPLIANCE"))
-    want = version.last_modified + timedelta(days=policy.days) - RETENTION_SLACK
-    if stored.retain_until is None or stored.retain_until < want:
+                                "the policy asks COMPLIANCE for what it holds"))
+    if stored.retain_until is None or stored.retain_until < need.retain_until - RETENTION_SLACK:
         until = stored.retain_until.isoformat() if stored.retain_until else "none"
         findings.append(Finding(K.RETENTION_SHORT, key, vid, chain, None,
-                                f"retained until {until}, the policy asks {policy.days} days from "
-                                f"{version.last_modified.isoformat()}"))
+                                f"retained until {until}, the policy asks until {need.retain_until.isoformat()} "
+                                f"(rule {rules}, from {version.last_modified.isoformat()})"))
     return findings
 
 

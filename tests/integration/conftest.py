@@ -33,7 +33,8 @@ from sealtrail.workload import generate
 
 
 class Trail:
-    def __init__(self, base: Settings, tmp: Path, partitions: int = 3, retention_mode: str = "COMPLIANCE") -> None:
+    def __init__(self, base: Settings, tmp: Path, partitions: int = 3, retention_mode: str = "COMPLIANCE",
+                 retention_policy: Path | None = None) -> None:
         tag = uuid.uuid4().hex[:8]
         self.partitions = partitions
         self.env = {
@@ -49,8 +50,13 @@ class Trail:
             "SEALTRAIL_SINK__FLUSH_INTERVAL_S": "0.5",
             "SEALTRAIL_STREAM__BATCH_SIZE": "500",
             "SEALTRAIL_RETENTION__MODE": retention_mode,
+            # GOVERNANCE (which tests use to play an insider) is refused unless declared non-production
+            "SEALTRAIL_RETENTION__ENVIRONMENT": "non-production" if retention_mode == "GOVERNANCE" else "production",
             "SEALTRAIL_KEYS__SIGNING_KEY_FILE": str(tmp / "signing.pem"),
         }
+        if retention_policy is not None:  # the file is then the whole policy: no mode or environment beside it
+            del self.env["SEALTRAIL_RETENTION__MODE"], self.env["SEALTRAIL_RETENTION__ENVIRONMENT"]
+            self.env["SEALTRAIL_RETENTION__POLICY_FILE"] = str(retention_policy)
         saved = dict(os.environ)
         os.environ.update(self.env)
         try:

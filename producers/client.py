@@ -83,6 +83,21 @@ def check_size(value: bytes, limit: int) -> None:
         )
 
 
+# Errors that mean "the broker is away or slow": the spool takes the event over. Anything else (a
+# record too large, an unknown topic, an authorization failure) is raised by flush() instead, since
+# replaying it would fail the same way forever.
+_OUTAGE_CODES = frozenset({
+    KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN,
+    KafkaError.REQUEST_TIMED_OUT, KafkaError.NOT_ENOUGH_REPLICAS, KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    KafkaError.LEADER_NOT_AVAILABLE, KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.BROKER_NOT_AVAILABLE,
+    KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT,
+})
+
+
+def spoolable(err: KafkaError) -> bool:
+    return err.retriable() or err.code() in _OUTAGE_CODES
+
+
 class AuditClient:
     """Publishes events to audit.events. Use as a context manager, or call flush()/close()."""
 
@@ -169,8 +184,8 @@ class AuditClient:
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is None:
             return
-        if self.spool is None:
-            self._failures.append(err)
+        if self.spool is None or not spoolable(err):
+            self._failures.append(err)  # flush() raises it: a refusal, not an outage, is the caller's to see
             return
         # not acknowledged in time (or refused): the spool takes it over and replays it
         try:

@@ -112,7 +112,7 @@ def _valid_ip(text: str | None) -> str | None:
 def row_event(row: CapturedRow, *, tenant: str, source: str) -> dict[str, Any]:
     """The audit event for one captured row (pure; redaction happens in the client)."""
     ip = _valid_ip(row.app_ip)
-    actor: dict[str, Any] = {"id": row.app_user_id or row.db_user, "type": "user" if row.app_user_id else "service"}
+    actor: dict[str, Any] = {"id": (row.app_user_id or row.db_user)[:256], "type": "user" if row.app_user_id else "service"}
     if ip:
         actor["ip"] = ip
     metadata: dict[str, Any] = {"audit_id": row.id, "txid": row.txid, "db_user": row.db_user}
@@ -125,7 +125,7 @@ def row_event(row: CapturedRow, *, tenant: str, source: str) -> dict[str, Any]:
     event: dict[str, Any] = {
         "event_id": str(row.event_id),
         "occurred_at": row.captured_at,
-        "tenant": row.app_tenant or tenant,
+        "tenant": (row.app_tenant or tenant)[:256],
         "source": source,
         "actor": actor,
         "metadata": metadata,

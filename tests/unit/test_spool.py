@@ -180,3 +180,15 @@ def test_client_refuses_oversized_events_and_raises_when_the_spool_is_full(tmp_p
                 client.emit(EVENT)
     finally:
         client.close()
+
+
+def test_only_outages_are_spooled() -> None:
+    """A refusal (too large, unknown topic, not authorised) would fail the same way on every replay."""
+    from confluent_kafka import KafkaError
+
+    from sealtrail.producers.client import spoolable
+
+    assert spoolable(KafkaError(KafkaError._MSG_TIMED_OUT))
+    assert spoolable(KafkaError(KafkaError._TRANSPORT))
+    assert not spoolable(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+    assert not spoolable(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))

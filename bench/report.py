@@ -112,6 +112,16 @@ def markdown(r: dict[str, Any]) -> str:
             for label, x in ((f"paced at {_n(lat.get('paced_rate'))} events/s", lat.get("paced", {})),
                              ("saturated (the end-to-end run)", lat.get("saturated", {})))
         ) + ".",
+    ]
+    paced = lat.get("paced", {})
+    if paced.get("emit_to_sealed"):
+        a, b = paced["emit_to_sealed"], paced["sealed_to_durable"]
+        pb = lat.get("paced_stream_batches") or {}
+        lines[-1] += (f" Under the paced load, emit -> sealed by the stream took p50 {_n(a.get('p50'), 2)} s, "
+                      f"p99 {_n(a.get('p99'), 2)} s (stream batches of {_n(pb.get('batch_records_mean'))} records, "
+                      f"{_n((pb.get('batch_seconds_mean') or 0) * 1000)} ms each from consume to committed offsets), and "
+                      f"sealed -> durable p50 {_n(b.get('p50'), 2)} s, p99 {_n(b.get('p99'), 2)} s.")
+    lines += [
         "",
         (f"Storage: {_n(st.get('trail_bytes_per_event'), 1)} bytes/event in the bucket for the end-to-end trail "
         f"({_n(st.get('e2e_data_objects'))} objects), {_n(st.get('stage_bytes_per_event'), 1)} for the sink-alone trail "

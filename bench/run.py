@@ -76,6 +76,17 @@ class BenchError(Exception):
     pass
 
 
+def batch_stats(before: dict[str, float], after: dict[str, float]) -> dict[str, float | None]:
+    """Mean batch latency and size of the stream between two scrapes of its metrics (when it exports them)."""
+    def mean(name: str) -> float | None:
+        n = after.get(f"{name}_count", 0) - before.get(f"{name}_count", 0)
+        return (after.get(f"{name}_sum", 0) - before.get(f"{name}_sum", 0)) / n if n else None
+
+    return {"batches": after.get("sealtrail_batches_total", 0) - before.get("sealtrail_batches_total", 0),
+            "batch_seconds_mean": mean("sealtrail_batch_seconds"),
+            "batch_records_mean": mean("sealtrail_batch_records")}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=None, help="events in the workload [1,000,000; --quick: 50,000]")
@@ -471,7 +482,7 @@ class Bench:
             else "first poll of the consumed counter",
             "rejected": metrics.get("sealtrail_events_rejected_total", 0.0),
             "duplicates": metrics.get("sealtrail_duplicates_total", 0.0),
-            "batches": metrics.get("sealtrail_batches_total"),
+            **batch_stats({}, metrics),
         }
         self.other_load("stream", start, end, cpu)
         self.say(f"stream: {self.n / seconds:,.0f} events/s ({seconds:.1f} s), {cpu:.1f} CPU s, "
@@ -646,6 +657,7 @@ class Bench:
             return line
 
         self.say(f"e2e: emitting {self.n:,} events as fast as the client goes")
+        m0 = stream.scrape(0)
         emitter, st, times = self.emit(trail, "e2e-emit", self.workload, self.n, extra_workers=[stream, sink],
                                        on_tick=lambda now: listing(now, self.n), progress=show("e2e", self.n, 0),
                                        timeout_s=max(900.0, self.n / 100))
@@ -668,6 +680,8 @@ class Bench:
                  f"({seconds:.1f} s; the emitter alone took {st['t_acked'] - st['t_first']:.1f} s)")
         snapshot = bucket.sizes()
         saturated_seen = dict(bucket.first_seen)
+        m1 = stream.scrape(0)
+        self.r["e2e"]["stream_batches"] = batch_stats(m0, m1)
 
         # a paced load, for the latency a sustainable rate sees
         rate = self.args.paced_rate or max(1000.0, round(0.5 * self.n / seconds, -2))
@@ -681,6 +695,7 @@ class Bench:
                                         on_tick=lambda now: listing(now, self.n + paced_n),
                                         progress=show("paced", paced_n, base),
                                         timeout_s=120.0 + 4 * self.args.paced_seconds)
+        self.r["latency"]["paced_stream_batches"] = batch_stats(m1, stream.scrape(0))
         self.r["e2e"]["stream_peak_rss"] = stream.peak_rss()
         self.r["e2e"]["sink_peak_rss"] = sink.peak_rss()
         self.stop(stream)

@@ -490,8 +490,9 @@ def _encryption(client: Any, bucket: str, prefix: str, policy: Policy, state: Bu
     refused = _probe_encryption(client, bucket, prefix, policy, state.object_lock)
     if refused is not None:
         add(Item("encryption", Status.UNSUPPORTED,
-                 f"the store failed a test write with {policy.encryption} ({refused}); bucket default encryption "
-                 "left unset, since setting it would make every PUT fail the same way"))
+                 f"the store failed a test write with {policy.encryption} ({refused}); the bucket default is "
+                 "left unset, since it would make every PUT fail the same way; set [bucket] encryption = "
+                 '"none" in the policy to accept that'))
         return
     config: dict[str, Any] = {"SSEAlgorithm": policy.encryption}
     if policy.kms_key_id:

@@ -285,8 +285,8 @@ def _transitions(value: Any, where: str, longest_days: int) -> tuple[Transition,
     if not isinstance(value, list):
         raise ConfigError(where, f"transitions must be a list of {{days, storage_class}} tables, not {value!r}")
     out: list[Transition] = []
-    for item in value:
-        item = _check_keys(item, {"days", "storage_class"}, where)
+    for raw in value:
+        item = _check_keys(raw, {"days", "storage_class"}, where)
         days = _int(item.get("days"), where, "transitions.days", 1, MAX_DAYS)
         klass = item.get("storage_class")
         if klass in ARCHIVE_CLASSES:

@@ -165,9 +165,10 @@ class SinkWorker:
     def _put_locked(self, key: str, body: bytes, records: list[SealedRecord] | None = None) -> str | None:
         """PUT locked as the retention policy demands: the longest any of the records needs (a digest:
         the policy's longest). Computed at each attempt, so a long outage cannot shorten the lock."""
-        events = None if records is None else {
-            (r.columns["category"], r.columns["action"], r.columns["tenant"]) for r in records
-        }
+        events: set[tuple[str, str, str]] | None = None  # None: a digest
+        if records is not None:  # (with no rules but the default there is nothing to read)
+            events = {(r.columns["category"], r.columns["action"], r.columns["tenant"])
+                      for r in records} if self.retention.rules else set()
 
         def put() -> str | None:
             now = datetime.now(timezone.utc)

@@ -22,13 +22,12 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sealtrail.chain import Accepted, ChainHead, seal_batch
-from sealtrail.config import Settings
 from sealtrail.layout import data_key
 from sealtrail.signing import Signer, key_id_of
 from sealtrail.sinks.bucket import Status, init_bucket, legal_hold, read_state, rule_id
 from sealtrail.sinks.parquet import to_parquet
 from sealtrail.sinks.retention import builtin_policy, parse_policy
-from sealtrail.sinks.store import S3Store, sha256_b64
+from sealtrail.sinks.store import S3Store
 from sealtrail.stream.validate import validate
 
 PREFIX = "trail/"
@@ -76,7 +75,7 @@ def run_cli(stack, bucket: str, *args: str, policy: Path | None = None) -> subpr
     if policy is not None:
         env["SEALTRAIL_RETENTION__POLICY_FILE"] = str(policy)
     return subprocess.run([sys.executable, "-m", "sealtrail.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=60, check=False)
 
 
 # ---------------------------------------------------------------------------

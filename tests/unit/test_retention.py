@@ -122,8 +122,8 @@ BAD_POLICIES = {
     "rule-without-name": ('[[rule]]\ncategory = "auth"\ndays = 3', "needs a name"),
     "rule-matching-everything": ('[[rule]]\nname = "all"\ndays = 3', "must match a category, an action or a tenant"),
     "empty-action-list": ('[[rule]]\nname = "x"\naction = []\ndays = 3', "non-empty string or a list"),
-    "duplicate-rule-names": ('[[rule]]\nname = "x"\ncategory = "auth"\ndays = 3\n'
-                             '[[rule]]\nname = "x"\ncategory = "admin"\ndays = 4', "unique"),
+    "duplicate-rule-names": (('[[rule]]\nname = "x"\ncategory = "auth"\ndays = 3\n'
+                              '[[rule]]\nname = "x"\ncategory = "admin"\ndays = 4'), "unique"),
     "rule-named-default": ('[[rule]]\nname = "default"\ncategory = "auth"\ndays = 3', "unique"),
     "rule-as-a-table": ('[rule]\nname = "x"', r"write \[\[rule\]\]"),
     "bad-environment": ('environment = "staging"', "must be one of"),
@@ -133,8 +133,8 @@ BAD_POLICIES = {
     "infrequent-access-before-30-days": (
         '[bucket]\ntransitions = [{ days = 10, storage_class = "STANDARD_IA" }]', "no earlier than 30 days"),
     "transitions-out-of-order": (
-        '[bucket]\ntransitions = [{ days = 400, storage_class = "GLACIER_IR" }, '
-        '{ days = 90, storage_class = "STANDARD_IA" }]', "increasing"),
+        ('[bucket]\ntransitions = [{ days = 400, storage_class = "GLACIER_IR" }, '
+         '{ days = 90, storage_class = "STANDARD_IA" }]'), "increasing"),
     "transition-after-expiry": (
         '[default]\ndays = 60\n[bucket]\ntransitions = [{ days = 90, storage_class = "STANDARD_IA" }]',
         "after the data expires"),

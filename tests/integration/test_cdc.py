@@ -151,6 +151,23 @@ def test_install_errors_name_the_problem(database: str) -> None:
         install(database, [])
 
 
+def test_cli_install_and_status(database: str) -> None:
+    import json
+
+    def sealtrail(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "sealtrail.cli", *args], capture_output=True, text=True,
+                              env={**os.environ, "SEALTRAIL_DATABASE_URL": database}, timeout=60)
+
+    bad = sealtrail("cdc", "install", "--table", "nope")
+    assert bad.returncode == 2 and "'nope' not found" in bad.stderr
+    ok = sealtrail("cdc", "install", "--table", "users")  # again: idempotent, repairs
+    assert ok.returncode == 0, ok.stderr
+    status = json.loads(sealtrail("cdc", "status", "--json").stdout)
+    users = next(t for t in status["tables"] if t["identity"] == "public.users")
+    assert set(users["triggers"].values()) == {"always"}
+    assert set(status["event_triggers"].values()) == {"always"}
+
+
 def relay_process(trail, database: str, log: Path) -> subprocess.Popen:  # type: ignore[no-untyped-def]
     env = {**os.environ, **trail.env, "SEALTRAIL_DATABASE_URL": database,
            "SEALTRAIL_CDC__POLL_INTERVAL_S": "0.1", "SEALTRAIL_CDC__BATCH_SIZE": "50"}
@@ -207,6 +224,10 @@ def test_out_of_order_commits_are_all_sealed_exactly_once(trail, database: str, 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
     for t in threads:
         t.start()
+    time.sleep(0.8)
+    relay.kill()  # kill -9 mid-flow: the durable position and at-least-once resend must cover it
+    relay.wait()
+    relay = relay_process(trail, database, log)
     for t in threads:
         t.join()
     assert not errors, errors

@@ -164,3 +164,28 @@ def test_asyncio_client_with_typed_helpers_reaches_the_trail(trail, tmp_path: Pa
         actors = table.column("actor_id").to_pylist()
         requests = table.column("request_id").to_pylist()
         assert all(r == f"req-{a.split('-')[1]}" for a, r in zip(actors, requests, strict=True))
+
+
+def test_spool_drain_replays_a_dead_process_slot(trail, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`sealtrail spool drain` adopts slots nobody holds and replays them; `spool status` shows them empty."""
+    from sealtrail.producers import encode, prepare
+    from sealtrail.producers.spool import Spool
+    from sealtrail.workload import generate
+
+    folder = tmp_path / "spool"
+    events = [prepare(e) for e in generate(50, seed=77)]
+    with Spool.claim(folder, max_bytes=10**7) as left_behind:
+        left_behind.append([(str(e.event_id), encode(e)) for e in events])
+
+    def sealtrail(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "sealtrail.cli", *args], capture_output=True, text=True,
+                              env={**os.environ, **trail.env}, timeout=120)
+
+    assert "50 events" in sealtrail("spool", "status", "--path", str(folder)).stdout
+    drained = sealtrail("spool", "drain", "--path", str(folder), "--timeout", "60")
+    assert drained.returncode == 0, drained.stderr
+    assert "0 events" in sealtrail("spool", "status", "--path", str(folder)).stdout
+    in_topic: set[str] = set()
+    for batch in read_to_end(trail.settings, trail.settings.kafka.topics.events, list(range(trail.partitions))):
+        in_topic.update(orjson.loads(m.value())["event_id"] for m in batch)
+    assert in_topic == {str(e.event_id) for e in events}

@@ -211,7 +211,7 @@ class Policy:
         return max(r.period.max_days for r in (self.default, *self.rules))
 
     def describe(self) -> list[str]:
-        lines = [f"retention policy ({self.source}, {self.environment})", f"  default {self.default.describe()}"]
+        lines = [f"retention policy ({self.source}, {self.environment})", f"  {self.default.describe()}"]
         lines += [f"  rule {r.describe()}" for r in self.rules]
         return lines
 

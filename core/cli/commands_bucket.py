@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 
 import click
 
@@ -61,7 +61,8 @@ def bucket_policy(ctx: Context) -> None:
     policy = policy_for(ctx.settings)
     for line in policy.describe():
         click.echo(line)
-    click.echo(f"  digests and public keys: {policy.longest_lock(datetime(2000, 1, 1)).mode}, the longest period")
+    longest = policy.longest_lock(datetime.now(timezone.utc))
+    click.echo(f"  digests and public keys: {longest.mode} for the longest period (rule {', '.join(longest.rules)})")
     click.echo(f"  bucket default retention: {json.dumps(desired_default_retention(policy))}")
     click.echo(f"  encryption: {policy.encryption}" + (f" ({policy.kms_key_id})" if policy.kms_key_id else ""))
     click.echo("  lifecycle rules:")

@@ -165,6 +165,10 @@ def test_cli_exit_codes_follow_the_gaps(stack, bucket_store, tmp_path: Path) -> 
     assert strict.returncode == 1
     assert "MISSING      encryption" in strict.stdout and "MISSING      lifecycle-transitions" in strict.stdout
 
+    shown = run_cli(stack, store.bucket, "bucket", "policy", policy=accepting)
+    assert shown.returncode == 0 and "  default: COMPLIANCE 7 years" in shown.stdout
+    assert f'"ID": "{rule_id("data", PREFIX)}"' in shown.stdout
+
     bad = tmp_path / "bad.toml"
     bad.write_text('[[rule]]\nname = "loose"\ncategory = "auth"\ndays = 3\nmode = "GOVERNANCE"\n')
     refused = run_cli(stack, store.bucket, "bucket", "init", policy=bad)

@@ -41,6 +41,9 @@ from sealtrail.redact import DEFAULT, Redactor, redact_event
 
 _log = logging.getLogger("sealtrail.producers")
 _rdkafka_log = logging.getLogger("sealtrail.producers.librdkafka")
+# an outage logs "connection refused" every second: visible where the application configured
+# logging, not dumped on stderr by logging's last-resort handler
+_rdkafka_log.addHandler(logging.NullHandler())
 
 
 def new_event_id() -> str:

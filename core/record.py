@@ -20,6 +20,7 @@ import orjson
 
 from sealtrail.encoding import canonical_text, format_ts
 from sealtrail.event import Event
+from sealtrail.ocsf import classify
 
 GENESIS = bytes(32)
 
@@ -41,7 +42,15 @@ EVENT_COLUMNS = (
     "before",
     "after",
     "metadata",
+    # OCSF classification (sealtrail.ocsf), derived from category, action and outcome
+    "class_uid",
+    "category_uid",
+    "activity_id",
+    "type_uid",
+    "severity_id",
+    "status_id",
 )
+OCSF_COLUMNS = EVENT_COLUMNS[-6:]
 JSON_COLUMNS = frozenset({"before", "after", "metadata"})
 CHAIN_COLUMNS = ("seq", "sealed_at", "src_offset")
 SEAL_COLUMNS = ("hash", "key_id", "signature")
@@ -69,6 +78,7 @@ def flatten(event: Event) -> dict[str, Any]:
         "before": canonical_text(event.before) if event.before is not None else None,
         "after": canonical_text(event.after) if event.after is not None else None,
         "metadata": canonical_text(event.metadata),
+        **classify(event.category.value, event.action, event.outcome.value)._asdict(),
     }
 
 

@@ -103,3 +103,22 @@ def demo(ctx: Context, count: int) -> int:
     for row in result.query_rows:
         click.echo(f"    {row['actor_ip']:<16} {row['failed_logins']:>6} failed logins on {row['accounts']} accounts")
     return 0 if v["ok"] else 1
+
+
+@cli.group()
+def athena() -> None:
+    """Athena (Trino/Hive) tables over the bucket."""
+
+
+@athena.command("ddl")
+@click.option("--chains", type=click.IntRange(1), default=None, help="chains to project [partitions of audit.events]")
+@click.option("--since", default="2026-01-01", show_default=True, help="first dt of the date projection")
+@click.pass_obj
+def athena_ddl(ctx: Context, chains: int | None, since: str) -> None:
+    """Print CREATE EXTERNAL TABLE statements (events and digests) with partition projection."""
+    from sealtrail.sinks.athena import digests_ddl, events_ddl
+
+    s = ctx.settings
+    n = chains or s.kafka.partitions
+    click.echo(events_ddl(s.s3.bucket, s.s3.prefix, n, since=since) + ";\n")
+    click.echo(digests_ddl(s.s3.bucket, s.s3.prefix, n) + ";")

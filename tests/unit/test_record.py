@@ -51,6 +51,13 @@ FULL: dict[str, Any] = {
     "before": '{"amount_cents":1250,"status":"pending"}',
     "after": '{"amount_cents":1250,"status":"paid"}',
     "metadata": '{"changed":["status"]}',
+    # OCSF: Datastore Activity (6005) / Update (2), informational, success
+    "class_uid": 6005,
+    "category_uid": 6,
+    "activity_id": 2,
+    "type_uid": 600502,
+    "severity_id": 1,
+    "status_id": 1,
 }
 NULLABLE = ("actor_ip", "actor_user_agent", "resource_type", "resource_id", "request_id", "before", "after")
 

@@ -129,7 +129,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "versions": {"faust": faust.__version__, "confluent_kafka": confluent_kafka.version()[0],
+        "versions": {"faust": faust.__version__, "confluent_kafka": confluent_kafka.__version__,
                      "librdkafka": confluent_kafka.libversion()[0], "pyarrow": pyarrow.__version__},
     }
 

@@ -193,33 +193,27 @@ def status(settings: Settings) -> StackStatus | None:
 
 def restart_broker(settings: Settings) -> StackState:
     """kill -9 the broker and start it again on the same port with the same storage (a crash, for fault tests)."""
+    stop_broker(settings, kill=True)
+    return start_broker(settings)
+
+
+def _stop_service(settings: Settings, service: str, process_name: str, kill: bool) -> StackState:
+    """Stop one server of the stack (an outage, for fault tests), keeping its ports and data."""
     paths, state = _running(settings)
-    pid = state.pids.get(broker.SERVICE)
+    pid = state.pids.get(service)
     if pid is not None:
-        processes.kill(pid, broker.PROCESS_NAME)
-    creds = load_or_create_credentials(paths)
-    port = state.ports[broker.SERVICE]
-    with _step(paths, broker.SERVICE):
-        new_pid = broker.start(paths, port, state.s3_endpoint, creds, state.tansu_bucket, state.region)
-        state = state.with_pid(broker.SERVICE, new_pid)
-        write_state(paths, state)
-        broker.wait_ready(paths, port, new_pid)
+        if kill:
+            processes.kill(pid, process_name)
+        else:
+            processes.stop_all({pid: (process_name, signal.SIGTERM)}, timeout=_STOP_TIMEOUT_S[service])
+    state = state.with_pid(service, None)
+    write_state(paths, state)
     return state
 
 
 def stop_broker(settings: Settings, *, kill: bool = True) -> StackState:
-    """Stop only the broker (an outage, for fault tests); its records stay in the S3 server. kill -9 by default."""
-    paths, state = _running(settings)
-    pid = state.pids.get(broker.SERVICE)
-    if pid is not None:
-        if kill:
-            processes.kill(pid, broker.PROCESS_NAME)
-        else:
-            target = {pid: (broker.PROCESS_NAME, signal.SIGTERM)}
-            processes.stop_all(target, timeout=_STOP_TIMEOUT_S[broker.SERVICE])
-    state = state.with_pid(broker.SERVICE, None)
-    write_state(paths, state)
-    return state
+    """Stop only the broker; its records stay in the S3 server. kill -9 by default."""
+    return _stop_service(settings, broker.SERVICE, broker.PROCESS_NAME, kill)
 
 
 def start_broker(settings: Settings) -> StackState:
@@ -239,18 +233,8 @@ def start_broker(settings: Settings) -> StackState:
 
 
 def stop_s3(settings: Settings, *, kill: bool = False) -> StackState:
-    """Stop only the S3 server (an outage, for fault tests); ``kill`` makes it a kill -9 instead of ~15s of shutdown."""
-    paths, state = _running(settings)
-    pid = state.pids.get(s3server.SERVICE)
-    if pid is not None:
-        if kill:
-            processes.kill(pid, s3server.PROCESS_NAME)
-        else:
-            target = {pid: (s3server.PROCESS_NAME, signal.SIGTERM)}
-            processes.stop_all(target, timeout=_STOP_TIMEOUT_S[s3server.SERVICE])
-    state = state.with_pid(s3server.SERVICE, None)
-    write_state(paths, state)
-    return state
+    """Stop only the S3 server; ``kill`` makes it a kill -9 instead of ~15s of shutdown."""
+    return _stop_service(settings, s3server.SERVICE, s3server.PROCESS_NAME, kill)
 
 
 def start_s3(settings: Settings) -> StackState:

@@ -26,6 +26,7 @@ from sealtrail.config import Settings
 from sealtrail.encoding import format_ts
 from sealtrail.errors import ConfigError, ServiceUnavailable
 from sealtrail.kafka import make_consumer, make_producer, partition_count
+from sealtrail.redact import Redactor
 from sealtrail.signing import KeySource, Signer
 from sealtrail.stream.metrics import StreamMetrics
 from sealtrail.stream.recovery import recover_heads
@@ -61,6 +62,7 @@ class SealWorker:
         self.keys = keys
         self.metrics = metrics or StreamMetrics()
         self.heads: dict[int, ChainHead] = {}
+        self.redactor = Redactor.from_settings(settings.redaction)
         self.sealed_total = 0
         self.rejected_total = 0
         self._consumer: Consumer | None = None
@@ -137,7 +139,7 @@ class SealWorker:
                 continue  # revoked in this very poll
             last_offset[p] = m.offset()
             newest_ts[p] = m.timestamp()[1]
-            result, redacted = validate_counted(m.value(), cfg.max_event_bytes)
+            result, redacted = validate_counted(m.value(), cfg.max_event_bytes, self.redactor)
             redactions += redacted
             if isinstance(result, Rejection):
                 rejected.append((m, result))

@@ -21,6 +21,7 @@ JSON = st.recursive(
     max_leaves=12,
 )
 VALID = list(generate(50, seed=99))
+LIMIT = 256 * 1024
 
 
 @st.composite
@@ -54,6 +55,7 @@ def test_every_input_is_sealed_or_dead_lettered(make_trail, inputs: list[bytes])
     distinct_valid = set(sealable)
     expected = len(distinct_valid) + len(inputs) - len(sealable)
     trail = make_trail(partitions=1)  # unkeyed input: one chain, so repeats of an id meet the same dedupe window
+    trail.env["SEALTRAIL_STREAM__MAX_EVENT_BYTES"] = str(LIMIT)  # below the broker's message size, to reach "oversized"
     trail.emit_raw(inputs)
     trail.start("stream")
     deadline = time.monotonic() + 120
@@ -85,4 +87,4 @@ def test_every_input_is_sealed_or_dead_lettered(make_trail, inputs: list[bytes])
 def _is_sealable(raw: bytes) -> bool:
     from sealtrail.stream.validate import validate
 
-    return isinstance(validate(raw, 256 * 1024), dict)
+    return isinstance(validate(raw, LIMIT), dict)

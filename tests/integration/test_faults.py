@@ -145,7 +145,11 @@ def test_two_stream_workers_share_partitions(make_trail) -> None:  # type: ignor
     emitter = Emitter(trail)
     emitter.start()
     try:
-        time.sleep(12)
+        deadline = time.monotonic() + 60
+        while not any(0 < len(share) < 6 for share in shares(trail)):  # both workers hold partitions
+            assert time.monotonic() < deadline, f"the workers never shared the partitions: {shares(trail)}"
+            time.sleep(1)
+        time.sleep(4)
         trail.stop(second)  # graceful: its partitions move to the first worker
         time.sleep(8)
         trail.start("stream")
@@ -157,12 +161,15 @@ def test_two_stream_workers_share_partitions(make_trail) -> None:  # type: ignor
         emitter.join()
     assert emitter.error is None, emitter.error
     assert_exactly_once(trail, emitter.ids)
-    shares = [
+
+
+def shares(trail) -> list[list[int]]:  # type: ignore[no-untyped-def]
+    """Every partition assignment the stream workers logged."""
+    return [
         json.loads(found)
         for log in trail.logs.glob("stream-*.log")
         for found in re.findall(r"assigned partitions (\[[0-9, ]*\])", log.read_text(errors="replace"))
     ]
-    assert any(0 < len(share) < 6 for share in shares), f"the workers never shared the partitions: {shares}"
 
 
 def test_s3_outage_delays_but_loses_nothing(trail, stack) -> None:  # type: ignore[no-untyped-def]

@@ -70,7 +70,7 @@ class StreamSettings(_Frozen):
     group: str = "sealtrail-stream"
     batch_size: int = Field(5000, ge=1)
     batch_wait_s: float = Field(0.2, gt=0)
-    max_event_bytes: int = Field(256 * 1024, ge=1024, description="larger input goes to the DLQ as oversized")
+    max_event_bytes: int = Field(1024 * 1024, ge=1024, description="larger input goes to the DLQ as oversized")
     dedupe_window: int = Field(200_000, ge=0, description="event ids remembered per chain to drop producer retries")
     metrics_port: int = Field(9465, ge=0, description="Prometheus metrics on 127.0.0.1; 0 picks a free port")
 

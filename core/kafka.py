@@ -29,6 +29,7 @@ def make_producer(settings: Settings, **overrides: Any) -> Producer:
         "linger.ms": 5,
         "compression.type": "zstd",
         "message.timeout.ms": 300_000,
+        "message.max.bytes": 2 * 1024 * 1024,  # room for a 1 MiB event (the default limit) and its envelope
         **overrides,
     }
     return Producer(config)

@@ -171,7 +171,7 @@ def test_client_refuses_oversized_events_and_raises_when_the_spool_is_full(tmp_p
     client = AuditClient(unreachable_settings(tmp_path, max_bytes=4096))
     try:
         with pytest.raises(InvalidEventError, match="oversized"):
-            client.emit({**EVENT, "metadata": {"blob": "x" * 300_000}})
+            client.emit({**EVENT, "metadata": {"blob": "x" * 1_100_000}})  # over the 1 MiB default
         client.emit(EVENT)
         client.flush()
         assert client.spooling

@@ -26,7 +26,7 @@ def make_producer(settings: Settings, **overrides: Any) -> Producer:
         **base_config(settings),
         "enable.idempotence": True,
         "acks": "all",
-        "linger.ms": 5,
+        "linger.ms": 50,  # measured: 5 ms batches cost the embedded broker's S3 storage twice the CPU
         "compression.type": "zstd",
         "message.timeout.ms": 300_000,
         "message.max.bytes": 2 * 1024 * 1024,  # room for a 1 MiB event (the default limit) and its envelope

@@ -9,6 +9,7 @@ does not know gets its category's class with activity 99 (Other).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
 
 # class_uid -> category_uid is class_uid // 1000
@@ -71,6 +72,7 @@ class Classification(NamedTuple):
     status_id: int
 
 
+@lru_cache(maxsize=4096)
 def classify(category: str, action: str, outcome: str) -> Classification:
     class_uid, activity_id = ACTIONS.get(action, (CATEGORY_CLASS[category], OTHER))
     severity = SEVERITY.get(category, 1)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -57,6 +58,11 @@ SEAL_COLUMNS = ("hash", "key_id", "signature")
 ALL_COLUMNS = ("chain", *CHAIN_COLUMNS, *EVENT_COLUMNS, *SEAL_COLUMNS)
 
 
+@lru_cache(maxsize=4096)
+def _ocsf_columns(category: str, action: str, outcome: str) -> dict[str, int]:
+    return classify(category, action, outcome)._asdict()
+
+
 def flatten(event: Event) -> dict[str, Any]:
     """The event as the flat, canonical column values that get hashed and stored."""
     actor, resource = event.actor, event.resource
@@ -78,7 +84,7 @@ def flatten(event: Event) -> dict[str, Any]:
         "before": canonical_text(event.before) if event.before is not None else None,
         "after": canonical_text(event.after) if event.after is not None else None,
         "metadata": canonical_text(event.metadata),
-        **classify(event.category.value, event.action, event.outcome.value)._asdict(),
+        **_ocsf_columns(event.category.value, event.action, event.outcome.value),
     }
 
 

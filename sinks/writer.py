@@ -19,6 +19,7 @@ from sealtrail.record import SealedRecord
 class Pending:
     record: SealedRecord
     offset: int  # offset in audit.chained, committed once the record is in S3
+    arrived: float = 0.0  # when the sink read it: a record left over after a cut keeps its age
 
 
 @dataclass
@@ -39,7 +40,7 @@ class ChainBuffer:
             raise ChainGapError(self.chain, expected, record.seq)
         if not self.items:
             self.first_at = now
-        self.items.append(Pending(record, offset))
+        self.items.append(Pending(record, offset, now))
         return True
 
     def due(self, now: float, max_records: int, max_wait_s: float) -> bool:
@@ -57,7 +58,7 @@ class ChainBuffer:
     def take(self, n: int, now: float) -> list[Pending]:
         taken, self.items = self.items[:n], self.items[n:]
         self.stored_seq = taken[-1].record.seq
-        self.first_at = now if self.items else None
+        self.first_at = self.items[0].arrived if self.items else None
         return taken
 
 

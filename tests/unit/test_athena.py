@@ -24,3 +24,12 @@ def test_digests_ddl_parses_as_athena() -> None:
     tree = sqlglot.parse_one(digests_ddl("audit-bucket", "trail/", 3), read="athena")
     assert isinstance(tree, exp.Create)
     assert {c.name for c in tree.find_all(exp.ColumnDef)} >= {"objects", "head", "previous", "signature", "chain"}
+
+
+def test_deploy_sql_is_what_the_generator_prints() -> None:
+    """deploy/athena/events.sql is generated; it must not drift from the Parquet schema."""
+    from pathlib import Path
+
+    shipped = (Path(__file__).parents[2] / "deploy/athena/events.sql").read_text()
+    assert events_ddl("sealtrail-audit", "trail/", 6) in shipped
+    assert digests_ddl("sealtrail-audit", "trail/", 6) in shipped

@@ -1,0 +1,1 @@
+"""`sealtrail serve`: the admin query API over the trail (FastAPI)."""

@@ -8,8 +8,9 @@ Object Lock state, when exported, sits beside it in root/<key>.lock.json as
 {"mode": "COMPLIANCE", "retain_until": "<ISO 8601>"}, optionally with the
 "last_modified" time and the "checksum_sha256" S3 reported at export (so a
 file changed after export is a CHECKSUM_MISMATCH; without it the checksum is
-computed from the file and proves nothing). Read-only on purpose: a bundle is
-evidence.
+computed from the file and proves nothing), and the "version_id" the bucket
+gave it (so the digests, which name the sink's version ids, match the bundle;
+without it the version is "1"). Read-only on purpose: a bundle is evidence.
 """
 
 from __future__ import annotations
@@ -68,18 +69,20 @@ class DirectoryStore:
         for key in self.keys(prefix):
             path = self._path(key)
             stat = path.stat()
-            modified = _ts(self._lock(key).get("last_modified"))
+            lock = self._lock(key)
+            modified = _ts(lock.get("last_modified"))
             if modified is None:
                 modified = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc)
-            yield ObjectVersion(key, VERSION_ID, True, False, stat.st_size, modified)
+            yield ObjectVersion(key, lock.get("version_id") or VERSION_ID, True, False, stat.st_size, modified)
 
     def get(self, key: str, version_id: str | None = None) -> StoredObject:
-        if version_id not in (None, VERSION_ID, "null"):
-            raise ConfigError("bundle", f"{key}: a bundle holds one version per key, not {version_id!r}")
+        lock = self._lock(key)
+        held = lock.get("version_id") or VERSION_ID
+        if version_id not in (None, held, "null"):
+            raise ConfigError("bundle", f"{key}: a bundle holds one version per key ({held}), not {version_id!r}")
         try:
             body = self._path(key).read_bytes()
         except OSError as e:
             raise ConfigError("bundle", f"cannot read {key}: {e}") from e
-        lock = self._lock(key)
         checksum = lock.get("checksum_sha256") or sha256_b64(body)
-        return StoredObject(key, VERSION_ID, body, checksum, lock.get("mode"), _ts(lock.get("retain_until")))
+        return StoredObject(key, held, body, checksum, lock.get("mode"), _ts(lock.get("retain_until")))

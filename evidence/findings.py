@@ -36,6 +36,8 @@ class FindingKind(StrEnum):
     DIGEST_ALTERED = "digest_altered"
     TRUNCATED_TAIL = "truncated_tail"
     UNDIGESTED_OBJECT = "undigested_object"
+    # an exported bundle's manifest (files changed, missing or added after export)
+    MANIFEST_MISMATCH = "manifest_mismatch"
     # Object Lock
     RETENTION_SHORT = "retention_short"
     NOT_LOCKED = "not_locked"

@@ -132,11 +132,16 @@ def query_events(
     limit: int = 100,
     offset: int = 0,
     order: str = "occurred_at",
+    event_id: str | None = None,
+    after: tuple[datetime | str, str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """Events matching every given filter; since is inclusive, until exclusive.
 
     order is a column name, "-name" for descending; ties break on chain and seq
-    so pages never overlap or skip.
+    so pages never overlap or skip. ``after`` is a keyset cursor, the
+    (occurred_at, chain, seq) of the last row already seen: only rows past it
+    in the sort order are returned, so events sealed meanwhile shift no page
+    (offset pages would). It needs order "occurred_at" or "-occurred_at".
     """
     clauses: list[str] = []
     params: list[Any] = []
@@ -148,6 +153,7 @@ def query_events(
         ("tenant", tenant),
         ("category", category),
         ("chain", chain),
+        ("event_id", event_id),
     ):
         if value is not None:
             clauses.append(f"{column} = ?")
@@ -165,6 +171,12 @@ def query_events(
     if limit < 0 or offset < 0:
         raise ConfigError("--limit", "limit and offset cannot be negative")
     direction = "DESC" if descending else "ASC"
+    if after is not None:
+        if column != "occurred_at":
+            raise ConfigError("--after", "a keyset cursor needs order occurred_at or -occurred_at")
+        at, after_chain, after_seq = after
+        clauses.append(f"(occurred_at, chain, seq) {'<' if descending else '>'} (CAST(? AS TIMESTAMPTZ), ?, ?)")
+        params += [_instant("--after", at), after_chain, after_seq]
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     sql = (
         f"SELECT * FROM events {where} "

@@ -149,6 +149,21 @@ class CdcSettings(_Frozen):
     source: str | None = Field(None, description="event source; default postgres:<database>")
 
 
+class ServeSettings(_Frozen):
+    """`sealtrail serve`: the admin query API (bearer tokens; every call recorded as an access event)."""
+
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(8480, ge=0, le=65535, description="0 picks a free port")
+    tokens_file: Path | None = Field(None, description="TOML of token names -> role and sha256; default $HOME/serve/tokens.toml")
+    max_page: int = Field(200, ge=1, le=10_000, description="largest page of GET /v1/events")
+    default_page: int = Field(50, ge=1, description="page size when the request gives no limit")
+    metrics: bool = Field(True, description="serve Prometheus metrics at /metrics")
+    export_dir: Path | None = Field(None, description="where POST /v1/exports writes bundles; default $HOME/exports")
+    tenant: str = Field("sealtrail", min_length=1, max_length=256, description="tenant of access events")
+    source: str = Field("sealtrail-serve", min_length=1, max_length=256, description="source of access events")
+    audit_backlog: int = Field(10_000, ge=1, description="access events queued for the producer before calls get 503")
+
+
 class Settings(BaseSettings):
     """Everything a command needs, resolved once at the edge and passed down."""
 
@@ -167,6 +182,7 @@ class Settings(BaseSettings):
     producer: ProducerSettings = ProducerSettings()
     spool: SpoolSettings = SpoolSettings()
     cdc: CdcSettings = CdcSettings()
+    serve: ServeSettings = ServeSettings()
     database_url: str | None = None
 
     @classmethod
@@ -191,6 +207,14 @@ class Settings(BaseSettings):
     @property
     def spool_dir(self) -> Path:
         return self.spool.path or self.home / "spool"
+
+    @property
+    def serve_tokens_file(self) -> Path:
+        return self.serve.tokens_file or self.home / "serve" / "tokens.toml"
+
+    @property
+    def serve_export_dir(self) -> Path:
+        return self.serve.export_dir or self.home / "exports"
 
 
 def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,9 @@ Object Lock stops no one from adding a newer version of a key, hiding a key
 behind a delete marker, or putting a new object under the prefix; and a chain
 whose newest objects are gone still verifies up to where it stops. So after
 every flush the sink writes, also locked, one digest per chain listing each
-data object it wrote (key, version id, SHA-256, sequence range), the chain's
+data object it wrote (key, version id, SHA-256, sequence range, and the
+RFC 6962 Merkle root over its rows' record hashes, which lets one record be
+proven against the digest without the rest of the object), the chain's
 signed head, and the SHA-256 of the chain's previous digest, signed with an
 Ed25519 key whose public half is published under keys/. A verifier can then
 tell a removed, replaced, hidden or injected object, and a truncated tail.
@@ -38,10 +40,15 @@ class ListedObject:
     first: int
     last: int
     size: int
+    merkle_root: str | None = None  # hex RFC 6962 root over the rows' record hashes in seq order
 
     def as_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "version_id": self.version_id, "sha256": self.sha256,
-                "first": self.first, "last": self.last, "size": self.size}
+        """The digest entry; merkle_root only when known, so digests without one keep their bytes."""
+        entry: dict[str, Any] = {"key": self.key, "version_id": self.version_id, "sha256": self.sha256,
+                                 "first": self.first, "last": self.last, "size": self.size}
+        if self.merkle_root is not None:
+            entry["merkle_root"] = self.merkle_root
+        return entry
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
 
+from sealtrail import merkle
 from sealtrail.chain import chain_id
 from sealtrail.config import Settings
 from sealtrail.encoding import format_ts
@@ -53,6 +54,18 @@ class SinkMetrics:
         self.retries = Counter("sealtrail_sink_put_retries_total", "S3 calls retried", registry=r)
         self.digests = Counter("sealtrail_sink_digests_written_total", "signed digest objects written", registry=r)
         self.stored_seq = Gauge("sealtrail_sink_stored_seq", "last sequence stored per chain", ["chain"], registry=r)
+
+
+def record_merkle_root(records: list[SealedRecord]) -> str:
+    """The digest's Merkle root for an object: RFC 6962 over the records' hashes in seq order."""
+    return merkle.root([r.hash for r in records]).hex()
+
+
+def stored_merkle_root(hashes: list[bytes | None]) -> str | None:
+    """The Merkle root from an object's stored hash column; None when a row's hash is not stored."""
+    if any(h is None for h in hashes):
+        return None
+    return merkle.root(hashes).hex()  # type: ignore[arg-type]
 
 
 def stored_objects(store: S3Store, prefix: str) -> dict[str, list[DataObject]]:
@@ -139,9 +152,9 @@ class SinkWorker:
         listed = []
         for obj in pending:
             stored = self.store.get(obj.key)
+            table = read_table(stored.body)
             listed.append(ListedObject(obj.key, stored.version_id, sha256_b64(stored.body), obj.first, obj.last,
-                                       len(stored.body)))
-        table = read_table(stored.body)
+                                       len(stored.body), stored_merkle_root(table.column("hash").to_pylist())))
         last = {name: table.column(name)[table.num_rows - 1].as_py() for name in ("seq", "hash", "key_id", "signature")}
         sealed_at = format_ts(table.column("sealed_at")[table.num_rows - 1].as_py())
         head = {"seq": last["seq"], "hash": last["hash"].hex(), "sealed_at": sealed_at,
@@ -230,11 +243,12 @@ class SinkWorker:
         if existing is not None:
             self.metrics.skipped.inc()
             log.info("%s already stored; not writing it again", key)
-            listed = ListedObject(key, existing.version_id, existing.checksum_sha256, first, last, existing.size)
+            listed = ListedObject(key, existing.version_id, existing.checksum_sha256, first, last, existing.size,
+                                  record_merkle_root(records))
         else:
             body = to_parquet(records)
             version = self._put_locked(key, body, records)
-            listed = ListedObject(key, version, sha256_b64(body), first, last, len(body))
+            listed = ListedObject(key, version, sha256_b64(body), first, last, len(body), record_merkle_root(records))
             self.metrics.objects.inc()
             self.metrics.bytes.inc(len(body))
             self.objects_written += 1

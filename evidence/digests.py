@@ -4,7 +4,10 @@ The data chains alone cannot show an object that is gone from the tail, or
 one that was never the sink's; the digests can. Per chain, every digest must
 carry a valid signature, link to the one before it (by key and SHA-256, from
 the chain's first digest on), and list objects that are exactly the versions
-verified, with the same SHA-256. Every data object must be listed by some
+verified, with the same SHA-256 and, where the digest lists one, the same
+Merkle root over the rows' record hashes (the root inclusion proofs are
+checked against; digests written before roots were listed have none, which is
+not a finding). Every data object must be listed by some
 digest, except objects after the last digest that continue the chain (a flush
 whose digest is still being written). The newest digest's head must not lie
 beyond the data, or the tail was truncated.
@@ -36,13 +39,15 @@ class StoredDigest:
 
 @dataclass(frozen=True, slots=True)
 class VerifiedObject:
-    """A data object as verify read it: the version it verified and that version's SHA-256 (base64)."""
+    """A data object as verify read it: the version it verified, that version's SHA-256 (base64),
+    and the RFC 6962 root over its recomputed record hashes (None when the rows could not be read)."""
 
     key: str
     version_id: str | None
     sha256: str
     first: int
     last: int
+    merkle_root: bytes | None = None
 
 
 def _parse(d: StoredDigest, chain: str) -> tuple[dict[str, Any] | None, Finding | None]:
@@ -130,6 +135,11 @@ def check_digest_chain(
             elif entry.get("sha256") != obj.sha256:
                 findings.append(Finding(K.CHECKSUM_MISMATCH, key, obj.version_id, chain, None,
                                         f"SHA-256 differs from the one digest {d.key} recorded"))
+            elif (listed_root := entry.get("merkle_root")) is not None and obj.merkle_root is not None \
+                    and listed_root != obj.merkle_root.hex():
+                findings.append(Finding(K.CELL_CHANGED, key, obj.version_id, chain, obj.first,
+                                        f"the Merkle root of the rows' hashes differs from the one digest {d.key} "
+                                        "recorded: inclusion proofs against that digest would not hold"))
         covered = max(covered, d.last)
         previous, last_doc = d, doc
     for obj in objects:

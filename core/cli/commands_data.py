@@ -14,11 +14,14 @@ from sealtrail.cli.progress import bar, say
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="the report as JSON")
 @click.option("--path", "bundle", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="verify an exported bundle folder instead of the bucket")
+              help="verify an exported bundle folder instead of the bucket (its MANIFEST.json first)")
 @click.option("--key", "key_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="trust only this public key (PEM; repeatable) instead of the keys stored with the trail")
+@click.option("--anchor", "anchor_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="also check that each chain still reaches the head saved by `sealtrail anchor save`")
 @click.pass_obj
-def verify(ctx: Context, as_json: bool, bundle: Path | None, key_files: tuple[Path, ...]) -> int:
+def verify(ctx: Context, as_json: bool, bundle: Path | None, key_files: tuple[Path, ...],
+           anchor_file: Path | None) -> int:
     """Recompute every chain from the stored Parquet; exit 0 intact, 1 tampered or gapped, 2 error.
 
     Keys stored in the bucket prove only that the trail is consistent with
@@ -26,26 +29,52 @@ def verify(ctx: Context, as_json: bool, bundle: Path | None, key_files: tuple[Pa
     """
     from sealtrail.evidence.verify import verify_store
 
+    settings = ctx.settings
+    kwargs: dict = {}
+    manifest_findings: list = []
+    anchor = None
+    if anchor_file is not None:
+        from sealtrail.evidence.anchor import read_anchor
+
+        anchor = read_anchor(anchor_file)
     if bundle is not None:
         from sealtrail.evidence.bundle import DirectoryStore
+        from sealtrail.evidence.export import supports_starts
+        from sealtrail.evidence.manifest import chain_starts, check_manifest
 
+        manifest, manifest_findings = check_manifest(bundle)
+        if manifest is not None:
+            prefix = (manifest.get("source") or {}).get("prefix")
+            if isinstance(prefix, str) and prefix != settings.s3.prefix:  # the bundle keeps the bucket's layout
+                settings = settings.model_copy(update={"s3": settings.s3.model_copy(update={"prefix": prefix})})
+            starts = chain_starts(manifest)
+            if supports_starts():
+                kwargs["starts"] = starts
+            elif any(seq > 1 for seq in starts.values()):
+                say("note: this verifier checks chains from seq 1 only; seqs before the bundle's window show as missing")
         store = DirectoryStore(bundle)
     else:
         from sealtrail.sinks.store import S3Store
 
-        store = S3Store(ctx.settings)
+        store = S3Store(settings)
     with bar("verifying objects") as update:
         trusted = [path.read_bytes() for path in key_files] or None
-        report = verify_store(store, ctx.settings, progress=update, trusted_keys=trusted)
+        report = verify_store(store, settings, progress=update, trusted_keys=trusted, **kwargs)
+    extra = list(manifest_findings)
+    if anchor is not None:
+        from sealtrail.evidence.anchor import check_anchor, digest_sha256
+
+        extra += check_anchor(anchor, report, lambda key: digest_sha256(store, key))
+    if extra:
+        from sealtrail.evidence.findings import Finding
+
+        report.findings = sorted(report.findings + extra, key=Finding.sort_key)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2, default=str))
     else:
-        click.echo(f"{report.events} events in {report.objects} objects, {len(report.chains)} chains")
-        for finding in report.findings:
-            d = finding.as_dict()
-            click.echo(f"FAIL {d['kind']}: chain {d['chain']} seq {d['seq']} object {d['key']} "
-                       f"version {d['version']}: {d['detail']}")
-        click.echo("intact" if report.ok else f"{len(report.findings)} problems found")
+        from sealtrail.evidence.export import report_text
+
+        click.echo(report_text(report), nl=False)
     return 0 if report.ok else 1
 
 

@@ -1,0 +1,398 @@
+"""Evidence bundles: a date range of the trail copied out of the bucket, verified, with a manifest.
+
+A bundle is a folder laid out like the bucket (the same keys under the same
+prefix), so `sealtrail verify --path DIR` checks it with the same code that
+checks the bucket, through evidence.bundle.DirectoryStore, with no access to
+the bucket. What is copied:
+
+- every data object whose dt= partition lies in the window, in the version
+  the sink wrote (the oldest; never a newer one, which verify would call
+  tampering); objects hidden by a delete marker or shadowed by a newer version
+  are exported as the sink wrote them and noted in the manifest;
+- the digests that list those objects (and any further object such a digest
+  lists, so every exported digest can be checked in full);
+- every public key under keys/;
+- beside each object a lock sidecar (<key>.lock.json) with the bucket's version
+  id, Object Lock mode and retain-until date, last-modified time and the
+  SHA-256 checksum S3 reported, which DirectoryStore reads back.
+
+A chain's objects hold whole segments of the chain with every tenant's events
+in them, and rows cannot be cut out of a hash chain without breaking it. So
+--tenant exports, per chain, the objects from the first to the last that hold
+one of the tenant's events (objects between them too, so the chain stays
+contiguous), and writes the tenant's rows alone to extracts/ as a convenience
+copy that is derived from the evidence, not evidence itself.
+
+Then the bundle is verified and the report written beside it
+(verification.json, verification.txt), and last MANIFEST.json lists every
+file with its SHA-256 and size (evidence.manifest).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import shutil
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from sealtrail.config import Settings
+from sealtrail.errors import ConfigError
+from sealtrail.evidence.bundle import LOCK_SUFFIX, DirectoryStore
+from sealtrail.evidence.findings import Report
+from sealtrail.evidence.manifest import MANIFEST, build_manifest, write_manifest
+from sealtrail.layout import (
+    DataObject,
+    data_key,
+    data_prefix,
+    digest_key,
+    digest_prefix,
+    parse_data_key,
+    parse_digest_key,
+)
+from sealtrail.sinks.parquet import read_table
+from sealtrail.sinks.store import ObjectVersion, StoredObject
+
+VERIFICATION_JSON = "verification.json"
+VERIFICATION_TXT = "verification.txt"
+EXTRACTS = "extracts/"
+KEYS = "keys/"
+
+Progress = Callable[[int, int], None]
+
+
+# ---------------------------------------------------------------------------
+# Pure: which versions of which keys
+
+
+def oldest_version(history: list[tuple[int, ObjectVersion]]) -> tuple[ObjectVersion | None, bool, int]:
+    """(the sink's version: the oldest that is not a delete marker, hidden by a delete marker, newer versions).
+
+    LastModified has second resolution in listings, so ties fall back to
+    is_latest and then to listing order (S3 lists a key's versions newest first).
+    """
+    ordered = [v for _, v in sorted(history, key=lambda e: (e[1].last_modified, e[1].is_latest, -e[0]))]
+    latest = next((v for v in ordered if v.is_latest), ordered[-1])
+    data = [v for v in ordered if not v.is_delete_marker]
+    return (data[0] if data else None), latest.is_delete_marker, max(0, len(data) - 1)
+
+
+def _by_key(versions: Iterable[ObjectVersion]) -> dict[str, list[tuple[int, ObjectVersion]]]:
+    out: dict[str, list[tuple[int, ObjectVersion]]] = defaultdict(list)
+    for i, v in enumerate(versions):
+        out[v.key].append((i, v))
+    return out
+
+
+def _note_history(key: str, hidden: bool, newer: int, notes: list[str]) -> None:
+    if hidden:
+        notes.append(f"{key}: hidden by a delete marker in the bucket; the sink's version was exported")
+    if newer:
+        notes.append(f"{key}: {newer} newer version(s) in the bucket; the sink's (oldest) version was exported")
+
+
+@dataclass
+class Selection:
+    """The sink's data objects by chain (all of them), and which lie in the window."""
+
+    objects: dict[str, tuple[DataObject, ObjectVersion]] = field(default_factory=dict)
+    window: dict[str, list[DataObject]] = field(default_factory=lambda: defaultdict(list))
+    notes: list[str] = field(default_factory=list)
+
+
+def select_objects(versions: Iterable[ObjectVersion], prefix: str, start: date, end: date,
+                   chains: Iterable[str] | None = None) -> Selection:
+    """Every data object the sink wrote (chains filtered), and those whose dt lies in start..end."""
+    wanted = set(chains) if chains else None
+    lo, hi = start.isoformat(), end.isoformat()
+    sel = Selection()
+    for key, history in sorted(_by_key(versions).items()):
+        obj = parse_data_key(key)
+        if obj is None or key != data_key(prefix, obj.dt, obj.chain, obj.first, obj.last):
+            continue  # not a name the sink writes: not evidence, not exported (verify on the bucket names it)
+        if wanted is not None and obj.chain not in wanted:
+            continue
+        version, hidden, newer = oldest_version(history)
+        if version is None:
+            continue
+        sel.objects[key] = (obj, version)
+        if lo <= obj.dt <= hi:
+            sel.window[obj.chain].append(obj)
+            _note_history(key, hidden, newer, sel.notes)
+    for objs in sel.window.values():
+        objs.sort(key=lambda o: (o.first, o.last))
+    return sel
+
+
+def tenant_span(objects: list[DataObject], holds: dict[str, bool]) -> list[DataObject]:
+    """The objects from the first to the last that hold the tenant (a chain cannot be cut between)."""
+    hits = [i for i, o in enumerate(objects) if holds.get(o.key)]
+    return objects[hits[0] : hits[-1] + 1] if hits else []
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text)[:100] or "_"
+
+
+def lock_sidecar(stored: StoredObject, version: ObjectVersion) -> dict[str, Any]:
+    """The sidecar DirectoryStore reads: the bucket's version id, lock, modification time and checksum."""
+    return {
+        "version_id": version.version_id,
+        "mode": stored.lock_mode,
+        "retain_until": stored.retain_until.isoformat() if stored.retain_until else None,
+        "last_modified": version.last_modified.isoformat(),
+        "checksum_sha256": stored.checksum_sha256,
+    }
+
+
+def report_text(report: Report) -> str:
+    lines = [f"{report.events} events in {report.objects} objects, {len(report.chains)} chains"]
+    for finding in report.findings:
+        d = finding.as_dict()
+        lines.append(f"FAIL {d['kind']}: chain {d['chain']} seq {d['seq']} object {d['key']} "
+                     f"version {d['version']}: {d['detail']}")
+    lines.append("intact" if report.ok else f"{len(report.findings)} problems found")
+    return "\n".join(lines) + "\n"
+
+
+def supports_starts() -> bool:
+    """Whether verify_store can verify a chain from a given seq on (windowed verification)."""
+    from sealtrail.evidence.verify import verify_store
+
+    return "starts" in inspect.signature(verify_store).parameters
+
+
+def verify_bundle(root: Path, settings: Settings, starts: dict[str, int] | None, chains: Iterable[str] | None = None,
+                  progress: Progress | None = None, trusted_keys: list[bytes] | None = None) -> Report:
+    """verify_store over a bundle folder, from each chain's first exported seq when verify supports it."""
+    from sealtrail.evidence.verify import verify_store
+
+    kwargs: dict[str, Any] = {}
+    if starts and supports_starts():
+        kwargs["starts"] = starts
+    return verify_store(DirectoryStore(root), settings, progress=progress, chains=chains,
+                        trusted_keys=trusted_keys, **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# I/O: bucket (or another bundle) -> folder
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    out: Path
+    manifest: dict[str, Any]
+    report: Report
+
+
+class _Writer:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.written: set[str] = set()
+        self.bytes = 0
+
+    def write(self, rel: str, body: bytes) -> None:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+        self.written.add(rel)
+        self.bytes += len(body)
+
+    def copy(self, stored: StoredObject, version: ObjectVersion) -> None:
+        self.write(stored.key, stored.body)
+        self.write(stored.key + LOCK_SUFFIX, json.dumps(lock_sidecar(stored, version), indent=1).encode())
+
+    def remove(self, rel: str) -> None:
+        for name in (rel, rel + LOCK_SUFFIX):
+            (self.root / name).unlink(missing_ok=True)
+            self.written.discard(name)
+
+
+def prepare_out(out: Path, prefix: str, force: bool) -> None:
+    """An empty (or new) folder; with force, a previous bundle's own files are removed first."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out", f"not a directory: {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    if not any(out.iterdir()):
+        return
+    if not force:
+        raise ConfigError("--out", f"{out} is not empty (use --force to replace a bundle in it)")
+    top = prefix.split("/", 1)[0] if prefix else ""
+    owned = [out / top] if top else [out / "data", out / "digests", out / "keys"]
+    owned += [out / EXTRACTS.rstrip("/")]
+    for path in owned:
+        if path.is_dir():
+            shutil.rmtree(path)
+    for name in (MANIFEST, VERIFICATION_JSON, VERIFICATION_TXT):
+        (out / name).unlink(missing_ok=True)
+
+
+def _tenant_rows(body: bytes, tenant: str, chain: str) -> pa.Table:
+    table = read_table(body)
+    rows = table.filter(pc.equal(table.column("tenant"), tenant))
+    return rows.append_column("chain", pa.array([chain] * rows.num_rows, pa.string()))
+
+
+def _holds_tenant(body: bytes, tenant: str) -> bool:
+    column = read_table(body).column("tenant")
+    return bool(pc.any(pc.equal(column, tenant)).as_py())
+
+
+def export_bundle(
+    store: Any,
+    settings: Settings,
+    out: Path,
+    start: date,
+    end: date,
+    *,
+    tenant: str | None = None,
+    chains: Iterable[str] | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    verify_progress: Progress | None = None,
+    now: datetime | None = None,
+) -> ExportResult:
+    """Copy a window of the trail from store (S3Store or DirectoryStore) into out, verify it, write the manifest."""
+    if end < start:
+        raise ConfigError("--to", f"{end} is before --from {start}")
+    prefix = settings.s3.prefix
+    out = Path(out)
+    prepare_out(out, prefix, force)
+    sel = select_objects(store.versions(data_prefix(prefix)), prefix, start, end, chains)
+    if not sel.window:
+        raise ConfigError("--from/--to", f"no data objects with dt in {start}..{end}"
+                          + (f" in chains {sorted(set(chains))}" if chains else ""))
+    writer = _Writer(out)
+    total = sum(len(objs) for objs in sel.window.values())
+    done = 0
+
+    def step(extra: int = 0) -> None:
+        nonlocal done, total
+        done += 1
+        total += extra
+        if progress is not None:
+            progress(done, total)
+
+    def fetch(obj: DataObject) -> StoredObject:
+        _, version = sel.objects[obj.key]
+        stored = store.get(obj.key, version.version_id)
+        writer.copy(stored, version)
+        return stored
+
+    # data objects in the window (with --tenant: those from the first to the last holding the tenant)
+    exported: dict[str, list[DataObject]] = {}
+    extracts: list[pa.Table] = []
+    for chain, objs in sorted(sel.window.items()):
+        holds: dict[str, bool] = {}
+        for obj in objs:
+            stored = fetch(obj)
+            if tenant is not None:
+                holds[obj.key] = _holds_tenant(stored.body, tenant)
+                if holds[obj.key]:
+                    extracts.append(_tenant_rows(stored.body, tenant, chain))
+            step()
+        kept = objs if tenant is None else tenant_span(objs, holds)
+        for obj in objs:
+            if obj not in kept:
+                writer.remove(obj.key)
+        if kept:
+            exported[chain] = list(kept)
+    if not exported:
+        raise ConfigError("--tenant", f"no events of tenant {tenant!r} in objects with dt in {start}..{end}")
+
+    # digests that list the exported objects, and whatever else those digests list
+    digest_history = _by_key(store.versions(digest_prefix(prefix)))
+    per_chain: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for key in digest_history:
+        parsed = parse_digest_key(key)
+        if parsed is not None and key == digest_key(prefix, *parsed) and parsed[0] in exported:
+            per_chain[parsed[0]].append((parsed[1], key))
+    digest_counts: dict[str, int] = {}
+    for chain, objs in sorted(exported.items()):
+        wanted = {o.key for o in objs}
+        lo, hi = objs[0].first, objs[-1].last
+        count = 0
+        for last, key in sorted(per_chain.get(chain, [])):
+            if last < lo:
+                continue
+            if not wanted and last > hi:
+                break
+            version, hidden, newer = oldest_version(digest_history[key])
+            if version is None:
+                continue
+            stored = store.get(key, version.version_id)
+            try:
+                listed = [e.get("key") for e in orjson.loads(stored.body).get("objects", [])]
+            except (ValueError, AttributeError):
+                listed = []
+            if not wanted.intersection(listed):
+                if last > hi:
+                    break
+                continue  # a digest of objects the window does not hold
+            writer.copy(stored, version)
+            _note_history(key, hidden, newer, sel.notes)
+            count += 1
+            wanted.difference_update(listed)
+            held = {o.key for o in objs}
+            for extra in listed:
+                if extra in sel.objects and extra not in held:  # the digest's other objects, outside the window
+                    obj, _ = sel.objects[extra]
+                    fetch(obj)
+                    objs.append(obj)
+                    held.add(extra)
+                    sel.notes.append(f"{extra}: outside the window, exported because digest {key} lists it")
+                    step(1)
+        objs.sort(key=lambda o: (o.first, o.last))
+        digest_counts[chain] = count
+
+    # public keys
+    for key, history in sorted(_by_key(store.versions(f"{prefix}{KEYS}")).items()):
+        version, _, _ = oldest_version(history)
+        if version is not None and key.endswith(".pem"):
+            writer.copy(store.get(key, version.version_id), version)
+
+    if extracts:
+        extract = pa.concat_tables(extracts)
+        path = f"{EXTRACTS}tenant-{safe_name(tenant or '')}.parquet"
+        (out / EXTRACTS).mkdir(parents=True, exist_ok=True)
+        pq.write_table(extract, out / path, compression="zstd")
+        writer.written.add(path)
+
+    # verify what was written, from each chain's first exported seq
+    starts = {chain: objs[0].first for chain, objs in exported.items()}
+    report = verify_bundle(out, settings, starts, chains=sorted(exported), progress=verify_progress)
+    writer.write(VERIFICATION_JSON, (json.dumps(report.as_dict(), indent=2, default=str) + "\n").encode())
+    writer.write(VERIFICATION_TXT, report_text(report).encode())
+
+    created = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    header = {
+        "created_at": created.isoformat().replace("+00:00", "Z"),
+        "source": {"bucket": getattr(store, "bucket", None) or str(getattr(store, "root", "")),
+                   "prefix": prefix, "endpoint": settings.s3.endpoint},
+        "window": {"from": start.isoformat(), "to": end.isoformat(), "by": "dt partition (UTC sealing date of "
+                   "each object's first record)"},
+        "tenant": tenant,
+        "chains": {
+            chain: {"first_seq": objs[0].first, "last_seq": objs[-1].last, "objects": len(objs),
+                    "digests": digest_counts.get(chain, 0)}
+            for chain, objs in sorted(exported.items())
+        },
+        "verification": {"ok": report.ok, "events": report.events, "objects": report.objects,
+                         "findings": len(report.findings), "windowed": bool(starts) and supports_starts()},
+        "evidence": "data/ and digests/ under the prefix, with their signatures (keys/); extracts/ is derived "
+                    "from them for convenience and is not evidence",
+        "notes": sel.notes,
+    }
+    manifest = build_manifest(out, header, sorted(writer.written))
+    write_manifest(out, manifest)
+    return ExportResult(out, manifest, report)

@@ -13,7 +13,8 @@ a message and an exit code in one place::
     ├── SpoolError             the spool file is unusable (locked by another process, corrupt, unwritable)
     ├── CaptureError           PostgreSQL change capture: not installed, table missing, relay already running
     ├── ChainGapError          audit.chained skips sequence numbers (the sink's input is not the stream's output)
-    └── KeyNotFoundError       no public key for a key id
+    ├── KeyNotFoundError       no public key for a key id
+    └── NotProvableError       no inclusion proof for an event: not in the trail, or no digest lists a root (exit 1)
 
 Tampering found by verify is not an exception: it is a Finding value
 (see sealtrail.evidence.findings), because a verifier must keep going and
@@ -73,6 +74,12 @@ class KeyNotFoundError(SealtrailError):
     def __init__(self, key_id: str) -> None:
         super().__init__(f"no public key for key id {key_id!r}")
         self.key_id = key_id
+
+
+class NotProvableError(SealtrailError):
+    """`sealtrail prove` found nothing to prove: an answer about the trail (exit 1), not a usage error."""
+
+    exit_code = 1
 
 
 class SpoolFullError(SealtrailError):

@@ -1,0 +1,343 @@
+"""Evidence bundles offline: export from a bundle-shaped source, the manifest, anchors.
+
+The source trail is built the way the pipeline builds it (validate ->
+seal_batch -> to_parquet -> digests), spread over two days, and laid out as a
+folder read through DirectoryStore (export reads any store with versions/get).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import uuid
+from datetime import date, datetime, timedelta, timezone
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from sealtrail.chain import Accepted, ChainHead, seal_batch
+from sealtrail.cli.main import cli
+from sealtrail.config import RetentionSettings, S3Settings, Settings
+from sealtrail.errors import ConfigError
+from sealtrail.evidence.anchor import check_anchor, digest_sha256, save_anchor
+from sealtrail.evidence.bundle import DirectoryStore
+from sealtrail.evidence.export import (
+    export_bundle,
+    oldest_version,
+    select_objects,
+    supports_starts,
+    tenant_span,
+)
+from sealtrail.evidence.findings import FindingKind as K, Report
+from sealtrail.evidence.manifest import MANIFEST, build_manifest, check_manifest, write_manifest
+from sealtrail.evidence.verify import verify_store
+from sealtrail.layout import data_key, public_key_key
+from sealtrail.signing import Signer, key_id_of
+from sealtrail.sinks.digest import DigestLink, ListedObject, build_digest, head_of
+from sealtrail.sinks.parquet import to_parquet
+from sealtrail.sinks.store import ObjectVersion, sha256_b64
+from sealtrail.stream.validate import validate
+
+PREFIX = "trail/"
+DAYS = ("2024-03-01", "2024-03-02", "2024-03-02")  # the sealing day of each batch
+BATCHES = (7, 5, 6)  # one object per batch: seqs 1..7, 8..12, 13..18, each ending on a signed head
+CHAINS = ("p000", "p001")
+TENANTS = ("acme", "globex", "initech")
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+SETTINGS = Settings(s3=S3Settings(prefix=PREFIX), retention=RetentionSettings(days=30))
+
+
+def event(chain_no: int, i: int) -> dict[str, Any]:
+    # tenant "initech" only in chain p001's second batch (seqs 8..12)
+    tenant = "initech" if (chain_no == 1 and 7 <= i < 12 and i % 2) else TENANTS[i % 2]
+    return {
+        "event_id": str(uuid.UUID(int=(chain_no << 64) | i, version=4)),
+        "occurred_at": f"2024-03-01T09:00:{i:02d}.000000+00:00",
+        "category": "auth", "action": "auth.login", "actor": {"id": f"user-{i % 3}"},
+        "tenant": tenant, "source": "web", "metadata": {"n": i},
+    }
+
+
+def parquet(records: list, prev: bytes) -> bytes:
+    """to_parquet, with the predecessor's hash where the storage format takes it."""
+    if "prev_hash" in inspect.signature(to_parquet).parameters:
+        return to_parquet(records, prev)
+    return to_parquet(records)
+
+
+@cache
+def source_objects() -> tuple[Signer, dict[str, bytes]]:
+    key = Ed25519PrivateKey.generate()
+    signer = Signer(key, key_id_of(key.public_key()))
+    heads = {p: ChainHead(f"p{p:03d}") for p in range(len(CHAINS))}
+    objects: dict[str, bytes] = {}
+    previous: dict[str, DigestLink | None] = dict.fromkeys(CHAINS)
+    offset = 0
+    for b, (size, day) in enumerate(zip(BATCHES, DAYS, strict=True)):
+        batch = []
+        for i in range(size):
+            for p in range(len(CHAINS)):
+                columns = validate(orjson.dumps(event(p, offset + i)), 1 << 20)
+                assert isinstance(columns, dict), columns
+                batch.append(Accepted(p, offset + i, columns))
+        offset += size
+        prevs = {c: heads[p].hash for p, c in enumerate(CHAINS)}
+        sealed = seal_batch(heads, batch, signer, f"{day}T10:00:0{b}.000000Z").sealed
+        for chain in CHAINS:
+            records = [r for r in sealed if r.chain == chain]
+            prev = prevs[chain]
+            body = parquet(records, prev)
+            prev = records[-1].hash
+            key = data_key(PREFIX, day, chain, records[0].seq, records[-1].seq)
+            objects[key] = body
+            listed = [ListedObject(key, "v1", sha256_b64(body), records[0].seq, records[-1].seq, len(body))]
+            dkey, dbody = build_digest(PREFIX, chain, listed, head_of(records[-1]), previous[chain], signer,
+                                       f"{day}T10:00:09.000000Z")
+            objects[dkey] = dbody
+            previous[chain] = DigestLink(dkey, hashlib.sha256(dbody).hexdigest(), records[-1].seq)
+    objects[public_key_key(PREFIX, signer.key_id)] = signer.public_pem
+    return signer, objects
+
+
+def write_source(root: Path, drop: tuple[str, ...] = ()) -> DirectoryStore:
+    _, objects = source_objects()
+    for key, body in objects.items():
+        if key in drop:
+            continue
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+        (root / f"{key}.lock.json").write_text(json.dumps({
+            "version_id": "v1", "mode": "COMPLIANCE", "retain_until": (NOW + timedelta(days=31)).isoformat(),
+            "last_modified": NOW.isoformat(), "checksum_sha256": sha256_b64(body),
+        }))
+    return DirectoryStore(root)
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> DirectoryStore:
+    return write_source(tmp_path / "bucket")
+
+
+@pytest.fixture
+def bundle(tmp_path: Path, source: DirectoryStore) -> Path:
+    out = tmp_path / "bundle"
+    export_bundle(source, SETTINGS, out, date(2024, 3, 1), date(2024, 3, 2))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# export
+
+
+def test_export_of_the_whole_trail_verifies_and_lists_every_file(source: DirectoryStore, tmp_path: Path) -> None:
+    assert verify_store(source, SETTINGS).ok
+    result = export_bundle(source, SETTINGS, tmp_path / "out", date(2024, 3, 1), date(2024, 3, 2))
+    assert result.report.ok, result.report.findings
+    assert result.report.events == 2 * sum(BATCHES)
+    m = result.manifest
+    assert m["chains"] == {c: {"first_seq": 1, "last_seq": 18, "objects": 3, "digests": 3} for c in CHAINS}
+    files = {f["path"] for f in m["files"]}
+    _, objects = source_objects()
+    assert set(objects) <= files
+    assert {f"{k}.lock.json" for k in objects} <= files
+    assert {"verification.json", "verification.txt"} <= files and MANIFEST not in files
+    sidecar = json.loads((tmp_path / "out" / next(k for k in objects if k.endswith(".parquet"))
+                          ).with_name(Path(next(k for k in objects if k.endswith(".parquet"))).name + ".lock.json")
+                         .read_text())
+    assert sidecar["version_id"] == "v1" and sidecar["mode"] == "COMPLIANCE"
+    assert json.loads((tmp_path / "out/verification.json").read_text())["ok"] is True
+    assert check_manifest(tmp_path / "out") == (m, [])
+
+
+def test_exported_digests_name_the_buckets_version_ids(bundle: Path) -> None:
+    """The digests list S3 version ids; the bundle must present the same ones, or every object is NEWER_VERSION."""
+    versions = {v.version_id for v in DirectoryStore(bundle).versions(PREFIX)}
+    assert versions == {"v1"}
+
+
+def test_export_into_a_non_empty_folder_needs_force(source: DirectoryStore, bundle: Path) -> None:
+    with pytest.raises(ConfigError, match="not empty"):
+        export_bundle(source, SETTINGS, bundle, date(2024, 3, 1), date(2024, 3, 2))
+    (bundle / "mine.txt").write_text("not the bundle's")
+    result = export_bundle(source, SETTINGS, bundle, date(2024, 3, 2), date(2024, 3, 2), force=True)
+    assert not (bundle / data_key(PREFIX, "2024-03-01", "p000", 1, 7)).exists()  # the old bundle's object is gone
+    assert (bundle / "mine.txt").exists()  # what the export did not write is left alone...
+    _, findings = check_manifest(bundle)
+    assert [(f.kind, f.key) for f in findings] == [(K.MANIFEST_MISMATCH, "mine.txt")]  # ...and is not evidence
+    assert result.manifest["chains"]["p000"]["first_seq"] == 8
+
+
+def test_an_empty_window_is_an_error(source: DirectoryStore, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no data objects"):
+        export_bundle(source, SETTINGS, tmp_path / "out", date(2024, 4, 1), date(2024, 4, 2))
+    with pytest.raises(ConfigError, match="before"):
+        export_bundle(source, SETTINGS, tmp_path / "out2", date(2024, 3, 2), date(2024, 3, 1))
+
+
+def test_tenant_export_keeps_whole_segments_from_first_to_last_holding_it(source: DirectoryStore,
+                                                                           tmp_path: Path) -> None:
+    result = export_bundle(source, SETTINGS, tmp_path / "out", date(2024, 3, 1), date(2024, 3, 2), tenant="initech")
+    assert result.manifest["chains"] == {"p001": {"first_seq": 8, "last_seq": 12, "objects": 1, "digests": 1}}
+    extract = pq.read_table(tmp_path / "out/extracts/tenant-initech.parquet")
+    assert set(extract.column("tenant").to_pylist()) == {"initech"}
+    assert extract.num_rows == 3  # offsets 7, 9, 11 of p001: seqs 8, 10, 12
+    assert sorted(extract.column("seq").to_pylist()) == [8, 10, 12]
+    assert "extracts/tenant-initech.parquet" in {f["path"] for f in result.manifest["files"]}
+
+
+def test_window_after_the_chains_beginning(source: DirectoryStore, tmp_path: Path) -> None:
+    result = export_bundle(source, SETTINGS, tmp_path / "out", date(2024, 3, 2), date(2024, 3, 2))
+    assert {c: (i["first_seq"], i["last_seq"]) for c, i in result.manifest["chains"].items()} == {
+        "p000": (8, 18), "p001": (8, 18)}
+    assert result.manifest["verification"]["windowed"] == supports_starts()
+    if supports_starts():
+        assert result.report.ok, result.report.findings
+
+
+# ---------------------------------------------------------------------------
+# selection (pure)
+
+
+def version(key: str, vid: str, second: int, latest: bool, marker: bool = False) -> ObjectVersion:
+    return ObjectVersion(key, vid, latest, marker, 0 if marker else 10, datetime(2024, 3, 1, 10, 0, second, tzinfo=timezone.utc))
+
+
+def test_the_oldest_version_is_the_sinks_and_newer_ones_are_noted() -> None:
+    key = data_key(PREFIX, "2024-03-01", "p000", 1, 7)
+    history = [version(key, "new", 5, True), version(key, "orig", 1, False)]
+    assert oldest_version(list(enumerate(history))) == (history[1], False, 1)
+    sel = select_objects(history, PREFIX, date(2024, 3, 1), date(2024, 3, 1))
+    assert sel.objects[key][1].version_id == "orig"
+    assert "newer version" in sel.notes[0]
+    hidden = [version(key, "dm", 5, True, marker=True), version(key, "orig", 1, False)]
+    sel = select_objects(hidden, PREFIX, date(2024, 3, 1), date(2024, 3, 1))
+    assert sel.objects[key][1].version_id == "orig" and "delete marker" in sel.notes[0]
+
+
+def test_selection_by_dt_and_chain_ignores_foreign_names() -> None:
+    a = data_key(PREFIX, "2024-03-01", "p000", 1, 7)
+    b = data_key(PREFIX, "2024-03-02", "p000", 8, 9)
+    c = data_key(PREFIX, "2024-03-02", "p001", 1, 9)
+    listing = [version(k, "1", 1, True) for k in (a, b, c, f"{PREFIX}data/dt=2024-03-02/chain=p000/evil.parquet")]
+    sel = select_objects(listing, PREFIX, date(2024, 3, 2), date(2024, 3, 2), chains=["p000"])
+    assert {ch: [o.key for o in objs] for ch, objs in sel.window.items()} == {"p000": [b]}
+    assert set(sel.objects) == {a, b}
+
+
+def test_tenant_span_fills_the_gaps_between_hits() -> None:
+    objs = [data_key(PREFIX, "2024-03-01", "p000", i * 10 + 1, i * 10 + 10) for i in range(5)]
+    parsed = [select_objects([version(k, "1", 1, True)], PREFIX, date(2024, 3, 1), date(2024, 3, 1)).window["p000"][0]
+              for k in objs]
+    holds = {objs[1]: True, objs[3]: True}
+    assert [o.key for o in tenant_span(parsed, holds)] == objs[1:4]
+    assert tenant_span(parsed, {}) == []
+
+
+# ---------------------------------------------------------------------------
+# manifest
+
+
+def test_manifest_names_a_changed_a_missing_and_an_added_file(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a/one.bin").write_bytes(b"one")
+    (tmp_path / "two.txt").write_bytes(b"two")
+    (tmp_path / "three.txt").write_bytes(b"three")
+    write_manifest(tmp_path, build_manifest(tmp_path, {"created_at": "now"}))
+    assert check_manifest(tmp_path)[1] == []
+    (tmp_path / "a/one.bin").write_bytes(b"onE")
+    (tmp_path / "two.txt").unlink()
+    (tmp_path / "a/stray").write_bytes(b"")
+    findings = check_manifest(tmp_path)[1]
+    assert {(f.kind, f.key) for f in findings} == {
+        (K.MANIFEST_MISMATCH, "a/one.bin"), (K.MANIFEST_MISMATCH, "two.txt"), (K.MANIFEST_MISMATCH, "a/stray")}
+    detail = {f.key: f.detail for f in findings}
+    assert "changed" in detail["a/one.bin"] and "missing" in detail["two.txt"] and "not listed" in detail["a/stray"]
+
+
+def test_a_folder_without_manifest_has_no_manifest_findings(tmp_path: Path) -> None:
+    assert check_manifest(tmp_path) == (None, [])
+
+
+def test_an_unreadable_or_escaping_manifest_is_a_finding(tmp_path: Path) -> None:
+    (tmp_path / MANIFEST).write_text("{not json")
+    assert check_manifest(tmp_path)[1][0].kind == K.MANIFEST_MISMATCH
+    (tmp_path / MANIFEST).write_text(json.dumps({"format": "sealtrail.bundle.v1", "files": [
+        {"path": "../etc/passwd", "sha256": "x", "size": 1}]}))
+    [f] = check_manifest(tmp_path)[1]
+    assert "outside the bundle" in f.detail
+
+
+# ---------------------------------------------------------------------------
+# verify --path through the CLI
+
+
+@pytest.fixture(autouse=True)
+def auditor_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's settings: no running stack, and the retention the source trail was locked under."""
+    monkeypatch.setenv("SEALTRAIL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SEALTRAIL_RETENTION__DAYS", "30")
+
+
+def run_verify(*args: str) -> Any:
+    return CliRunner().invoke(cli, ["verify", *args], standalone_mode=False, catch_exceptions=False)
+
+
+def test_verify_path_is_intact_then_names_an_edited_object(bundle: Path) -> None:
+    assert run_verify("--path", str(bundle)).return_value == 0
+    key = data_key(PREFIX, "2024-03-02", "p001", 8, 12)
+    path = bundle / key
+    body = bytearray(path.read_bytes())
+    body[len(body) // 2] ^= 0x01
+    path.write_bytes(bytes(body))
+    result = run_verify("--path", str(bundle), "--json")
+    assert result.return_value == 1
+    found = {(f["kind"], f["key"]) for f in json.loads(result.output)["findings"]}
+    assert ("manifest_mismatch", key) in found and ("checksum_mismatch", key) in found
+
+
+def test_verify_path_uses_the_bundles_prefix(tmp_path: Path, bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEALTRAIL_S3__PREFIX", "elsewhere/")
+    result = run_verify("--path", str(bundle))
+    assert result.return_value == 0, result.output
+    assert "36 events" in result.output
+
+
+# ---------------------------------------------------------------------------
+# anchors
+
+
+def test_anchor_finds_a_tail_removed_with_its_digest(tmp_path: Path, source: DirectoryStore) -> None:
+    anchor = save_anchor(source, SETTINGS)
+    assert {c: a["head"]["seq"] for c, a in anchor["chains"].items()} == {"p000": 18, "p001": 18}
+    report = verify_store(source, SETTINGS)
+    assert check_anchor(anchor, report, lambda k: digest_sha256(source, k)) == []
+
+    # the insider removes p000's newest object and its digest: the rest verifies intact on its own
+    _, objects = source_objects()
+    tail = [k for k in objects if "p000-000000000013" in k or "p000-000000000018" in k]
+    assert len(tail) == 2
+    cut = write_source(tmp_path / "cut", drop=tuple(tail))
+    report = verify_store(cut, SETTINGS)
+    assert report.ok, report.findings
+    findings = check_anchor(anchor, report, lambda k: digest_sha256(cut, k))
+    assert {(f.kind, f.chain) for f in findings} == {(K.TRUNCATED_TAIL, "p000")}
+    assert min(f.seq for f in findings) == 13
+
+
+def test_anchor_finds_an_altered_digest() -> None:
+    anchor = {"format": "sealtrail.anchor.v1", "created_at": "t", "chains": {
+        "p000": {"digest": "d", "sha256": "aa", "head": {"seq": 5, "hash": "ff"}}}}
+    report = Report(chains={"p000": {"head_seq": 5, "head_hash": "ff"}})
+    [f] = check_anchor(anchor, report, lambda k: "bb")
+    assert f.kind == K.DIGEST_ALTERED
+    report = Report(chains={"p000": {"head_seq": 5, "head_hash": "ee"}})
+    assert [f.kind for f in check_anchor(anchor, report, lambda k: "aa")] == [K.CELL_CHANGED]
+    assert {f.kind for f in check_anchor(anchor, Report(), lambda k: None)} == {K.TRUNCATED_TAIL}

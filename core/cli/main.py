@@ -84,3 +84,4 @@ def main() -> None:
 from sealtrail.cli import commands_bucket, commands_data, commands_export, commands_producers, commands_stack, commands_workers  # noqa: E402,F401
 from sealtrail.cli import commands_report  # noqa: E402,F401
 from sealtrail.cli import commands_serve  # noqa: E402,F401
+from sealtrail.cli import commands_evidence  # noqa: E402,F401

@@ -1,0 +1,371 @@
+"""Inclusion proofs: one event, shown to an auditor without the rest of the trail.
+
+A proof holds the record as it was hashed, the hash it links to (prev_hash),
+an RFC 6962 inclusion path from the record's hash to the Merkle root that the
+sink's signed digest lists for the record's object, and that whole digest,
+whose head is the stream's signed checkpoint for the chain. Checking it needs
+the public keys only:
+
+- the digest's signature and its head's signature verify with a given key;
+- the digest names the proof's chain and lists the object, with a Merkle
+  root, a sequence range holding the record, and a head at or after its end;
+- SHA-256(prev_hash || hashed_bytes(record)) is the leaf, and the path from
+  it at index seq - first in a tree of last - first + 1 leaves leads to the
+  listed root. The path binds the leaf's index but not always the tree's size
+  (index 0 of 3 leaves and of 4 walk the same way), so both come from the
+  signed range, never from the proof alone.
+
+prev_hash needs no check of its own: a changed record would need a prev_hash
+with SHA-256(prev_hash || record') equal to the leaf, a SHA-256 preimage.
+Building a proof recomputes the object's record hashes from its rows (the
+stored per-row hash is not relied on) and refuses to emit a proof whose root
+differs from the digest's: that object fails `sealtrail verify` too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from sealtrail import merkle
+from sealtrail.config import Settings
+from sealtrail.errors import ConfigError, KeyNotFoundError, NotProvableError
+from sealtrail.layout import DataObject, data_prefix, digest_prefix, parse_data_key, parse_digest_key
+from sealtrail.record import EVENT_COLUMNS, GENESIS, hashed_bytes, link
+from sealtrail.signing import PublicKeys, head_message
+from sealtrail.sinks.digest import FORMAT as DIGEST_FORMAT
+from sealtrail.sinks.digest import signed_message
+from sealtrail.sinks.parquet import read_table, text_columns
+
+FORMAT = "sealtrail.proof.v1"
+RECORD_FIELDS = frozenset({"seq", "sealed_at", "src_offset", "key_id", *EVENT_COLUMNS})
+
+
+# ---------------------------------------------------------------------------
+# Building (reads the bucket or a bundle)
+
+
+def find_event(settings: Settings, event_id: str, bundle: Any = None) -> tuple[str, int]:
+    """(chain, seq) of an event id, from the trail's Parquet through DuckDB; the earliest if several."""
+    from sealtrail.evidence.query import open_events
+
+    con = open_events(settings, "dir", bundle) if bundle is not None else open_events(settings)
+    try:
+        row = con.execute(
+            "SELECT chain, seq FROM events WHERE event_id = ? ORDER BY chain, seq LIMIT 1", [event_id]
+        ).fetchone()
+    finally:
+        con.close()
+    if row is None:
+        raise NotProvableError(f"event {event_id} is not in the trail")
+    return str(row[0]), int(row[1])
+
+
+def _columns(store: Any, obj: DataObject, version_id: str | None) -> tuple[dict[str, list], Any]:
+    """An object's columns (timestamps as hashed text) and its Parquet schema."""
+    stored = store.get(obj.key, version_id)
+    try:
+        table = read_table(stored.body)
+        return text_columns(table), table.schema
+    except (OSError, ValueError) as e:
+        raise NotProvableError(f"{obj.key} is not readable as Parquet ({e}): run sealtrail verify") from e
+
+
+def _row_contents(chain: str, columns: dict[str, list]) -> list[bytes]:
+    return [
+        hashed_bytes(chain, columns["seq"][i], columns["sealed_at"][i], columns["src_offset"][i],
+                     {name: columns[name][i] for name in EVENT_COLUMNS}, columns["key_id"][i])
+        for i in range(len(columns["seq"]))
+    ]
+
+
+def _chained(prev: bytes, contents: list[bytes]) -> list[bytes]:
+    out: list[bytes] = []
+    for content in contents:
+        prev = link(prev, content)
+        out.append(prev)
+    return out
+
+
+def _end_hash(store: Any, chain: str, items: list[Any], index: int) -> bytes:
+    """The record hash that ends items[index], recomputed forward from its last signed head's stored
+    hash (the value signatures are checked against), or from the hash the object starts from."""
+    item = items[index]
+    columns, schema = _columns(store, item.obj, item.version.version_id)
+    contents = _row_contents(chain, columns)
+    anchors = [i for i, (h, s) in enumerate(zip(columns["hash"], columns["signature"], strict=True))
+               if h is not None and s is not None]
+    if anchors:
+        a = anchors[-1]
+        return ([columns["hash"][a], *_chained(columns["hash"][a], contents[a + 1:])])[-1]
+    return _chained(_start_hash(store, chain, items, index, columns, schema), contents)[-1]
+
+
+def _start_hash(store: Any, chain: str, items: list[Any], index: int, columns: dict[str, list], schema: Any
+                ) -> bytes:
+    """The hash the first record of items[index] links to: GENESIS, the value the object's Parquet
+    metadata records (a wrong one shows as a root that differs from the digest's), else the hash that
+    ends the object before."""
+    obj = items[index].obj
+    if obj.first == 1:
+        return GENESIS
+    from sealtrail.sinks import parquet
+
+    recorded = parquet.prev_hash_of(schema) if hasattr(parquet, "prev_hash_of") else None
+    if recorded is not None:
+        return recorded
+    if index == 0 or items[index - 1].obj.last != obj.first - 1:
+        raise NotProvableError(f"chain {chain} has no object ending at seq {obj.first - 1}: run sealtrail verify")
+    return _end_hash(store, chain, items, index - 1)
+
+
+def _listing_digest(store: Any, prefix: str, chain: str, obj: DataObject) -> tuple[str, dict[str, Any], dict]:
+    """(key, document, entry) of the first digest of the chain that lists the object."""
+    by_key: dict[str, list[Any]] = {}
+    for v in store.versions(digest_prefix(prefix, chain)):
+        if not v.is_delete_marker:
+            by_key.setdefault(v.key, []).append(v)
+    candidates = sorted((parsed[1], key) for key in by_key
+                        if (parsed := parse_digest_key(key)) is not None and parsed[0] == chain
+                        and parsed[1] >= obj.last)
+    for _, key in candidates:
+        oldest = min(by_key[key], key=lambda v: (v.last_modified, v.is_latest))
+        try:
+            doc = orjson.loads(store.get(key, oldest.version_id).body)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(doc, dict):
+            continue
+        for entry in doc.get("objects") or []:
+            if isinstance(entry, dict) and entry.get("key") == obj.key:
+                return key, doc, entry
+    raise NotProvableError(f"no digest lists {obj.key} yet (its flush's digest may still be being written)")
+
+
+def build_proof(store: Any, settings: Settings, event_id: str, bundle: Any = None) -> dict[str, Any]:
+    """The inclusion proof of one event. store is S3Store or DirectoryStore (bundle: its folder)."""
+    from sealtrail.evidence.verify import plan
+
+    prefix = settings.s3.prefix
+    chain, seq = find_event(settings, event_id, bundle)
+    planned, _ = plan(store.versions(data_prefix(prefix)), prefix, [chain])
+    items = sorted(planned.get(chain, []), key=lambda p: (p.obj.first, p.obj.last))
+    index = next((i for i, p in enumerate(items) if p.obj.first <= seq <= p.obj.last), None)
+    if index is None:
+        raise NotProvableError(f"no data object of chain {chain} holds seq {seq}: run sealtrail verify")
+    item = items[index]
+    obj = item.obj
+    columns, schema = _columns(store, obj, item.version.version_id)
+    if columns["seq"] != list(range(obj.first, obj.last + 1)):
+        raise NotProvableError(f"{obj.key} does not hold seqs {obj.first}..{obj.last} in order: run sealtrail verify")
+    digest_key, digest, entry = _listing_digest(store, prefix, chain, obj)
+    listed_root = entry.get("merkle_root")
+    if not isinstance(listed_root, str):
+        raise NotProvableError(f"digest {digest_key} lists no Merkle root for {obj.key} (written before digests "
+                               "carried roots); verify the whole trail instead")
+    start = _start_hash(store, chain, items, index, columns, schema)
+    hashes = _chained(start, _row_contents(chain, columns))
+    if merkle.root(hashes).hex() != listed_root:
+        raise NotProvableError(f"the rows of {obj.key} do not match the Merkle root digest {digest_key} lists: "
+                               "run sealtrail verify")
+    i = seq - obj.first
+    record: dict[str, Any] = {"seq": seq, "sealed_at": columns["sealed_at"][i], "src_offset": columns["src_offset"][i]}
+    record.update({name: columns[name][i] for name in EVENT_COLUMNS if columns[name][i] is not None})
+    if columns["key_id"][i] is not None:
+        record["key_id"] = columns["key_id"][i]
+    key_ids = sorted({k for k in (digest.get("key_id"), (digest.get("head") or {}).get("key_id")) if k})
+    return {
+        "format": FORMAT,
+        "event_id": event_id,
+        "chain": chain,
+        "object": {"key": obj.key, "version_id": entry.get("version_id"), "first": obj.first, "last": obj.last},
+        "record": record,
+        "prev_hash": (hashes[i - 1] if i else start).hex(),
+        "leaf_index": i,
+        "tree_size": len(hashes),
+        "path": [p.hex() for p in merkle.inclusion_path(hashes, i)],
+        "digest_key": digest_key,
+        "digest": digest,
+        "key_ids": key_ids,
+    }
+
+
+# ---------------------------------------------------------------------------
+# Checking (pure: the proof and the public keys, nothing else)
+
+
+@dataclass(frozen=True, slots=True)
+class ProofCheck:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class ProofResult:
+    event_id: str | None
+    chain: str | None
+    seq: int | None
+    checks: list[ProofCheck] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+    def add(self, name: str, ok: bool, detail: str) -> None:
+        self.checks.append(ProofCheck(name, ok, detail))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "event_id": self.event_id, "chain": self.chain, "seq": self.seq,
+                "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks]}
+
+
+_SHAPE: dict[str, type | tuple[type, ...]] = {
+    "event_id": str, "chain": str, "object": dict, "record": dict, "prev_hash": str,
+    "leaf_index": int, "tree_size": int, "path": list, "digest": dict,
+}
+
+
+def proof_shape_problem(doc: Any) -> str | None:
+    """Why a document is not a sealtrail proof at all (None: it is one, valid or not)."""
+    if not isinstance(doc, dict):
+        return "not a JSON object"
+    if doc.get("format") != FORMAT:
+        return f"format is {doc.get('format')!r}, not {FORMAT!r}"
+    missing = [name for name in _SHAPE if name not in doc]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    wrong = [name for name, kind in _SHAPE.items()
+             if not isinstance(doc[name], kind) or (kind is int and isinstance(doc[name], bool))]
+    if wrong:
+        return f"wrong type for {', '.join(wrong)}"
+    return None
+
+
+def _hex(value: Any, size: int | None = 32) -> bytes:
+    if not isinstance(value, str):
+        raise TypeError(f"{value!r} is not hex text")
+    raw = bytes.fromhex(value)
+    if size is not None and len(raw) != size:
+        raise ValueError(f"{value!r} is not {size} bytes")
+    return raw
+
+
+def _check_signatures(result: ProofResult, digest: dict[str, Any], keys: PublicKeys) -> None:
+    try:
+        ok = keys.verify(digest["key_id"], _hex(digest["signature"], None), signed_message(digest))
+        detail = (f"signed with {digest['key_id']}" if ok
+                  else f"does not verify with {digest['key_id']}: the digest was changed")
+    except KeyNotFoundError as e:
+        ok, detail = False, f"signed with {e.key_id}, which is not one of the given keys"
+    except (KeyError, TypeError, ValueError) as e:
+        ok, detail = False, f"signature missing or malformed: {e}"
+    result.add("digest_signature", ok, detail)
+    try:
+        head = digest["head"]
+        message = head_message(digest["chain"], head["seq"], head["sealed_at"], _hex(head["hash"]))
+        ok = keys.verify(head["key_id"], _hex(head["signature"], None), message)
+        detail = (f"seq {head['seq']} signed with {head['key_id']}" if ok
+                  else f"the signature of seq {head['seq']} does not verify with {head['key_id']}")
+    except KeyNotFoundError as e:
+        ok, detail = False, f"signed with {e.key_id}, which is not one of the given keys"
+    except (KeyError, TypeError, ValueError) as e:
+        ok, detail = False, f"head missing or malformed: {e}"
+    result.add("checkpoint_signature", ok, detail)
+
+
+def _listed_entry(result: ProofResult, doc: dict[str, Any], digest: dict[str, Any]) -> dict[str, Any] | None:
+    """The digest's entry for the proof's object, after checking that they agree."""
+    chain, obj = doc["chain"], doc["object"]
+    if digest.get("format") != DIGEST_FORMAT or digest.get("chain") != chain:
+        result.add("digest_chain", False, f"the digest is a {digest.get('format')!r} of chain "
+                                          f"{digest.get('chain')!r}, not a {DIGEST_FORMAT} of chain {chain}")
+    else:
+        result.add("digest_chain", True, f"a {DIGEST_FORMAT} of chain {chain}")
+    entry = next((e for e in digest.get("objects") or [] if isinstance(e, dict) and e.get("key") == obj.get("key")),
+                 None)
+    parsed = parse_data_key(obj.get("key")) if isinstance(obj.get("key"), str) else None
+    if entry is None:
+        result.add("object_listed", False, f"the digest does not list {obj.get('key')!r}")
+        return None
+    problems = [name for name in ("version_id", "first", "last") if entry.get(name) != obj.get(name)]
+    if parsed is None or parsed.chain != chain or (parsed.first, parsed.last) != (entry.get("first"),
+                                                                                  entry.get("last")):
+        problems.append("key")
+    if not isinstance(entry.get("merkle_root"), str):
+        problems.append("merkle_root (none listed)")
+    head_seq = (digest.get("head") or {}).get("seq")
+    if not isinstance(head_seq, int) or not isinstance(entry.get("last"), int) or entry["last"] > head_seq:
+        problems.append("head (the checkpoint does not cover the object)")
+    if problems:
+        result.add("object_listed", False, f"the digest's entry for {obj.get('key')} differs: {', '.join(problems)}")
+        return None
+    result.add("object_listed", True, f"{obj['key']} (seqs {entry['first']}..{entry['last']}) is listed, "
+                                      f"covered by the checkpoint at seq {head_seq}")
+    return entry
+
+
+def check_proof(doc: Any, public_key_pems: list[bytes] | tuple[bytes, ...]) -> ProofResult:
+    """Check a proof with these public keys (PEM) alone; every check is listed, passed or failed.
+
+    Raises ConfigError when doc is not a proof at all or no usable key is given
+    (a usage error, not a failed proof).
+    """
+    problem = proof_shape_problem(doc)
+    if problem is not None:
+        raise ConfigError("proof", problem)
+    if not public_key_pems:
+        raise ConfigError("--key", "at least one public key (PEM) is needed to check a proof")
+    keys = PublicKeys()
+    for pem in public_key_pems:
+        try:
+            keys.add_pem(pem)
+        except (ValueError, TypeError) as e:
+            raise ConfigError("--key", f"not an Ed25519 public key (PEM): {e}") from e
+    record, chain = doc["record"], doc["chain"]
+    seq = record.get("seq") if isinstance(record.get("seq"), int) else None
+    result = ProofResult(doc["event_id"], chain, seq)
+    digest = doc["digest"]
+    _check_signatures(result, digest, keys)
+    entry = _listed_entry(result, doc, digest)
+
+    unknown = sorted(set(record) - RECORD_FIELDS)
+    if unknown:
+        result.add("record_fields", False, f"fields that no record hash covers: {', '.join(unknown)}")
+    elif record.get("event_id") != doc["event_id"]:
+        result.add("record_fields", False, f"the record's event_id is {record.get('event_id')!r}, "
+                                           f"not {doc['event_id']!r}")
+    else:
+        result.add("record_fields", True, "every field is under the record hash")
+
+    first, last = doc["object"].get("first"), doc["object"].get("last")
+    if entry is not None:
+        first, last = entry["first"], entry["last"]
+    if seq is None or not isinstance(first, int) or not isinstance(last, int) or not first <= seq <= last:
+        result.add("position", False, f"record seq {record.get('seq')!r} is not within the object's seqs "
+                                      f"{first}..{last}")
+    elif doc["leaf_index"] != seq - first or doc["tree_size"] != last - first + 1:
+        result.add("position", False, f"leaf {doc['leaf_index']} of {doc['tree_size']} is not seq {seq} of "
+                                      f"the object's seqs {first}..{last}")
+    else:
+        result.add("position", True, f"seq {seq} is leaf {seq - first} of {last - first + 1}")
+
+    try:
+        content = hashed_bytes(chain, record["seq"], record["sealed_at"], record["src_offset"],
+                               {name: record.get(name) for name in EVENT_COLUMNS}, record.get("key_id"))
+        leaf = link(_hex(doc["prev_hash"]), content)
+        path = [_hex(p) for p in doc["path"]]
+        got = merkle.root_from_path(leaf, doc["leaf_index"], doc["tree_size"], path)
+        if entry is None:
+            ok, detail = False, "no listed Merkle root to compare with"
+        elif got.hex() == entry["merkle_root"]:
+            ok, detail = True, f"the record hash {leaf.hex()} leads to the listed root {entry['merkle_root']}"
+        else:
+            ok, detail = False, (f"the record and path lead to root {got.hex()}, the digest lists "
+                                 f"{entry['merkle_root']}: the record, prev_hash or path was changed")
+    except (KeyError, TypeError, ValueError, orjson.JSONEncodeError) as e:
+        ok, detail = False, f"cannot recompute the record hash and root: {e}"
+    result.add("inclusion", ok, detail)
+    return result

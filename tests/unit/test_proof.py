@@ -1,0 +1,419 @@
+"""Inclusion proofs: a proof built from a bundle checks with the public key alone, and every
+part of it that is tampered with (record cell, prev_hash, path, index, digest, signature) or
+checked with the wrong key fails, naming the check that failed.
+
+The trail is built the way the pipeline builds it (validate -> seal_batch -> to_parquet -> a
+digest per chain listing each object's Merkle root), as an exported bundle (DirectoryStore).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from sealtrail import merkle
+from sealtrail.chain import Accepted, ChainHead, seal_batch
+from sealtrail.config import S3Settings, Settings
+from sealtrail.errors import ConfigError, NotProvableError
+from sealtrail.evidence.bundle import DirectoryStore
+from sealtrail.evidence.digests import VerifiedObject, check_digest_chain
+from sealtrail.evidence.findings import FindingKind as K
+from sealtrail.evidence.proof import FORMAT, build_proof, check_proof
+from sealtrail.layout import data_key, public_key_key
+from sealtrail.record import GENESIS, SealedRecord
+from sealtrail.signing import PublicKeys, Signer, key_id_of
+from sealtrail.sinks.digest import ListedObject, build_digest, head_of
+from sealtrail.sinks.parquet import to_parquet
+from sealtrail.sinks.store import sha256_b64
+from sealtrail.stream.validate import validate
+
+PREFIX = "trail/"
+DAY = "2024-03-01"
+CHAINS = ("p000", "p001")
+BATCHES = (7, 5, 6)  # signed heads at seqs 7, 12, 18
+OBJECTS = ((1, 5), (6, 10), (11, 18))  # the first two end on unsigned records
+SETTINGS = Settings(s3=S3Settings(prefix=PREFIX))
+
+
+def new_signer() -> Signer:
+    key = Ed25519PrivateKey.generate()
+    return Signer(key, key_id_of(key.public_key()))
+
+
+def event_id(chain_no: int, i: int) -> str:
+    return str(uuid.UUID(int=(chain_no << 64) | i, version=4))
+
+
+def event(chain_no: int, i: int) -> dict[str, Any]:
+    ev: dict[str, Any] = {
+        "event_id": event_id(chain_no, i),
+        "occurred_at": f"{DAY}T09:00:{i:02d}.{i * 1111 % 1000000:06d}+00:00",
+        "category": ("auth", "change", "access")[i % 3],
+        "action": ("auth.login", "data.update", "data.read")[i % 3],
+        "actor": {"id": f"user-{i % 4}"},
+        "tenant": "acme",
+        "source": "billing",
+        "metadata": {"n": i, "note": "grüße ✓"},
+    }
+    if i % 3 == 1:
+        ev["resource"] = {"type": "invoice", "id": f"inv-{i}"}
+        ev["before"] = {"amount": i}
+        ev["after"] = {"amount": i + 1}
+    return ev
+
+
+@cache
+def trail() -> tuple[Signer, dict[str, bytes], dict[str, list[SealedRecord]]]:
+    signer = new_signer()
+    heads = {p: ChainHead(f"p{p:03d}") for p in range(len(CHAINS))}
+    records: dict[str, list[SealedRecord]] = {c: [] for c in CHAINS}
+    offset = 0
+    for b, size in enumerate(BATCHES):
+        batch = []
+        for i in range(size):
+            for p in range(len(CHAINS)):
+                columns = validate(orjson.dumps(event(p, offset + i)), 1 << 20)
+                assert isinstance(columns, dict), columns
+                batch.append(Accepted(p, offset + i, columns))
+        offset += size
+        for r in seal_batch(heads, batch, signer, f"{DAY}T10:00:0{b}.{b * 7:06d}Z").sealed:
+            records[r.chain].append(r)
+    objects: dict[str, bytes] = {}
+    for chain in CHAINS:
+        listed = []
+        for first, last in OBJECTS:
+            rows = records[chain][first - 1 : last]
+            key = data_key(PREFIX, DAY, chain, first, last)
+            body = parquet_of(rows, records[chain][first - 2].hash if first > 1 else GENESIS)
+            objects[key] = body
+            listed.append(ListedObject(key, "1", sha256_b64(body), first, last, len(body),
+                                       merkle.root([r.hash for r in rows]).hex()))
+        key, body = build_digest(PREFIX, chain, listed, head_of(records[chain][-1]), None, signer,
+                                 f"{DAY}T10:00:09.000000Z")
+        objects[key] = body
+    return signer, objects, records
+
+
+def parquet_of(rows: list[SealedRecord], prev_hash: bytes) -> bytes:
+    """The sink's Parquet; the hash the first row links to goes along where the format records it."""
+    if "prev_hash" in inspect.signature(to_parquet).parameters:
+        return to_parquet(rows, prev_hash)  # type: ignore[call-arg]
+    return to_parquet(rows)
+
+
+def write_bundle(root: Path) -> DirectoryStore:
+    signer, objects, _ = trail()
+    for key, body in objects.items():
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+    pem = root / public_key_key(PREFIX, signer.key_id)
+    pem.parent.mkdir(parents=True, exist_ok=True)
+    pem.write_bytes(signer.public_pem)
+    return DirectoryStore(root)
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> Path:
+    write_bundle(tmp_path / "bundle")
+    return tmp_path / "bundle"
+
+
+@cache
+def proof_of(chain_no: int, i: int) -> dict[str, Any]:
+    """A proof built once from a fresh bundle (tests get deep copies to tamper with)."""
+    import tempfile
+
+    root = Path(tempfile.mkdtemp()) / "bundle"
+    store = write_bundle(root)
+    return build_proof(store, SETTINGS, event_id(chain_no, i), root)
+
+
+@pytest.fixture
+def proof() -> dict[str, Any]:
+    return copy.deepcopy(proof_of(1, 7))  # chain p001 seq 8: mid-object, object 2 (seqs 6..10)
+
+
+def pems() -> list[bytes]:
+    return [trail()[0].public_pem]
+
+
+def failed(doc: dict[str, Any], keys: list[bytes] | None = None) -> set[str]:
+    return {c.name for c in check_proof(doc, pems() if keys is None else keys).checks if not c.ok}
+
+
+# ---------------------------------------------------------------------------
+# an intact proof
+
+
+@pytest.mark.parametrize("chain_no,i", [(0, 0), (0, 4), (0, 5), (1, 7), (1, 11), (1, 17)],
+                         ids=["seq1-genesis", "seq5-object-end", "seq6-object-start", "seq8-middle",
+                              "seq12-signed-head", "seq18-last"])
+def test_a_proof_of_any_record_checks_with_the_public_key(chain_no: int, i: int) -> None:
+    doc = proof_of(chain_no, i)
+    result = check_proof(doc, pems())
+    assert result.ok, result.as_dict()
+    assert result.seq == i + 1 and result.chain == CHAINS[chain_no] and result.event_id == event_id(chain_no, i)
+    assert {c.name for c in result.checks} == {"digest_signature", "checkpoint_signature", "digest_chain",
+                                               "object_listed", "record_fields", "position", "inclusion"}
+    first = next(f for f, last in OBJECTS if f <= i + 1 <= last)
+    assert doc["leaf_index"] == i + 1 - first and doc["object"]["first"] == first
+    assert doc["format"] == FORMAT and doc["digest"]["head"]["seq"] == 18
+
+
+def test_the_proof_holds_the_record_as_hashed_and_its_real_prev_hash(proof: dict[str, Any]) -> None:
+    _, _, records = trail()
+    chain = records["p001"]
+    assert proof["prev_hash"] == chain[6].hash.hex()  # seq 7, the record seq 8 links to
+    assert proof["record"]["event_id"] == event_id(1, 7)
+    assert proof["record"]["metadata"] == '{"n":7,"note":"grüße ✓"}'
+    assert all(v is not None for v in proof["record"].values())
+    genesis = proof_of(0, 0)
+    assert genesis["prev_hash"] == "00" * 32
+    # the first record of an object links to the last record of the object before
+    assert proof_of(0, 5)["prev_hash"] == records["p000"][4].hash.hex()
+
+
+def test_a_proof_is_compact(proof: dict[str, Any]) -> None:
+    assert len(proof["path"]) == 3  # 5 leaves
+    assert len(json.dumps(proof)) < 6000
+
+
+# ---------------------------------------------------------------------------
+# tampering, one change per test
+
+
+def test_a_changed_record_cell_fails_inclusion(proof: dict[str, Any]) -> None:
+    proof["record"]["actor_id"] = "mallory"
+    assert failed(proof) == {"inclusion"}
+
+
+@pytest.mark.parametrize("name", ["sealed_at", "src_offset", "metadata", "occurred_at", "severity_id"])
+def test_any_changed_field_fails_inclusion(proof: dict[str, Any], name: str) -> None:
+    value = proof["record"][name]
+    proof["record"][name] = value + 1 if isinstance(value, int) else value.replace("7", "8", 1).replace("0", "1", 1)
+    assert proof["record"][name] != value
+    assert "inclusion" in failed(proof)
+
+
+def test_a_removed_field_fails_inclusion(proof: dict[str, Any]) -> None:
+    del proof["record"]["tenant"]
+    assert failed(proof) == {"inclusion"}
+
+
+def test_an_added_field_no_hash_covers_fails(proof: dict[str, Any]) -> None:
+    proof["record"]["approved_by"] = "cfo"
+    assert "record_fields" in failed(proof)
+
+
+def test_a_different_event_id_on_the_proof_fails(proof: dict[str, Any]) -> None:
+    proof["event_id"] = event_id(1, 8)
+    assert failed(proof) == {"record_fields"}
+
+
+def test_a_changed_prev_hash_fails_inclusion(proof: dict[str, Any]) -> None:
+    proof["prev_hash"] = "00" * 32
+    assert failed(proof) == {"inclusion"}
+
+
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_a_flipped_bit_in_a_path_element_fails(proof: dict[str, Any], which: int) -> None:
+    raw = bytearray(bytes.fromhex(proof["path"][which]))
+    raw[3] ^= 0x08
+    proof["path"][which] = raw.hex()
+    assert failed(proof) == {"inclusion"}
+
+
+def test_a_removed_path_element_fails(proof: dict[str, Any]) -> None:
+    proof["path"].pop()
+    assert failed(proof) == {"inclusion"}
+
+
+def test_a_shifted_leaf_index_fails(proof: dict[str, Any]) -> None:
+    proof["leaf_index"] += 1
+    assert {"position", "inclusion"} <= failed(proof)
+
+
+def test_a_record_moved_to_another_seq_fails(proof: dict[str, Any]) -> None:
+    """Claiming the record sits at seq 9 (index and seq changed together) breaks its hash."""
+    proof["record"]["seq"] += 1
+    proof["leaf_index"] += 1
+    assert "inclusion" in failed(proof)
+
+
+def test_a_different_tree_size_fails(proof: dict[str, Any]) -> None:
+    proof["tree_size"] += 1
+    assert "position" in failed(proof)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda d: d["objects"][1].update(merkle_root="00" * 32),
+    lambda d: d["objects"][1].update(last=11),
+    lambda d: d["head"].update(seq=17),
+    lambda d: d.update(created_at="2030-01-01T00:00:00.000000Z"),
+    lambda d: d.update(chain="p000"),
+], ids=["merkle_root", "object_range", "head_seq", "created_at", "chain"])
+def test_a_changed_digest_field_fails_its_signature(proof: dict[str, Any], edit: Callable[[dict], None]) -> None:
+    edit(proof["digest"])
+    assert "digest_signature" in failed(proof)
+
+
+def test_a_changed_digest_signature_fails(proof: dict[str, Any]) -> None:
+    sig = bytearray(bytes.fromhex(proof["digest"]["signature"]))
+    sig[0] ^= 1
+    proof["digest"]["signature"] = sig.hex()
+    assert failed(proof) == {"digest_signature"}
+
+
+def test_a_changed_checkpoint_signature_fails(proof: dict[str, Any]) -> None:
+    """The head inside the digest is under the digest's signature and carries its own."""
+    sig = bytearray(bytes.fromhex(proof["digest"]["head"]["signature"]))
+    sig[0] ^= 1
+    proof["digest"]["head"]["signature"] = sig.hex()
+    assert failed(proof) == {"digest_signature", "checkpoint_signature"}
+
+
+def test_a_digest_re_signed_by_another_key_fails(proof: dict[str, Any]) -> None:
+    """Someone with their own key forges a digest for a tampered record: not one of the auditor's keys."""
+    from sealtrail.sinks.digest import signed_message
+
+    forger = new_signer()
+    proof["record"]["actor_id"] = "mallory"
+    proof["digest"]["key_id"] = forger.key_id
+    proof["digest"]["signature"] = forger.sign(signed_message(proof["digest"])).hex()
+    assert "digest_signature" in failed(proof)
+
+
+def test_the_wrong_key_fails_both_signatures(proof: dict[str, Any]) -> None:
+    assert failed(proof, [new_signer().public_pem]) == {"digest_signature", "checkpoint_signature"}
+
+
+def test_an_object_the_digest_does_not_list_fails(proof: dict[str, Any]) -> None:
+    proof["object"]["key"] = data_key(PREFIX, DAY, "p001", 6, 11)
+    assert "object_listed" in failed(proof)
+
+
+def test_another_chains_record_does_not_pass_as_this_chains(proof: dict[str, Any]) -> None:
+    proof["chain"] = "p000"
+    assert {"digest_chain", "object_listed", "inclusion"} <= failed(proof)
+
+
+# ---------------------------------------------------------------------------
+# usage errors and what prove refuses
+
+
+def test_not_a_proof_and_no_key_are_usage_errors(proof: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        check_proof({"format": "something.else"}, pems())
+    with pytest.raises(ConfigError):
+        check_proof([1, 2], pems())
+    with pytest.raises(ConfigError):
+        check_proof({**proof, "path": "abc"}, pems())
+    with pytest.raises(ConfigError):
+        check_proof(proof, [])
+    with pytest.raises(ConfigError):
+        check_proof(proof, [b"not a pem"])
+
+
+def test_an_unknown_event_is_not_provable(bundle: Path) -> None:
+    with pytest.raises(NotProvableError, match="not in the trail"):
+        build_proof(DirectoryStore(bundle), SETTINGS, str(uuid.uuid4()), bundle)
+
+
+def test_an_object_no_digest_lists_is_not_provable(bundle: Path) -> None:
+    for path in (bundle / PREFIX / "digests").rglob("*.json"):
+        path.unlink()
+    with pytest.raises(NotProvableError, match="no digest lists"):
+        build_proof(DirectoryStore(bundle), SETTINGS, event_id(0, 3), bundle)
+
+
+def test_prove_refuses_an_object_whose_rows_were_changed(bundle: Path) -> None:
+    import pyarrow.parquet as pq
+
+    key = data_key(PREFIX, DAY, "p000", 6, 10)
+    table = pq.read_table(bundle / key)
+    columns = {n: table.column(n).to_pylist() for n in table.column_names}
+    columns["actor_id"][2] = "mallory"
+    pq.write_table(table.from_pydict(columns, schema=table.schema), bundle / key)
+    with pytest.raises(NotProvableError, match="Merkle root"):
+        build_proof(DirectoryStore(bundle), SETTINGS, event_id(0, 5), bundle)
+
+
+# ---------------------------------------------------------------------------
+# the digest chain check: a listed root must match the recomputed one
+
+
+def _digest_findings(root: bytes | None) -> list:
+    _, objects, records = trail()
+    key = data_key(PREFIX, DAY, "p000", 1, 5)
+    digest_key = next(k for k in objects if k.startswith(f"{PREFIX}digests/chain=p000/"))
+    from sealtrail.evidence.digests import StoredDigest
+
+    verified = [VerifiedObject(data_key(PREFIX, DAY, "p000", f, last), "1",
+                               sha256_b64(objects[data_key(PREFIX, DAY, "p000", f, last)]), f, last,
+                               merkle.root([r.hash for r in records["p000"][f - 1 : last]]))
+                for f, last in OBJECTS]
+    if root is not None:
+        verified[0] = VerifiedObject(key, "1", verified[0].sha256, 1, 5, root)
+    keys = PublicKeys()
+    keys.add_pem(trail()[0].public_pem)
+    findings, _ = check_digest_chain("p000", [StoredDigest(digest_key, "1", 18, objects[digest_key])], verified,
+                                     18, records["p000"][-1].hash.hex(), keys)
+    return findings
+
+
+def test_verify_accepts_matching_roots_and_names_a_differing_one() -> None:
+    assert _digest_findings(None) == []
+    [finding] = _digest_findings(bytes(32))
+    assert finding.kind == K.CELL_CHANGED and "Merkle root" in finding.detail
+    assert finding.key == data_key(PREFIX, DAY, "p000", 1, 5)
+
+
+# ---------------------------------------------------------------------------
+# the CLI: exit codes and messages, never a traceback
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sealtrail.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          env={"PATH": "/usr/bin:/bin", "SEALTRAIL_HOME": str(cwd / "home"),
+                               "SEALTRAIL_S3__PREFIX": PREFIX}, timeout=120)
+
+
+def test_cli_prove_then_check_proof(bundle: Path, tmp_path: Path) -> None:
+    key = tmp_path / "auditor.pem"
+    key.write_bytes(trail()[0].public_pem)
+    out = tmp_path / "proof.json"
+    made = run("prove", event_id(1, 9), "--path", str(bundle), "--out", str(out), cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    checked = run("check-proof", str(out), "--key", str(key), cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "proof valid" in checked.stdout
+    doc = json.loads(out.read_text())
+    doc["record"]["outcome"] = "failure" if doc["record"]["outcome"] != "failure" else "success"
+    out.write_text(json.dumps(doc))
+    checked = run("check-proof", str(out), "--key", str(key), "--json", cwd=tmp_path)
+    assert checked.returncode == 1
+    result = json.loads(checked.stdout)
+    assert result["ok"] is False and [c["name"] for c in result["checks"] if not c["ok"]] == ["inclusion"]
+
+    for args, message in [
+        ((str(tmp_path / "missing.json"), "--key", str(key)), "cannot read"),
+        ((str(key), "--key", str(key)), "not JSON"),
+        ((str(out),), "Missing option '--key'"),
+    ]:
+        bad = run("check-proof", *args, cwd=tmp_path)
+        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    unknown = run("prove", str(uuid.uuid4()), "--path", str(bundle), cwd=tmp_path)
+    assert unknown.returncode == 1 and "not in the trail" in unknown.stderr and "Traceback" not in unknown.stderr

@@ -62,7 +62,7 @@ def stacked_bars(days: Sequence[date], series: dict[str, list[int]], *, label: s
     ticks = nice_ticks(peak)
     scale = plot_h / ticks[-1]
     slot = plot_w / n
-    bar_w = max(1.0, slot * 0.78)
+    bar_w = min(64.0, max(1.0, slot * 0.78))
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {width} {height}" '
         f'width="100%" role="img" aria-label="{escape(label)}" preserveAspectRatio="xMinYMin meet">',

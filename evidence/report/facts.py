@@ -426,7 +426,7 @@ def access_reviews(con: duckdb.DuckDBPyConnection, window: Window, tenant: str |
                 WHERE action IN ({placeholders}) AND source = ?
                   AND occurred_at > CAST(? AS TIMESTAMPTZ) AND occurred_at <= CAST(? AS TIMESTAMPTZ)
                   AND (CAST(? AS VARCHAR) IS NULL OR tenant = CAST(? AS VARCHAR))
-                ORDER BY occurred_at, action, resource_type, resource_id, chain, seq""",
+                ORDER BY occurred_at, resource_type, resource_id, action, chain, seq""",
                 [*ACCESS_CHANGE_ACTIONS, latest.source, previous.taken_at.isoformat(), latest.taken_at.isoformat(),
                  tenant, tenant]))
             for row in changes:

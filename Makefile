@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EVENTS ?= 5000
 
-.PHONY: install demo test test-soak bench bench-quick down clean
+.PHONY: install browser demo test test-soak bench bench-quick down clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,10 @@ install: $(BIN)/.installed
 demo: install            ## the main job: stack up, publish, seal, verify, query, summary
 	$(BIN)/sealtrail demo --events $(EVENTS)
 
-test: install            ## the whole test suite (starts its own broker, S3 server and PostgreSQL)
+browser:                 ## Debian's Chromium, which the report tests drive headless (needs root and apt-get)
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+test: install browser    ## the whole test suite (starts its own broker, S3 server and PostgreSQL)
 	$(BIN)/pytest
 
 bench: install           ## the benchmark: 1,000,000 events on its own embedded stack (< 15 min); bench/results/

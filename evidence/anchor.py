@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from sealtrail.config import Settings
-from sealtrail.errors import ConfigError
+from sealtrail.errors import ConfigError, ServiceUnavailable
 from sealtrail.evidence.export import oldest_version
 from sealtrail.evidence.findings import Finding, FindingKind, Report
 from sealtrail.layout import digest_key, digest_prefix, parse_digest_key
@@ -124,3 +124,56 @@ def check_anchor(anchor: dict[str, Any], report: Report, sha256_of: Callable[[st
                                     f"the digest's SHA-256 is {actual}, the anchor of {saved} recorded {a.get('sha256')}"))
     return findings
 
+
+
+# ---------------------------------------------------------------------------
+# PostgreSQL: an append-only table of anchors, outside the bucket
+
+TABLE = "sealtrail_anchors"
+_CREATE = (f"CREATE TABLE IF NOT EXISTS {TABLE} (id bigserial PRIMARY KEY, saved_at timestamptz NOT NULL "
+           "DEFAULT now(), bucket text, prefix text NOT NULL, anchor jsonb NOT NULL)")
+
+
+def _connect(database_url: str | None):  # type: ignore[no-untyped-def]
+    import psycopg
+
+    if not database_url:
+        raise ConfigError("database_url", "no database: set SEALTRAIL_DATABASE_URL (or run `sealtrail up`)")
+    try:
+        return psycopg.connect(database_url, connect_timeout=10, autocommit=True)
+    except psycopg.OperationalError as e:
+        raise ServiceUnavailable("postgres", " ".join(str(e).split())) from e
+
+
+def store_anchor(database_url: str | None, anchor: dict[str, Any]) -> int:
+    """Append the anchor to the table (created if missing); returns its row id."""
+    import psycopg
+
+    try:
+        with _connect(database_url) as conn:
+            conn.execute(_CREATE)
+            row = conn.execute(
+                f"INSERT INTO {TABLE} (bucket, prefix, anchor) VALUES (%s, %s, %s::jsonb) RETURNING id",
+                (anchor["source"]["bucket"], anchor["source"]["prefix"], json.dumps(anchor)),
+            ).fetchone()
+    except psycopg.Error as e:
+        raise ServiceUnavailable("postgres", f"storing the anchor: {e}") from e
+    return int(row[0])
+
+
+def latest_anchor(database_url: str | None, bucket: str | None, prefix: str) -> dict[str, Any]:
+    """The newest anchor stored for this bucket and prefix."""
+    import psycopg
+
+    try:
+        with _connect(database_url) as conn:
+            conn.execute(_CREATE)
+            row = conn.execute(
+                f"SELECT anchor::text FROM {TABLE} WHERE bucket IS NOT DISTINCT FROM %s AND prefix = %s "
+                "ORDER BY id DESC LIMIT 1", (bucket, prefix),
+            ).fetchone()
+    except psycopg.Error as e:
+        raise ServiceUnavailable("postgres", f"reading anchors: {e}") from e
+    if row is None:
+        raise ConfigError("--from-postgres", f"no anchor stored for bucket {bucket} prefix {prefix!r}")
+    return json.loads(row[0])

@@ -58,16 +58,35 @@ def anchor() -> None:
 
 @anchor.command("save")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="anchor file [stdout]")
+@click.option("--to-postgres", is_flag=True, help="also append it to the sealtrail_anchors table [database_url]")
 @click.pass_obj
-def anchor_save(ctx: Context, out: Path | None) -> None:
+def anchor_save(ctx: Context, out: Path | None, to_postgres: bool) -> None:
     """Record each chain's latest digest (key, SHA-256, signed head) as JSON."""
-    from sealtrail.evidence.anchor import save_anchor
+    from sealtrail.evidence.anchor import save_anchor, store_anchor
     from sealtrail.sinks.store import S3Store
 
     doc = save_anchor(S3Store(ctx.settings), ctx.settings)
     text = json.dumps(doc, indent=2) + "\n"
+    if to_postgres:
+        row = store_anchor(ctx.settings.database_url, doc)
+        say(f"anchor {row} stored in PostgreSQL")
     if out is None:
         click.echo(text, nl=False)
     else:
         out.write_text(text)
         say(f"anchored {len(doc['chains'])} chains in {out}")
+
+
+@anchor.command("latest")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="anchor file [stdout]")
+@click.pass_obj
+def anchor_latest(ctx: Context, out: Path | None) -> None:
+    """The newest anchor stored in PostgreSQL for this bucket and prefix, as a file for verify --anchor."""
+    from sealtrail.evidence.anchor import latest_anchor
+
+    s = ctx.settings
+    text = json.dumps(latest_anchor(s.database_url, s.s3.bucket, s.s3.prefix), indent=2) + "\n"
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text)

@@ -154,10 +154,13 @@ def test_anchor_catches_a_tail_removed_with_its_digest(make_trail, tmp_path: Pat
     trail = make_trail(retention_mode="GOVERNANCE")  # so the test can play an insider who bypasses it
     fill(trail, [list(generate(300, seed=81 + wave)) for wave in range(3)])
     anchor = tmp_path / "anchor.json"
-    saved = sealtrail(trail, "anchor", "save", "--out", str(anchor))
+    saved = sealtrail(trail, "anchor", "save", "--out", str(anchor), "--to-postgres")
     assert saved.returncode == 0, saved.stderr
     doc = json.loads(anchor.read_text())
     assert len(doc["chains"]) == trail.partitions
+    from_db = tmp_path / "from-db.json"
+    assert sealtrail(trail, "anchor", "latest", "--out", str(from_db)).returncode == 0
+    assert json.loads(from_db.read_text()) == doc
     assert sealtrail(trail, "verify", "--anchor", str(anchor)).returncode == 0
 
     # the insider removes the newest object of the chain with most objects, and the digest that lists it
@@ -173,9 +176,10 @@ def test_anchor_catches_a_tail_removed_with_its_digest(make_trail, tmp_path: Pat
 
     plain = sealtrail(trail, "verify", "--json")
     assert plain.returncode == 0, plain.stdout  # the shorter trail is consistent on its own
-    result = sealtrail(trail, "verify", "--anchor", str(anchor), "--json")
-    assert result.returncode == 1
-    report = json.loads(result.stdout)
-    truncated = [f for f in report["findings"] if f["kind"] == "truncated_tail"]
-    assert truncated and {f["chain"] for f in report["findings"]} == {chain}
-    assert min(f["seq"] for f in truncated) == newest.first
+    for path in (anchor, from_db):
+        result = sealtrail(trail, "verify", "--anchor", str(path), "--json")
+        assert result.returncode == 1
+        report = json.loads(result.stdout)
+        truncated = [f for f in report["findings"] if f["kind"] == "truncated_tail"]
+        assert truncated and {f["chain"] for f in report["findings"]} == {chain}
+        assert min(f["seq"] for f in truncated) == newest.first

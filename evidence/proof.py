@@ -98,9 +98,12 @@ def _end_hash(store: Any, chain: str, items: list[Any], index: int) -> bytes:
     anchors = [i for i, (h, s) in enumerate(zip(columns["hash"], columns["signature"], strict=True))
                if h is not None and s is not None]
     if anchors:
-        a = anchors[-1]
-        return ([columns["hash"][a], *_chained(columns["hash"][a], contents[a + 1:])])[-1]
-    return _chained(_start_hash(store, chain, items, index, columns, schema), contents)[-1]
+        h, rest = columns["hash"][anchors[-1]], contents[anchors[-1] + 1:]
+    else:
+        h, rest = _start_hash(store, chain, items, index, columns, schema), contents
+    for content in rest:
+        h = link(h, content)
+    return h
 
 
 def _start_hash(store: Any, chain: str, items: list[Any], index: int, columns: dict[str, list], schema: Any

@@ -351,6 +351,19 @@ def test_prove_refuses_an_object_whose_rows_were_changed(bundle: Path) -> None:
         build_proof(DirectoryStore(bundle), SETTINGS, event_id(0, 5), bundle)
 
 
+def test_prove_finds_the_start_hash_from_earlier_objects_when_the_object_does_not_record_it(bundle: Path) -> None:
+    """Without the prev_hash metadata, the start is recomputed from the object before (which has no
+    signed head here, so from the chain's start)."""
+    import pyarrow.parquet as pq
+
+    for seqs in ((1, 5), (6, 10)):
+        path = bundle / data_key(PREFIX, DAY, "p000", *seqs)
+        pq.write_table(pq.read_table(path).replace_schema_metadata(None), path)
+    doc = build_proof(DirectoryStore(bundle), SETTINGS, event_id(0, 5), bundle)  # seq 6, first of (6, 10)
+    assert doc["prev_hash"] == trail()[2]["p000"][4].hash.hex()
+    assert check_proof(doc, pems()).ok
+
+
 # ---------------------------------------------------------------------------
 # the digest chain check: a listed root must match the recomputed one
 

@@ -44,8 +44,9 @@ def label_every(n: int, room: int) -> int:
     return max(1, math.ceil(n / max(1, room)))
 
 
-def day_label(day: date, first: bool) -> str:
-    return day.strftime("%d %b") if first or day.day == 1 else day.strftime("%d")
+def day_label(day: date, previous: date | None) -> str:
+    """The day of the month, with the month name on the first label and wherever the month changed."""
+    return day.strftime("%d %b") if previous is None or previous.month != day.month else day.strftime("%d")
 
 
 def stacked_bars(days: Sequence[date], series: dict[str, list[int]], *, label: str,
@@ -72,7 +73,8 @@ def stacked_bars(days: Sequence[date], series: dict[str, list[int]], *, label: s
         y = top + plot_h - t * scale
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
         parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{t:,}</text>')
-    every = label_every(n, plot_w // 44)
+    every = label_every(n, plot_w // 48)
+    labelled: date | None = None
     for i, day in enumerate(days):
         x = left + i * slot + (slot - bar_w) / 2
         y = top + plot_h
@@ -89,7 +91,8 @@ def stacked_bars(days: Sequence[date], series: dict[str, list[int]], *, label: s
         if i % every == 0:
             cx = left + i * slot + slot / 2
             parts.append(f'<text x="{cx:.1f}" y="{top + plot_h + 16}" text-anchor="middle" class="tick">'
-                         f"{escape(day_label(day, i == 0))}</text>")
+                         f"{escape(day_label(day, labelled))}</text>")
+            labelled = day
     parts.append(f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" class="axis"/>')
     if peak == 0:
         parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{top + plot_h / 2:.1f}" text-anchor="middle" '
@@ -99,7 +102,7 @@ def stacked_bars(days: Sequence[date], series: dict[str, list[int]], *, label: s
         for name in series:
             parts.append(f'<rect x="{x}" y="{height - 14}" width="10" height="10" fill="{fills[name]}"/>')
             parts.append(f'<text x="{x + 14}" y="{height - 5}" class="legend">{escape(name)}</text>')
-            x += 24 + 8 * len(name)
+            x += 26 + 7 * len(name)
     parts.append("</svg>")
     return Markup("".join(parts))
 

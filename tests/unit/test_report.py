@@ -432,3 +432,13 @@ def test_cli_on_a_tampered_trail_shows_the_findings(bundle: Path, tmp_path: Path
     assert done.returncode == 1, done.stderr
     html = out.read_text()
     assert 'data-ok="false"' in html and 'id="findings"' in html and "cell_changed" in html
+
+
+def test_day_labels_name_the_month_when_it_changes() -> None:
+    assert charts.day_label(date(2026, 8, 1), None) == "01 Aug"
+    assert charts.day_label(date(2026, 9, 5), date(2026, 8, 31)) == "05 Sep"
+    assert charts.day_label(date(2026, 9, 10), date(2026, 9, 5)) == "10"
+    days = [date(2026, 8, 1) + timedelta(days=i) for i in range(90)]
+    svg = str(charts.stacked_bars(days, {"auth": [1] * 90}, label="90 days"))
+    assert svg.count('class="tick"') - len(charts.nice_ticks(1)) <= 960 // 48  # labels thinned to fit
+    assert "Sep" in svg and "Oct" in svg

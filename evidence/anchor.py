@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
 from sealtrail.config import Settings
 from sealtrail.errors import ConfigError, ServiceUnavailable
 from sealtrail.evidence.export import oldest_version

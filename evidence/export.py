@@ -45,7 +45,6 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-
 from sealtrail.config import Settings
 from sealtrail.errors import ConfigError
 from sealtrail.evidence.bundle import LOCK_SUFFIX, DirectoryStore

@@ -19,7 +19,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
-
 from sealtrail.layout import data_prefix, digest_key, parse_data_key
 from sealtrail.producers.client import AuditClient
 from sealtrail.sinks.parquet import read_table
@@ -30,7 +29,7 @@ FROM, TO = (date.today() - timedelta(days=1)).isoformat(), (date.today() + timed
 
 
 def sealtrail(trail, *args: str) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
-    return subprocess.run([sys.executable, "-m", "sealtrail.cli", *args], env={**os.environ, **trail.env},
+    return subprocess.run([sys.executable, "-m", "sealtrail.cli", *args], env={**os.environ, **trail.env}, check=False,
                           capture_output=True, text=True, timeout=300)
 
 

@@ -21,7 +21,6 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.cli.main import cli
 from sealtrail.config import RetentionSettings, S3Settings, Settings
@@ -35,8 +34,14 @@ from sealtrail.evidence.export import (
     supports_starts,
     tenant_span,
 )
-from sealtrail.evidence.findings import FindingKind as K, Report
-from sealtrail.evidence.manifest import MANIFEST, build_manifest, check_manifest, write_manifest
+from sealtrail.evidence.findings import FindingKind as K
+from sealtrail.evidence.findings import Report
+from sealtrail.evidence.manifest import (
+    MANIFEST,
+    build_manifest,
+    check_manifest,
+    write_manifest,
+)
 from sealtrail.evidence.verify import verify_store
 from sealtrail.layout import data_key, public_key_key
 from sealtrail.signing import Signer, key_id_of

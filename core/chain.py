@@ -12,7 +12,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sealtrail.record import GENESIS, SealedRecord, hashed_bytes, link
+from sealtrail.record import GENESIS, SealedRecord, hashed_bytes, link, row_check
 from sealtrail.signing import Signer, head_message
 
 
@@ -102,7 +102,8 @@ def seal_batch(heads: dict[int, ChainHead], batch: list[Accepted], signer: Signe
         content = hashed_bytes(head.chain, seq, sealed_at, item.offset, item.columns, key_id)
         digest = link(head.hash, content)
         signature = signer.sign(head_message(head.chain, seq, sealed_at, digest)) if key_id else None
-        record = SealedRecord(head.chain, seq, sealed_at, item.offset, item.columns, digest, key_id, signature)
+        record = SealedRecord(head.chain, seq, sealed_at, item.offset, item.columns, digest, key_id, signature,
+                              row_check(content))
         head.advance(record)
         sealed.append(record)
     return SealResult(sealed, duplicates)

@@ -1,10 +1,18 @@
 """The sealed record: one row of the trail, as Kafka carries it and Parquet stores it.
 
 A sealed record is the event flattened into Athena-friendly columns plus its
-place in a chain. Its hash covers every stored column but the signature, which
-is made over the hash (the chain id comes from the object's path, which is what
-puts it under the hash there), so a verifier
-recomputes the hash from exactly what Athena reads: nothing stored escapes it.
+place in a chain. Its hash covers every stored column but the seal columns
+(the chain id comes from the object's path, which is what puts it under the
+hash there), so a verifier recomputes the hash from exactly what Athena reads:
+nothing stored escapes it.
+
+Only what verification cannot recompute is stored per row. The 32-byte chain
+hash is recomputable from the content, so Parquet keeps it only on signed
+heads (the anchors signatures are checked against); every row instead keeps a
+4-byte ``row_check``, the first bytes of SHA-256 of its own content, which is
+not chained: it names each changed row on its own, where a chained value
+would only show the first. It proves nothing by itself (anyone can recompute
+it); the signed heads do.
 Nested values (before, after, metadata) are stored as their RFC 8785 text and
 spliced into the hashed bytes verbatim, which keeps verification free of a
 parse-and-reserialise step and makes any re-formatting of them visible.
@@ -54,7 +62,7 @@ EVENT_COLUMNS = (
 OCSF_COLUMNS = EVENT_COLUMNS[-6:]
 JSON_COLUMNS = frozenset({"before", "after", "metadata"})
 CHAIN_COLUMNS = ("seq", "sealed_at", "src_offset")
-SEAL_COLUMNS = ("hash", "key_id", "signature")
+SEAL_COLUMNS = ("row_check", "hash", "key_id", "signature")
 ALL_COLUMNS = ("chain", *CHAIN_COLUMNS, *EVENT_COLUMNS, *SEAL_COLUMNS)
 
 
@@ -111,6 +119,11 @@ def hashed_bytes(
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
 
+def row_check(content: bytes) -> int:
+    """The first four bytes of SHA-256(content), as a signed big-endian int32 (an Athena INT)."""
+    return int.from_bytes(hashlib.sha256(content).digest()[:4], "big", signed=True)
+
+
 def link(prev: bytes, content: bytes) -> bytes:
     """hash_n = SHA-256(hash_{n-1} || content_n); the first record links to GENESIS."""
     return hashlib.sha256(prev + content).digest()
@@ -126,6 +139,13 @@ class SealedRecord:
     hash: bytes
     key_id: str | None = None
     signature: bytes | None = None
+    check: int | None = None  # row_check(content); None: computed when written
+
+    def content(self) -> bytes:
+        return hashed_bytes(self.chain, self.seq, self.sealed_at, self.src_offset, self.columns, self.key_id)
+
+    def check_value(self) -> int:
+        return self.check if self.check is not None else row_check(self.content())
 
     @property
     def partition(self) -> int:
@@ -144,6 +164,7 @@ class SealedRecord:
                 "hash": self.hash.hex(),
                 "key_id": self.key_id,
                 "signature": self.signature.hex() if self.signature else None,
+                "row_check": self.check,
             }
         )
 
@@ -160,4 +181,5 @@ class SealedRecord:
             hash=bytes.fromhex(d["hash"]),
             key_id=d.get("key_id"),
             signature=bytes.fromhex(sig) if sig else None,
+            check=d.get("row_check"),
         )

@@ -66,7 +66,7 @@ from sealtrail.layout import (
 )
 from sealtrail.record import CHAIN_COLUMNS, EVENT_COLUMNS, GENESIS, JSON_COLUMNS, hashed_bytes
 from sealtrail.signing import PublicKeys, head_message
-from sealtrail.sinks.parquet import SCHEMA, read_table, text_columns
+from sealtrail.sinks.parquet import SCHEMA, prev_hash_of, read_table, text_columns
 from sealtrail.sinks.retention import policy_for, required_lock
 from sealtrail.sinks.store import ObjectVersion, StoredObject, sha256_b64
 
@@ -115,6 +115,7 @@ class ObjectCheck(NamedTuple):
     last_seq: int
     signed_count: int
     last_row_signed: bool
+    hashes: list[bytes | None]
 
 
 def _finding(kind: FindingKind, obj: DataObject | None, chain: str, seq: int | None, detail: str,
@@ -184,37 +185,53 @@ def _contents(chain: str, columns: dict[str, list], lo: int, hi: int) -> Iterato
     return (_content_ref(chain, columns, i) for i in range(lo, hi))
 
 
-def _link_mismatches(chain: str, columns: dict[str, list], prev_hash: bytes | None) -> list[tuple[int, str]]:
-    """Rows whose stored hash is not SHA-256(previous stored hash || content), with the likely cause.
+def _row_mismatches(chain: str, columns: dict[str, list], start_hash: bytes | None,
+                    head_ok: Callable[[int, bytes], bool] | None = None
+                    ) -> tuple[list[tuple[int, str]], list[bytes | None]]:
+    """Rows that fail their own row_check, signed heads whose stored hash the rows before do not reach,
+    and every row's recomputed chain hash.
 
-    Each row is linked to its predecessor's *stored* hash, so one changed cell
-    flags one row. A row that instead links to its predecessor's recomputed
-    hash shows that the predecessor's hash cell was the one changed. prev_hash
-    None (unknown) leaves the first row unchecked. Rows go in chunks so a large
-    object's canonical forms are never all in memory at once.
+    Each row_check covers its row's content alone, so every changed row is
+    named, however many there are. The chain is recomputed from start_hash
+    (None: unknown, so nothing is linked until the first stored hash); where a
+    stored hash (a signed head) differs from the recomputed one without a
+    failed row_check since the last head, the hash cell, the start hash, or a
+    row_check together with its row was changed. The walk carries on from the
+    stored hash when the rows were changed or the head's signature vouches for
+    it (head_ok), and from the recomputed one otherwise (the hash cell was
+    what changed), so one change is reported once and a second altered batch
+    is still found. Rows go in chunks so a
+    large object's canonical forms are never all in memory at once.
     """
-    hashes = columns["hash"]
-    n = len(hashes)
+    checks, stored_hashes = columns["row_check"], columns["hash"]
+    n = len(checks)
     bad: list[tuple[int, str]] = []
-    prev_stored = prev_computed = prev_hash
+    hashes: list[bytes | None] = []
+    current = start_hash
+    segment_bad = False
     for lo in range(0, n, HASH_CHUNK_ROWS):
         hi = min(n, lo + HASH_CHUNK_ROWS)
         for i, content in enumerate(_contents(chain, columns, lo, hi), start=lo):
-            stored = hashes[i]
-            if prev_stored is None:
-                computed = None
-            else:
-                computed = sha256(prev_stored + content).digest()
-                if computed != stored:
-                    if (bad and bad[-1] == (i - 1, "content") and prev_computed is not None
-                            and sha256(prev_computed + content).digest() == stored):
-                        # This row links to what its predecessor's hash was: that hash cell changed.
-                        bad[-1] = (i - 1, "hash")
-                        computed = stored
-                    else:
-                        bad.append((i, "content"))
-            prev_stored, prev_computed = stored, computed
-    return bad
+            if int.from_bytes(sha256(content).digest()[:4], "big", signed=True) != checks[i]:
+                bad.append((i, "content"))
+                segment_bad = True
+            current = None if current is None else sha256(current + content).digest()
+            stored = stored_hashes[i]
+            if stored is not None:
+                if current is not None and current != stored and not segment_bad:
+                    bad.append((i, "hash"))  # the rows are intact: the stored hash or the start changed
+                    if head_ok is None or head_ok(i, stored):
+                        current = stored  # signed as stored: what came before it changed
+                else:
+                    current = stored
+                segment_bad = False
+            hashes.append(current)
+    return bad, hashes
+
+
+def object_hashes(chain: str, columns: dict[str, list], start_hash: bytes | None) -> list[bytes | None]:
+    """Every row's chain hash, recomputed from content (None until a hash is known)."""
+    return _row_mismatches(chain, columns, start_hash)[1]
 
 
 def _hash_findings(chain: str, obj: DataObject, seqs: list[int], bad: list[tuple[int, str]]) -> list[Finding]:
@@ -228,9 +245,10 @@ def _hash_findings(chain: str, obj: DataObject, seqs: list[int], bad: list[tuple
         lo, hi, why = seqs[run[0][0]], seqs[run[-1][0]], run[0][1]
         span = f"seq {lo}" if lo == hi else f"seqs {lo}..{hi}"
         if why == "hash":
-            detail = f"the stored hash of {span} was altered (the next record links to the original hash)"
+            detail = (f"the records before {span} do not hash to its stored hash: that hash, the object's "
+                      "start hash (prev_hash), or a row together with its row_check was altered")
         else:
-            detail = f"{span}: content does not match the stored hash (a cell was changed)"
+            detail = f"{span}: content does not match its row_check (a cell was changed)"
         findings.append(_finding(K.CELL_CHANGED, obj, chain, lo, detail))
 
     for i, why in bad:
@@ -242,12 +260,16 @@ def _hash_findings(chain: str, obj: DataObject, seqs: list[int], bad: list[tuple
     return findings
 
 
-def _signature_findings(chain: str, obj: DataObject, columns: dict[str, list], keys: PublicKeys
-                        ) -> tuple[list[Finding], int, set[int]]:
-    """Check every row that carries a key id or a signature; returns findings, valid count, signed rows."""
+def _signature_findings(chain: str, obj: DataObject, columns: dict[str, list], keys: PublicKeys,
+                        hashes: list[bytes | None]) -> tuple[list[Finding], int, set[int]]:
+    """Check every row that carries a key id or a signature; returns findings, valid count, signed rows.
+
+    A head's signature is checked over its stored hash, or over the recomputed
+    one if the hash cell is empty (a signed head without its hash).
+    """
     findings: list[Finding] = []
     signatures, key_ids = columns["signature"], columns["key_id"]
-    seqs, sealed_at, hashes = columns["seq"], columns["sealed_at"], columns["hash"]
+    seqs, sealed_at, stored = columns["seq"], columns["sealed_at"], columns["hash"]
     rows = [i for i, (s, k) in enumerate(zip(signatures, key_ids, strict=True)) if s is not None or k is not None]
     valid = 0
     carried: set[int] = set()
@@ -264,8 +286,13 @@ def _signature_findings(chain: str, obj: DataObject, columns: dict[str, list], k
         if kid not in keys:
             findings.append(_finding(K.UNKNOWN_KEY, obj, chain, seq, f"seq {seq} is signed with unknown key {kid}"))
             continue
+        head_hash = stored[i] if stored[i] is not None else hashes[i]
+        if head_hash is None:
+            findings.append(_finding(K.BAD_SIGNATURE, obj, chain, seq,
+                                     f"seq {seq} is signed but its hash is neither stored nor computable"))
+            continue
         try:
-            good = keys.verify(kid, sig, head_message(chain, seq, sealed_at[i], hashes[i]))
+            good = keys.verify(kid, sig, head_message(chain, seq, sealed_at[i], head_hash))
         except KeyNotFoundError:
             good = False
         if good:
@@ -280,17 +307,15 @@ def check_object_rows(
     chain: str,
     obj: DataObject,
     columns: dict[str, list],
-    prev_hash: bytes | None,
-    prev_seq: int,
+    start_hash: bytes | None,
     keys: PublicKeys,
 ) -> ObjectCheck:
-    """Check one object's rows: numbering, hash links and head signatures.
+    """Check one object's rows: numbering, row checks, hash links to the signed heads, head signatures.
 
-    prev_hash is the stored hash of record prev_seq (GENESIS and 0 before the
-    first record); it is linked to the first row only when prev_seq is that
-    row's predecessor, and None means unknown (after a missing object).
-    Returns the findings, the stored hash and seq of the last row, how many
-    head signatures verified, and whether the last row carries a signature.
+    start_hash is the hash the first row links to (the object's
+    ``sealtrail.prev_hash`` metadata; None when unknown). Returns the
+    findings, the hash and seq of the last row, how many head signatures
+    verified, whether the last row carries a signature, and every row's hash.
     """
     seqs = columns["seq"]
     n = len(seqs)
@@ -303,46 +328,59 @@ def check_object_rows(
         findings.append(_finding(K.CELL_CHANGED, obj, chain, seqs[0],
                                  f"the object's dt={obj.dt} partition differs from the sealing date of its "
                                  f"first record ({str(columns['sealed_at'][0])[:10]})"))
+    def head_ok(i: int, head_hash: bytes) -> bool:
+        sig, kid = columns["signature"][i], columns["key_id"][i]
+        if sig is None or kid is None or kid not in keys:
+            return False
+        return keys.verify(kid, sig, head_message(chain, seqs[i], columns["sealed_at"][i], head_hash))
 
-    hashes = columns["hash"]
-    if order is None:  # with broken numbering, link mismatches would only echo the finding above
-        linked = prev_hash if (n and prev_hash is not None and prev_seq + 1 == seqs[0]) else None
-        findings.extend(_hash_findings(chain, obj, seqs, _link_mismatches(chain, columns, linked)))
-
-    sig_findings, valid, carried = _signature_findings(chain, obj, columns, keys)
+    bad, hashes = _row_mismatches(chain, columns, start_hash, head_ok)
+    if order is None:  # with broken numbering, row findings would only echo the finding above
+        findings.extend(_hash_findings(chain, obj, seqs, bad))
+    sig_findings, valid, carried = _signature_findings(chain, obj, columns, keys, hashes)
     findings.extend(sig_findings)
     if n == 0:
-        return ObjectCheck(findings, prev_hash, prev_seq, valid, False)
-    return ObjectCheck(findings, hashes[-1], seqs[-1], valid, (n - 1) in carried)
+        return ObjectCheck(findings, start_hash, obj.first - 1, valid, False, [])
+    return ObjectCheck(findings, hashes[-1], seqs[-1], valid, (n - 1) in carried, hashes)
 
 
 class ObjectRows(NamedTuple):
     """What one object's rows say on their own, without its predecessor.
 
     Objects are checked independently (in parallel processes when it pays)
-    and stitched together in sequence order by ChainWalk, which links each
-    object's first row to the previous object's last stored hash.
+    and stitched together in sequence order by ChainWalk, which compares each
+    object's start hash with the previous object's last hash.
     """
 
     check: ObjectCheck
     count: int
     first_seq: int | None
-    first_content: bytes | None
-    first_hash: bytes | None
+    start_hash: bytes | None
     last_signed_seq: int | None
+    merkle_root: bytes | None = None
 
 
-def check_object_alone(chain: str, obj: DataObject, columns: dict[str, list], keys: PublicKeys) -> ObjectRows:
-    check = check_object_rows(chain, obj, columns, None, 0, keys)
+def check_object_alone(chain: str, obj: DataObject, columns: dict[str, list], keys: PublicKeys,
+                       start_hash: bytes | None) -> ObjectRows:
+    check = check_object_rows(chain, obj, columns, start_hash, keys)
     n = len(columns["seq"])
     if not n:
-        return ObjectRows(check, 0, None, None, None, None)
+        return ObjectRows(check, 0, None, start_hash, None)
     signatures = columns["signature"]
     last = next((i for i in range(n - 1, -1, -1) if signatures[i] is not None), None)
-    return ObjectRows(
-        check, n, columns["seq"][0], _content_ref(chain, columns, 0), columns["hash"][0],
-        columns["seq"][last] if last is not None else None,
-    )
+    return ObjectRows(check, n, columns["seq"][0], start_hash, columns["seq"][last] if last is not None else None,
+                      _merkle_root(check.hashes))
+
+
+def _merkle_root(hashes: list[bytes | None]) -> bytes | None:
+    """RFC 6962 root over the object's record hashes (what digests list), if every hash is known."""
+    if not hashes or any(h is None for h in hashes):
+        return None
+    try:
+        from sealtrail.merkle import root
+    except ImportError:  # pragma: no cover - until the digest roots exist
+        return None
+    return root(hashes)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -355,12 +393,14 @@ class ChainWalk:
 
     chain: str
     keys: PublicKeys
+    start_seq: int = 1  # > 1: a window; what precedes it is neither read nor missed
 
     def __post_init__(self) -> None:
         self.findings: list[Finding] = []
-        self.next_seq = 1
-        self.prev_hash: bytes | None = GENESIS
-        self.prev_seq = 0
+        self.next_seq = self.start_seq
+        # A window's first object is anchored by its own start hash, proven by the signed heads after it.
+        self.prev_hash: bytes | None = GENESIS if self.start_seq == 1 else None
+        self.prev_seq = self.start_seq - 1
         self.prev_key: str | None = None
         self.events = 0
         self.signed = 0
@@ -392,9 +432,10 @@ class ChainWalk:
             ))
             self.prev_hash = None
 
-    def feed(self, obj: DataObject, columns: dict[str, list] | None) -> None:
+    def feed(self, obj: DataObject, columns: dict[str, list] | None, start_hash: bytes | None) -> None:
         """One object in sequence order; columns None means present but unreadable (already reported)."""
-        self.feed_rows(obj, None if columns is None else check_object_alone(self.chain, obj, columns, self.keys))
+        rows = None if columns is None else check_object_alone(self.chain, obj, columns, self.keys, start_hash)
+        self.feed_rows(obj, rows)
 
     def feed_rows(self, obj: DataObject, rows: ObjectRows | None) -> None:
         if not self.covers(obj):
@@ -408,14 +449,19 @@ class ChainWalk:
             return
         check = rows.check
         self.findings.extend(check.findings)
-        if (rows.count and self.prev_hash is not None and self.prev_seq + 1 == rows.first_seq
-                and rows.first_content is not None
-                and sha256(self.prev_hash + rows.first_content).digest() != rows.first_hash):
+        if rows.count and rows.start_hash is None:
+            self.findings.append(_finding(
+                K.CELL_CHANGED, obj, self.chain, rows.first_seq,
+                "the object's sealtrail.prev_hash metadata is missing or malformed: its first records "
+                "cannot be linked",
+            ))
+        elif (rows.count and self.prev_hash is not None and self.prev_seq + 1 == rows.first_seq
+                and rows.start_hash != self.prev_hash):
             where = f"seq {self.prev_seq}" + (f" in {prev_key}" if prev_key else "")
             self.findings.append(_finding(
                 K.CELL_CHANGED, obj, self.chain, rows.first_seq,
-                f"seq {rows.first_seq}: content does not match the stored hash, or the stored hash of "
-                f"{where} was altered",
+                f"the object links its first record (seq {rows.first_seq}) to a hash other than that of {where}: "
+                "its prev_hash metadata or that record was altered",
             ))
         self.events += rows.count
         self.signed += check.signed_count
@@ -445,12 +491,13 @@ class ChainWalk:
 
 
 def verify_chain(
-    chain: str, objects: Iterable[tuple[DataObject, dict[str, list] | None]], keys: PublicKeys
+    chain: str, objects: Iterable[tuple[DataObject, dict[str, list] | None, bytes | None]], keys: PublicKeys,
+    start_seq: int = 1,
 ) -> tuple[list[Finding], dict[str, Any]]:
-    """Check one chain from its objects (any order; None columns = unreadable object)."""
-    walk = ChainWalk(chain, keys)
-    for obj, columns in sorted(objects, key=lambda item: (item[0].first, item[0].last, item[0].key)):
-        walk.feed(obj, columns)
+    """Check one chain from its objects: (object, columns or None if unreadable, start hash), any order."""
+    walk = ChainWalk(chain, keys, start_seq)
+    for obj, columns, start_hash in sorted(objects, key=lambda item: (item[0].first, item[0].last, item[0].key)):
+        walk.feed(obj, columns, start_hash)
     return walk.finish()
 
 
@@ -489,17 +536,24 @@ def checksum_findings(stored: StoredObject, chain: str | None) -> list[Finding]:
                     f"body SHA-256 {actual} differs from the stored checksum {stored.checksum_sha256}")]
 
 
-def parse_columns(body: bytes) -> tuple[dict[str, list] | None, str | None, str | None]:
-    """Parquet bytes -> (columns, schema problem, unreadable reason)."""
+class ParsedObject(NamedTuple):
+    columns: dict[str, list] | None
+    start_hash: bytes | None  # what the first row links to, from the metadata
+    problem: str | None  # the schema differs from the sink's
+    unreadable: str | None
+
+
+def parse_columns(body: bytes) -> ParsedObject:
+    """Parquet bytes -> columns as hashed, the start hash, a schema problem, an unreadable reason."""
     try:
         table = read_table(body)
         problem = schema_problem(table.schema)
         missing = [name for name in ROW_COLUMNS if name not in table.column_names]
         if missing:
-            return None, problem, f"cannot check rows without columns {missing}"
-        return text_columns(table), problem, None
+            return ParsedObject(None, None, problem, f"cannot check rows without columns {missing}")
+        return ParsedObject(text_columns(table), prev_hash_of(table.schema), problem, None)
     except (pa.ArrowException, OSError, ValueError) as e:
-        return None, None, f"not readable as Parquet: {e}"
+        return ParsedObject(None, None, None, f"not readable as Parquet: {e}")
 
 
 # ---------------------------------------------------------------------------
@@ -587,11 +641,11 @@ def check_body(chain: str, obj: DataObject, body: bytes, pems: tuple[bytes, ...]
 
     Top-level and free of I/O so a process pool can run it.
     """
-    columns, problem, unreadable = parse_columns(body)
+    columns, start_hash, problem, unreadable = parse_columns(body)
     if columns is None:
         return None, problem, unreadable
     try:
-        return check_object_alone(chain, obj, columns, public_keys(pems)), problem, None
+        return check_object_alone(chain, obj, columns, public_keys(pems), start_hash), problem, None
     except (ValueError, TypeError, orjson.JSONEncodeError) as e:
         return None, problem, f"cannot check rows: {e}"
 
@@ -609,9 +663,9 @@ class _Progress:
             self.callback(self.done, self.total)
 
 
-def _admitted(items: list[_Planned]) -> list[bool]:
+def _admitted(items: list[_Planned], start_seq: int = 1) -> list[bool]:
     """Which objects in sequence order add to the chain (the rest overlap and are not fetched)."""
-    next_seq, out = 1, []
+    next_seq, out = start_seq, []
     for item in items:
         out.append(item.obj.first >= next_seq)
         if out[-1]:
@@ -620,10 +674,10 @@ def _admitted(items: list[_Planned]) -> list[bool]:
 
 
 def _verify_planned_chain(store: Any, chain: str, items: list[_Planned], pems: tuple[bytes, ...],
-                          settings: Settings, progress: _Progress, pool: Executor | None
+                          settings: Settings, progress: _Progress, pool: Executor | None, start_seq: int = 1
                           ) -> tuple[list[Finding], dict[str, Any], int, list[VerifiedObject]]:
     """GET a chain's objects in order, check them (inline or in the pool), stitch them in order."""
-    walk = ChainWalk(chain, public_keys(pems))
+    walk = ChainWalk(chain, public_keys(pems), start_seq)
     extra: list[Finding] = []
     ordered = sorted(items, key=lambda p: (p.obj.first, p.obj.last, p.obj.key))
     pending: deque[tuple[_Planned, Any]] = deque()
@@ -643,7 +697,7 @@ def _verify_planned_chain(store: Any, chain: str, items: list[_Planned], pems: t
             walk.feed_rows(item.obj, rows)
             progress.step()
 
-    for item, admitted in zip(ordered, _admitted(ordered), strict=True):
+    for item, admitted in zip(ordered, _admitted(ordered, start_seq), strict=True):
         if not admitted:
             pending.append((item, None))  # the walk reports the overlap
             continue
@@ -690,7 +744,7 @@ def _process_pool(workers: int | None, planned: dict[str, list[_Planned]]) -> Pr
 
 
 def _check_digests(store: Any, settings: Settings, report: Report, verified: dict[str, list[VerifiedObject]],
-                   keys: PublicKeys, chains: Iterable[str] | None) -> list[Finding]:
+                   keys: PublicKeys, chains: Iterable[str] | None, starts: dict[str, int]) -> list[Finding]:
     """The digest chains against the data verified; adds digest counts to each chain's summary."""
     prefix = settings.s3.prefix
     wanted = set(chains) if chains is not None else None
@@ -726,7 +780,8 @@ def _check_digests(store: Any, settings: Settings, report: Report, verified: dic
     for chain in sorted(set(digests) | set(verified)):
         summary = report.chains.setdefault(chain, {"events": 0, "head_seq": 0, "head_hash": None, "signed_heads": 0})
         chain_findings, digest_summary = check_digest_chain(
-            chain, digests.get(chain, []), verified.get(chain, []), summary["head_seq"], summary["head_hash"], keys
+            chain, digests.get(chain, []), verified.get(chain, []), summary["head_seq"], summary["head_hash"], keys,
+            starts.get(chain, 1),
         )
         findings += chain_findings
         summary.update(digest_summary)
@@ -740,6 +795,7 @@ def verify_store(
     chains: Iterable[str] | None = None,
     trusted_keys: Sequence[bytes] | None = None,
     workers: int | None = None,
+    starts: dict[str, int] | None = None,
 ) -> Report:
     """Verify every chain in the bucket (or bundle) and return a Report.
 
@@ -750,7 +806,12 @@ def verify_store(
     write to the bucket signed. Chains are fetched in parallel threads; rows
     are hashed in a process pool of `workers` processes (0: in the threads;
     None: one per CPU when the trail is large enough to repay starting them).
+    starts maps a chain to the first seq to verify (a window, an exported
+    bundle, or a trail whose oldest objects lifecycle rules have expired):
+    objects before it are neither read nor reported missing, and the first
+    object is anchored by its own start hash, which the next signed head proves.
     """
+    starts = dict(starts or {})
     prefix = settings.s3.prefix
     findings: list[Finding] = []
     if trusted_keys is None:
@@ -763,6 +824,7 @@ def verify_store(
         except (ValueError, TypeError) as e:
             raise ConfigError("--key", f"not an Ed25519 public key (PEM): {e}") from e
     planned, listing_findings = plan(store.versions(data_prefix(prefix)), prefix, chains)
+    planned = {chain: [i for i in items if i.obj.last >= starts.get(chain, 1)] for chain, items in planned.items()}
     findings += listing_findings
     tracker = _Progress(sum(len(items) for items in planned.values()), progress)
     report = Report()
@@ -773,7 +835,7 @@ def verify_store(
             with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_CHAINS, len(planned))) as threads:
                 futures = {
                     threads.submit(_verify_planned_chain, store, chain, items, tuple(pems), settings, tracker,
-                                   pool): chain
+                                   pool, starts.get(chain, 1)): chain
                     for chain, items in planned.items()
                 }
                 for future in as_completed(futures):
@@ -786,6 +848,6 @@ def verify_store(
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
-    findings += _check_digests(store, settings, report, verified_by_chain, public_keys(tuple(pems)), chains)
+    findings += _check_digests(store, settings, report, verified_by_chain, public_keys(tuple(pems)), chains, starts)
     report.findings = sorted(findings, key=Finding.sort_key)
     return report

@@ -4,11 +4,16 @@ The chain id is not a column: it is the `chain=` folder of the object's key,
 which is how Athena sees it (a partition column cannot also be a data column).
 Timestamps are stored as timestamp[us, UTC] and turned back into the exact
 text that was hashed (format_ts) when verifying.
+
+The chain hash is stored on signed heads only (core/record.py says why); the
+hash the object's first record links to is in the file's key-value metadata
+(``sealtrail.prev_hash``), so each object can be checked on its own, and a
+changed value there breaks the link to the object's first signed head.
+Sequence numbers, offsets and times are nearly sorted, so they are delta
+encoded rather than dictionary encoded (about 6 bytes per event less).
 """
 
 from __future__ import annotations
-
-import io
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -46,15 +51,24 @@ SCHEMA = pa.schema(
         pa.field("type_uid", pa.int32(), nullable=False),
         pa.field("severity_id", pa.int32(), nullable=False),
         pa.field("status_id", pa.int32(), nullable=False),
-        pa.field("hash", pa.binary(32), nullable=False),
+        pa.field("row_check", pa.int32(), nullable=False),
+        pa.field("hash", pa.binary(32)),
         pa.field("key_id", pa.string()),
         pa.field("signature", pa.binary()),
     ]
 )
 _TIMESTAMPS = ("sealed_at", "occurred_at")
+PREV_HASH_META = b"sealtrail.prev_hash"
+_DELTA = ("seq", "src_offset", "sealed_at", "occurred_at")
+_PLAIN = ("row_check", "hash", "signature")  # random bytes: a dictionary only costs
+ENCODING = {name: "DELTA_BINARY_PACKED" for name in _DELTA}
+DICTIONARY = [f.name for f in SCHEMA if f.name not in _DELTA and f.name not in _PLAIN]
+WRITE_OPTIONS = {"compression": "zstd", "use_dictionary": DICTIONARY, "column_encoding": ENCODING,
+                 "write_statistics": True}
 
 
-def to_table(records: list[SealedRecord]) -> pa.Table:
+def to_table(records: list[SealedRecord], prev_hash: bytes | None) -> pa.Table:
+    """Records as a table; prev_hash (the hash the first record links to) goes into the schema metadata."""
     columns: dict[str, list] = {
         "seq": [r.seq for r in records],
         "sealed_at": [r.sealed_at for r in records],
@@ -62,7 +76,8 @@ def to_table(records: list[SealedRecord]) -> pa.Table:
     }
     for name in EVENT_COLUMNS:
         columns[name] = [r.columns.get(name) for r in records]
-    columns["hash"] = [r.hash for r in records]
+    columns["row_check"] = [r.check_value() for r in records]
+    columns["hash"] = [r.hash if r.signature is not None else None for r in records]
     columns["key_id"] = [r.key_id for r in records]
     columns["signature"] = [r.signature for r in records]
     arrays = []
@@ -72,13 +87,23 @@ def to_table(records: list[SealedRecord]) -> pa.Table:
             arrays.append(pc.cast(pa.array(values, pa.string()), TS))
         else:
             arrays.append(pa.array(values, field.type))
-    return pa.Table.from_arrays(arrays, schema=SCHEMA)
+    schema = SCHEMA if prev_hash is None else SCHEMA.with_metadata({PREV_HASH_META: prev_hash.hex().encode()})
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def to_parquet(records: list[SealedRecord]) -> bytes:
-    sink = io.BytesIO()
-    pq.write_table(to_table(records), sink, compression="zstd", use_dictionary=True, write_statistics=True)
-    return sink.getvalue()
+def to_parquet(records: list[SealedRecord], prev_hash: bytes | None) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(to_table(records, prev_hash), sink, **WRITE_OPTIONS)
+    return sink.getvalue().to_pybytes()
+
+
+def prev_hash_of(schema: pa.Schema) -> bytes | None:
+    """The hash an object's first record links to, from its metadata (None: absent or malformed)."""
+    value = (schema.metadata or {}).get(PREV_HASH_META)
+    try:
+        return bytes.fromhex(value.decode()) if value is not None and len(value) == 64 else None
+    except ValueError:
+        return None
 
 
 def read_table(body: bytes) -> pa.Table:

@@ -27,10 +27,10 @@ from sealtrail import merkle
 from sealtrail.chain import chain_id
 from sealtrail.config import Settings
 from sealtrail.encoding import format_ts
-from sealtrail.errors import ServiceUnavailable
+from sealtrail.errors import SealtrailError, ServiceUnavailable
 from sealtrail.kafka import make_consumer
 from sealtrail.layout import DataObject, data_prefix, digest_prefix, parse_data_key, parse_digest_key
-from sealtrail.record import SealedRecord
+from sealtrail.record import GENESIS, SealedRecord
 from sealtrail.signing import KeySource, Signer
 from sealtrail.sinks.digest import DigestLink, ListedObject, build_digest, head_of
 from sealtrail.sinks.parquet import read_table, to_parquet
@@ -83,6 +83,17 @@ def last_stored_seqs(store: S3Store, prefix: str) -> dict[str, int]:
     return {chain: objs[-1].last for chain, objs in stored_objects(store, prefix).items()}
 
 
+def last_hash(store: S3Store, obj: DataObject | None) -> bytes:
+    """The hash of an object's last record (a signed head, so it is stored); GENESIS before the first object."""
+    if obj is None:
+        return GENESIS
+    table = read_table(store.get(obj.key).body)
+    value = table.column("hash")[table.num_rows - 1].as_py()
+    if value is None:  # the sink cuts objects at signed heads only, and heads keep their hash
+        raise SealtrailError(f"{obj.key} does not end at a signed head; the sink cannot link the next object")
+    return value
+
+
 def latest_digest(store: S3Store, prefix: str, chain: str) -> DigestLink | None:
     """The chain's newest digest, which the next one links to."""
     named = [(parsed[1], key) for key in store.keys(digest_prefix(prefix, chain)) if (parsed := parse_digest_key(key))]
@@ -132,7 +143,8 @@ class SinkWorker:
             chain = chain_id(tp.partition)
             mine = objects.get(chain, [])
             stored[chain] = mine[-1].last if mine else 0
-            self.buffers[tp.partition] = ChainBuffer(chain, stored[chain])
+            head_hash = retry(last_hash, self.store, mine[-1] if mine else None)
+            self.buffers[tp.partition] = ChainBuffer(chain, stored[chain], head_hash)
             self.digests[tp.partition] = retry(self._catch_up, chain, mine)
             self.metrics.stored_seq.labels(chain).set(stored[chain])
         consumer.assign(partitions)
@@ -226,8 +238,9 @@ class SinkWorker:
             n = buffer.cut()
             if n == 0:
                 continue
+            prev_hash = buffer.stored_hash
             taken = buffer.take(n, now)
-            listed = self._write(taken)
+            listed = self._write(taken, prev_hash)
             self.digests[partition] = self._put_digest(
                 buffer.chain, [listed], head_of(taken[-1].record), self.digests.get(partition)
             )
@@ -235,7 +248,7 @@ class SinkWorker:
         if commits:
             consumer.commit(offsets=commits, asynchronous=False)
 
-    def _write(self, taken: list[Pending]) -> ListedObject:
+    def _write(self, taken: list[Pending], prev_hash: bytes) -> ListedObject:
         records = [p.record for p in taken]
         key = object_key_for(self.settings.s3.prefix, records)
         first, last = records[0].seq, records[-1].seq
@@ -246,7 +259,7 @@ class SinkWorker:
             listed = ListedObject(key, existing.version_id, existing.checksum_sha256, first, last, existing.size,
                                   record_merkle_root(records))
         else:
-            body = to_parquet(records)
+            body = to_parquet(records, prev_hash)
             version = self._put_locked(key, body, records)
             listed = ListedObject(key, version, sha256_b64(body), first, last, len(body), record_merkle_root(records))
             self.metrics.objects.inc()

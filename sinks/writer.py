@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from sealtrail.errors import ChainGapError
 from sealtrail.layout import data_key
-from sealtrail.record import SealedRecord
+from sealtrail.record import GENESIS, SealedRecord
 
 
 @dataclass
@@ -24,10 +24,11 @@ class Pending:
 
 @dataclass
 class ChainBuffer:
-    """Records of one chain not yet in S3; ``stored_seq`` is the last seq the bucket holds."""
+    """Records of one chain not yet in S3; ``stored_seq`` and ``stored_hash`` are the bucket's last record."""
 
     chain: str
     stored_seq: int
+    stored_hash: bytes = GENESIS  # what the next object's first record links to
     items: list[Pending] = field(default_factory=list)
     first_at: float | None = None
 
@@ -57,7 +58,7 @@ class ChainBuffer:
 
     def take(self, n: int, now: float) -> list[Pending]:
         taken, self.items = self.items[:n], self.items[n:]
-        self.stored_seq = taken[-1].record.seq
+        self.stored_seq, self.stored_hash = taken[-1].record.seq, taken[-1].record.hash
         self.first_at = self.items[0].arrived if self.items else None
         return taken
 

@@ -26,6 +26,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS `sealtrail_events` (
   `type_uid` int,
   `severity_id` int,
   `status_id` int,
+  `row_check` int,
   `hash` binary,
   `key_id` string,
   `signature` binary

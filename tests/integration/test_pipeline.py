@@ -93,10 +93,12 @@ def test_verify_fails_on_a_changed_cell_and_a_deleted_object(make_trail) -> None
     # 1. change one cell: an insider replaces the only version of an object with an edited copy
     edited = by_chain[victim_chain][0]
     original = trail.store.get(edited.key)
-    rows = read_table(original.body).to_pylist()
+    table = read_table(original.body)
+    rows = table.to_pylist()
     rows[1]["actor_id"] = "someone-else"
     forged = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), forged, compression="zstd")
+    schema = SCHEMA.with_metadata(table.schema.metadata)  # an insider keeps the object's start hash
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), forged, compression="zstd")
     client.delete_object(Bucket=bucket, Key=edited.key, VersionId=original.version_id, BypassGovernanceRetention=True)
     client.put_object(Bucket=bucket, Key=edited.key, Body=forged.getvalue())
 

@@ -32,7 +32,7 @@ def write_trail(root: Path) -> int:
         records = [r for r in sealed if r.chain == chain]
         path = root / data_key("trail/", "2026-11-23", chain, records[0].seq, records[-1].seq)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(to_parquet(records))
+        path.write_bytes(to_parquet(records, None))
     return len(sealed)
 
 

@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sealtrail.chain import Accepted, ChainHead, seal_batch
+from sealtrail.record import GENESIS
 from sealtrail.config import RetentionSettings, S3Settings, Settings
 from sealtrail.evidence.findings import FindingKind as K
 from sealtrail.evidence.verify import lock_findings
@@ -62,7 +63,7 @@ def sealed_object(events: list[tuple[str, str, str]]) -> tuple[str, bytes]:
         assert isinstance(columns, dict), columns
         batch.append(Accepted(0, i, columns))
     records = seal_batch({0: ChainHead("p000")}, batch, signer, "2024-03-01T10:00:00.000000Z").sealed
-    return data_key(PREFIX, "2024-03-01", "p000", 1, len(records)), to_parquet(records)
+    return data_key(PREFIX, "2024-03-01", "p000", 1, len(records)), to_parquet(records, GENESIS)
 
 
 def findings(settings: Settings, key: str, body: bytes, mode: str, until: datetime | None) -> list[tuple[K, str]]:

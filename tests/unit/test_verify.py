@@ -39,7 +39,7 @@ from sealtrail.evidence.verify import (
 from sealtrail.layout import data_key, digest_key, parse_data_key, public_key_key
 from sealtrail.record import EVENT_COLUMNS, GENESIS, SealedRecord
 from sealtrail.signing import PublicKeys, Signer, head_message, key_id_of
-from sealtrail.sinks.parquet import SCHEMA, read_table, text_columns, to_parquet
+from sealtrail.sinks.parquet import SCHEMA, prev_hash_of, read_table, text_columns, to_parquet
 from sealtrail.sinks.digest import ListedObject, build_digest, head_of
 from sealtrail.sinks.store import ObjectVersion, StoredObject, sha256_b64
 from sealtrail.stream.validate import validate
@@ -101,6 +101,11 @@ class Trail:
         return data_key(PREFIX, DAY, chain, first, last)
 
 
+def prev_of(records: list[SealedRecord], first: int) -> bytes:
+    """The hash an object starting at seq `first` links to."""
+    return records[first - 2].hash if first > 1 else GENESIS
+
+
 def build_trail(signer: Signer | None = None) -> Trail:
     signer = signer or new_signer()
     heads = {p: ChainHead(f"p{p:03d}") for p in range(len(CHAINS))}
@@ -118,7 +123,7 @@ def build_trail(signer: Signer | None = None) -> Trail:
     for chain in CHAINS:
         listed = []
         for index, (first, last) in enumerate(OBJECTS):
-            body = to_parquet(records[chain][first - 1 : last])
+            body = to_parquet(records[chain][first - 1 : last], prev_of(records[chain], first))
             trail.objects[trail.key(chain, index)] = body
             listed.append(ListedObject(trail.key(chain, index), "1", sha256_b64(body), first, last, len(body)))
         # one digest per chain, as a sink that flushed the three objects at once would write
@@ -176,7 +181,8 @@ def rewrite(store: DirectoryStore, key: str, edit: Callable[[dict[str, list]], N
     table = pq.read_table(path)
     columns = {name: table.column(name).to_pylist() for name in table.column_names}
     edit(columns)
-    pq.write_table(pa.Table.from_pydict(columns, schema=SCHEMA), path, compression="zstd")
+    schema = SCHEMA.with_metadata(table.schema.metadata)  # a tamperer keeps the start hash
+    pq.write_table(pa.Table.from_pydict(columns, schema=schema), path, compression="zstd")
     if same_checksum:
         _sidecar(store, key, checksum_sha256=sha256_b64(path.read_bytes()))
 
@@ -250,7 +256,8 @@ def test_verify_chain_over_columns_in_memory() -> None:
     for key, body in trail.objects.items():
         obj = parse_data_key(key)
         if obj is not None and obj.chain == "p001":
-            objects.append((obj, text_columns(read_table((body)))))
+            table = read_table(body)
+            objects.append((obj, text_columns(table), prev_hash_of(table.schema)))
     findings, summary = verify_chain("p001", list(reversed(objects)), keys)
     assert findings == []
     assert summary["head_seq"] == 18 and summary["signed_heads"] == 3
@@ -284,7 +291,7 @@ def test_only_the_chains_asked_for(store: DirectoryStore) -> None:
 # one changed cell, in every column under the hash
 
 
-@pytest.mark.parametrize("column", [*EVENT_COLUMNS, "seq", "sealed_at", "src_offset", "hash"])
+@pytest.mark.parametrize("column", [*EVENT_COLUMNS, "seq", "sealed_at", "src_offset", "row_check"])
 @hsettings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_changed_cell_is_named(column: str, data: st.DataObject) -> None:
@@ -311,7 +318,7 @@ def test_changed_hash_cell_is_told_apart_from_changed_content(store: DirectorySt
     report = verify(store)
     [cell] = [f for f in report.findings if f.kind == K.CELL_CHANGED]
     assert (cell.key, cell.seq) == (key, 7)
-    assert "stored hash of seq 7 was altered" in cell.detail
+    assert "do not hash to its stored hash" in cell.detail
     assert K.BAD_SIGNATURE in kinds(report)  # seq 7 is a signed head
 
 
@@ -329,22 +336,23 @@ def test_changed_cells_in_two_places_are_both_named(store: DirectoryStore) -> No
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 1024])
 @pytest.mark.parametrize("row", range(8))
-@pytest.mark.parametrize("cell", ["hash", "tenant"])
+@pytest.mark.parametrize("cell", ["row_check", "tenant"])
 def test_link_check_across_chunk_boundaries(monkeypatch: pytest.MonkeyPatch, chunk: int, row: int, cell: str) -> None:
     """check_object_rows with a known predecessor: exactly one CELL_CHANGED, at the right seq, whatever the chunking."""
     monkeypatch.setattr(verify_module, "HASH_CHUNK_ROWS", chunk)
     records = pristine().records["p000"]
     obj = parse_data_key(data_key(PREFIX, DAY, "p000", 11, 18))
-    columns = text_columns(read_table((to_parquet(records[10:18]))))
+    columns = text_columns(read_table((to_parquet(records[10:18], records[9].hash))))
     columns[cell][row] = changed(cell, columns[cell][row])
     keys = PublicKeys()
     keys.add_pem(pristine().signer.public_pem)
-    check = check_object_rows("p000", obj, columns, records[9].hash, 10, keys)
+    check = check_object_rows("p000", obj, columns, records[9].hash, keys)
     cells = [f for f in check.findings if f.kind == K.CELL_CHANGED]
     assert [f.seq for f in cells] == [11 + row]
-    if cell == "hash" and row < 7:  # told apart by the next row, which links to the original hash
-        assert "was altered" in cells[0].detail
-    assert check.last_hash == columns["hash"][-1] and check.last_seq == 18
+    assert "row_check" in cells[0].detail
+    assert check.last_hash == records[17].hash and check.last_seq == 18
+    if cell == "row_check":  # the content is intact: every recomputed hash is the sealed one
+        assert check.hashes == [r.hash for r in records[10:18]]
 
 
 # ---------------------------------------------------------------------------
@@ -413,11 +421,11 @@ def test_row_numbering_vectors(seqs: list[int], kind: K, seq: int) -> None:
     records = pristine().records["p000"]
     by_seq = {r.seq: r for r in records}
     obj = parse_data_key(data_key(PREFIX, DAY, "p000", 1, 5))
-    columns = text_columns(read_table((to_parquet([by_seq[min(s, 5)] for s in seqs]))))
+    columns = text_columns(read_table((to_parquet([by_seq[min(s, 5)] for s in seqs], GENESIS))))
     columns["seq"] = list(seqs)
     keys = PublicKeys()
     keys.add_pem(pristine().signer.public_pem)
-    findings = check_object_rows("p000", obj, columns, GENESIS, 0, keys).findings
+    findings = check_object_rows("p000", obj, columns, GENESIS, keys).findings
     assert (findings[0].kind, findings[0].seq) == (kind, seq)
 
 
@@ -460,7 +468,7 @@ def test_object_injected_over_a_held_range(store: DirectoryStore) -> None:
     trail = pristine()
     key = data_key(PREFIX, DAY, "p000", 4, 8)
     (store.root / key).parent.mkdir(parents=True, exist_ok=True)
-    (store.root / key).write_bytes(to_parquet(trail.records["p000"][3:8]))
+    (store.root / key).write_bytes(to_parquet(trail.records["p000"][3:8], trail.records["p000"][2].hash))
     report = verify(store)
     assert_first_bad(report, {K.ROW_INSERTED}, key, "p000", 4)
 
@@ -546,8 +554,9 @@ def test_forged_tail_signed_with_a_key_planted_in_the_bucket(store: DirectorySto
     more = [Accepted(0, 100 + i, columns_of(event(0, 100 + i))) for i in range(2)]
     forged = seal_batch(trail.heads, more, mallory, f"{DAY}T11:00:00.000000Z").sealed
     key = data_key(PREFIX, DAY, "p000", 19, 20)
-    (store.root / key).write_bytes(to_parquet(forged))
-    (store.root / f"{key}.lock.json").write_text(json.dumps(lock_sidecar(to_parquet(forged))))
+    body = to_parquet(forged, trail.records["p000"][-1].hash)
+    (store.root / key).write_bytes(body)
+    (store.root / f"{key}.lock.json").write_text(json.dumps(lock_sidecar(body)))
     (store.root / public_key_key(PREFIX, mallory.key_id)).write_bytes(mallory.public_pem)
     assert verify(store).ok  # the bucket vouches for its own planted key
     pinned = [pristine().signer.public_pem]
@@ -580,7 +589,7 @@ def test_tail_cut_at_a_signed_head_is_truncation(tmp_path: Path) -> None:
     store = write_bundle(tmp_path, trail)
     (store.root / trail.key("p000", 2)).unlink()
     key = data_key(PREFIX, DAY, "p000", 11, 12)
-    body = to_parquet(trail.records["p000"][10:12])
+    body = to_parquet(trail.records["p000"][10:12], trail.records["p000"][9].hash)
     (store.root / key).write_bytes(body)
     (store.root / f"{key}.lock.json").write_text(json.dumps(lock_sidecar(body)))
     report = verify(store)
@@ -634,7 +643,7 @@ def test_newer_version_is_reported_and_the_original_verified(store: DirectorySto
     records = trail.records["p000"][5:10]
     forged = [SealedRecord(r.chain, r.seq, r.sealed_at, r.src_offset, {**r.columns, "actor_id": "nobody"}, r.hash,
                            r.key_id, r.signature) for r in records]
-    history = HistoryStore(store.root, {key: [("v2", to_parquet(forged))]})
+    history = HistoryStore(store.root, {key: [("v2", to_parquet(forged, trail.records["p000"][4].hash))]})
     report = verify(history)
     assert [(f.kind, f.key, f.version) for f in report.findings] == [(K.NEWER_VERSION, key, "v2")]
     assert "different bytes" in report.findings[0].detail

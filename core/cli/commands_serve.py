@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-
 from sealtrail.cli.main import Context, cli
 from sealtrail.cli.progress import say
 
@@ -24,7 +23,6 @@ def serve(click_ctx: click.Context, host: str | None, port: int | None) -> None:
     import socket
 
     import uvicorn
-
     from sealtrail.evidence.api import create_app
 
     ctx: Context = click_ctx.obj

@@ -23,17 +23,23 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from sealtrail.config import Settings
-from sealtrail.errors import ConfigError, SealtrailError, ServiceUnavailable
+from sealtrail.errors import ConfigError, NotProvableError, SealtrailError, ServiceUnavailable
 from sealtrail.evidence.api.access import AccessRecorder
 from sealtrail.evidence.api.problems import add_problem_schema, problem
 from sealtrail.evidence.api.routes import ApiError, build_router
 from sealtrail.evidence.api.tokens import TokenStore
 from sealtrail.producers.context import current_context, reset_context, set_context
 from sealtrail.producers.middleware.asgi import AuditMiddleware
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 _log = logging.getLogger("sealtrail.serve")
 UNRECORDED = frozenset({"/healthz", "/metrics"})
@@ -237,6 +243,10 @@ def create_app(settings: Settings, *, tokens: TokenStore | None = None,
     @app.exception_handler(ServiceUnavailable)
     async def _unavailable(request: Request, exc: ServiceUnavailable) -> Any:
         return problem(503, str(exc), instance=request.url.path)
+
+    @app.exception_handler(NotProvableError)
+    async def _not_provable(request: Request, exc: NotProvableError) -> Any:
+        return problem(409, str(exc), instance=request.url.path)
 
     @app.exception_handler(ConfigError)
     async def _bad_request(request: Request, exc: ConfigError) -> Any:

@@ -15,6 +15,7 @@ TITLES = {
     403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
+    409: "Conflict",
     422: "Unprocessable request",
     500: "Internal server error",
     501: "Not implemented",

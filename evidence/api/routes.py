@@ -20,7 +20,6 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
 from sealtrail.config import Settings
 from sealtrail.errors import ConfigError
 from sealtrail.event import Category
@@ -225,7 +224,8 @@ def build_router(settings: Settings) -> APIRouter:
         request.state.result = {"count": len(rows)}
         return EventPage(events=[StoredEvent(**r) for r in rows], count=len(rows), limit=limit, next=link)
 
-    @router.get("/events/{event_id}", response_model=EventWithProof, responses=problem_responses(*common, 404, 501),
+    @router.get("/events/{event_id}", response_model=EventWithProof,
+                responses=problem_responses(*common, 404, 409, 501),
                 summary="Read one event, optionally with its proof", operation_id="getEvent")
     def get_event(
         request: Request,

@@ -13,13 +13,18 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-
 from sealtrail.config import S3Settings, ServeSettings, Settings
 from sealtrail.errors import ConfigError
 from sealtrail.evidence.api import create_app
 from sealtrail.evidence.api.access import AccessRecorder
 from sealtrail.evidence.api.routes import ApiError, decode_cursor, encode_cursor
-from sealtrail.evidence.api.tokens import Principal, Role, TokenStore, parse_tokens, token_hash
+from sealtrail.evidence.api.tokens import (
+    Principal,
+    Role,
+    TokenStore,
+    parse_tokens,
+    token_hash,
+)
 
 
 class KeptEvents:

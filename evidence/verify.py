@@ -40,7 +40,7 @@ import threading
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import lru_cache
 from hashlib import sha256
@@ -682,6 +682,7 @@ def _verify_planned_chain(store: Any, chain: str, items: list[_Planned], pems: t
     ordered = sorted(items, key=lambda p: (p.obj.first, p.obj.last, p.obj.key))
     pending: deque[tuple[_Planned, Any]] = deque()
     verified: list[VerifiedObject] = []
+    roots: dict[str, bytes] = {}  # key -> Merkle root over the recomputed hashes, for the digests' roots
 
     def settle(limit: int) -> None:
         while len(pending) > limit:
@@ -695,6 +696,8 @@ def _verify_planned_chain(store: Any, chain: str, items: list[_Planned], pems: t
             if unreadable:
                 extra.append(Finding(K.UNREADABLE_OBJECT, item.obj.key, vid, chain, item.obj.first, unreadable))
             walk.feed_rows(item.obj, rows)
+            if rows is not None and rows.merkle_root is not None:
+                roots[item.obj.key] = rows.merkle_root
             progress.step()
 
     for item, admitted in zip(ordered, _admitted(ordered, start_seq), strict=True):
@@ -726,6 +729,7 @@ def _verify_planned_chain(store: Any, chain: str, items: list[_Planned], pems: t
         Finding(f.kind, f.key, versions.get(f.key), f.chain, f.seq, f.detail) if f.version is None and f.key else f
         for f in findings
     ]
+    verified = [replace(v, merkle_root=roots.get(v.key)) for v in verified]
     return findings + extra, summary, len(items), verified
 
 

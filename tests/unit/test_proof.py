@@ -394,6 +394,30 @@ def test_verify_accepts_matching_roots_and_names_a_differing_one() -> None:
     assert finding.key == data_key(PREFIX, DAY, "p000", 1, 5)
 
 
+def test_verify_store_checks_the_listed_roots_against_the_rows(bundle: Path) -> None:
+    """A digest whose listed root is not the rows' (re-signed, as a sink bug or a key holder would)
+    is named by verify, so a proof can only be checked against a root verify agrees with."""
+    from sealtrail.evidence.verify import verify_store
+    from sealtrail.sinks.digest import signed_message
+
+    signer = trail()[0]
+
+    def roots_findings() -> tuple[set[str], list]:
+        report = verify_store(DirectoryStore(bundle), SETTINGS, trusted_keys=[signer.public_pem])
+        kinds = {f.kind.value for f in report.findings} - {"not_locked"}  # the bundle has no lock sidecars
+        return kinds, [f for f in report.findings if "Merkle root" in f.detail]
+
+    assert roots_findings() == (set(), [])
+    [path] = (bundle / PREFIX / "digests" / "chain=p001").glob("*.json")
+    doc = orjson.loads(path.read_bytes())
+    doc["objects"][1]["merkle_root"] = merkle.root([b"x" * 32] * 5).hex()
+    doc["signature"] = signer.sign(signed_message(doc)).hex()
+    path.write_bytes(orjson.dumps(doc))
+    kinds, [finding] = roots_findings()
+    assert kinds == {"cell_changed"}
+    assert finding.key == data_key(PREFIX, DAY, "p001", 6, 10) and finding.chain == "p001"
+
+
 # ---------------------------------------------------------------------------
 # the CLI: exit codes and messages, never a traceback
 

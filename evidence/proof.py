@@ -168,9 +168,12 @@ def build_proof(store: Any, settings: Settings, event_id: str, bundle: Any = Non
     if not isinstance(listed_root, str):
         raise NotProvableError(f"digest {digest_key} lists no Merkle root for {obj.key} (written before digests "
                                "carried roots); verify the whole trail instead")
+    from sealtrail.evidence.verify import object_hashes
+
     start = _start_hash(store, chain, items, index, columns, schema)
-    hashes = _chained(start, _row_contents(chain, columns))
-    if merkle.root(hashes).hex() != listed_root:
+    known = object_hashes(chain, columns, start)  # verify's own recomputation, from content alone
+    hashes = [h for h in known if h is not None]
+    if len(hashes) != len(known) or merkle.root(hashes).hex() != listed_root:
         raise NotProvableError(f"the rows of {obj.key} do not match the Merkle root digest {digest_key} lists: "
                                "run sealtrail verify")
     i = seq - obj.first

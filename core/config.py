@@ -77,8 +77,9 @@ class StreamSettings(_Frozen):
 
 class SinkSettings(_Frozen):
     group: str = "sealtrail-sink"
-    flush_records: int = Field(50_000, ge=1)
-    flush_interval_s: float = Field(5.0, gt=0)
+    flush_records: int = Field(50_000, ge=1, description="records per row group")
+    flush_interval_s: float = Field(60.0, gt=0, description="longest a record waits before its object is written")
+    object_bytes: int = Field(32 << 20, ge=1, description="write an object once it holds this many Parquet bytes")
     metrics_port: int = Field(9466, ge=0, description="Prometheus metrics; 0 picks a free port")
 
 

@@ -91,10 +91,36 @@ def to_table(records: list[SealedRecord], prev_hash: bytes | None) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
+class ObjectWriter:
+    """One Parquet object built a row group at a time, in memory, compressed as it goes.
+
+    The sink appends each flushable run of records as a row group and PUTs the
+    object once it is large or old enough, so objects reach the tens of MB
+    Athena reads best while the sink holds only one row group of records.
+    """
+
+    def __init__(self, prev_hash: bytes | None) -> None:
+        self._schema = SCHEMA if prev_hash is None else SCHEMA.with_metadata({PREV_HASH_META: prev_hash.hex().encode()})
+        self._sink = pa.BufferOutputStream()
+        self._writer = pq.ParquetWriter(self._sink, self._schema, **WRITE_OPTIONS)
+
+    def append(self, records: list[SealedRecord]) -> None:
+        self._writer.write_table(to_table(records, None).cast(self._schema))
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far (the footer adds a few KB at close)."""
+        return self._sink.tell()
+
+    def close(self) -> bytes:
+        self._writer.close()
+        return self._sink.getvalue().to_pybytes()
+
+
 def to_parquet(records: list[SealedRecord], prev_hash: bytes | None) -> bytes:
-    sink = pa.BufferOutputStream()
-    pq.write_table(to_table(records, prev_hash), sink, **WRITE_OPTIONS)
-    return sink.getvalue().to_pybytes()
+    writer = ObjectWriter(prev_hash)
+    writer.append(records)
+    return writer.close()
 
 
 def prev_hash_of(schema: pa.Schema) -> bytes | None:

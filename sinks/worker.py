@@ -19,6 +19,7 @@ import threading
 import time
 from datetime import datetime, timezone
 
+import pyarrow as pa
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
@@ -33,7 +34,7 @@ from sealtrail.layout import DataObject, data_prefix, digest_prefix, parse_data_
 from sealtrail.record import GENESIS, SealedRecord
 from sealtrail.signing import KeySource, Signer
 from sealtrail.sinks.digest import DigestLink, ListedObject, build_digest, head_of
-from sealtrail.sinks.parquet import read_table, to_parquet
+from sealtrail.sinks.parquet import ObjectWriter, prev_hash_of, read_table, text_columns
 from sealtrail.sinks.retention import policy_for
 from sealtrail.sinks.store import S3Store, sha256_b64
 from sealtrail.sinks.writer import ChainBuffer, Pending, object_key_for
@@ -56,14 +57,16 @@ class SinkMetrics:
         self.stored_seq = Gauge("sealtrail_sink_stored_seq", "last sequence stored per chain", ["chain"], registry=r)
 
 
-def record_merkle_root(records: list[SealedRecord]) -> str:
-    """The digest's Merkle root for an object: RFC 6962 over the records' hashes in seq order."""
-    return merkle.root([r.hash for r in records]).hex()
+def stored_merkle_root(chain: str, table: pa.Table) -> str | None:
+    """The digest's Merkle root for a stored object (RFC 6962 over its records' hashes in seq order).
 
+    Only signed heads keep their hash, so the rest are recomputed from the
+    rows and the object's start hash, as verify does; None if that fails.
+    """
+    from sealtrail.evidence.verify import object_hashes  # verify's canonical fast path, only after a crash
 
-def stored_merkle_root(hashes: list[bytes | None]) -> str | None:
-    """The Merkle root from an object's stored hash column; None when a row's hash is not stored."""
-    if any(h is None for h in hashes):
+    hashes = object_hashes(chain, text_columns(table), prev_hash_of(table.schema))
+    if not hashes or any(h is None for h in hashes):
         return None
     return merkle.root(hashes).hex()  # type: ignore[arg-type]
 
@@ -103,6 +106,29 @@ def latest_digest(store: S3Store, prefix: str, chain: str) -> DigestLink | None:
     return DigestLink(key, hashlib.sha256(store.get(key).body).hexdigest(), last)
 
 
+class OpenObject:
+    """A chain's data object while row groups are added to it: what its PUT, digest and commit need."""
+
+    def __init__(self, chain: str, prev_hash: bytes, opened_at: float) -> None:
+        self.chain, self.opened_at = chain, opened_at
+        self.writer = ObjectWriter(prev_hash)
+        self.first: SealedRecord = None  # type: ignore[assignment]  # set by the first append
+        self.last: SealedRecord = None  # type: ignore[assignment]
+        self.last_offset = -1
+        self.count = 0
+        self.hashes: list[bytes] = []  # the digest's Merkle root is over these
+        self.events: set[tuple[str, str, str]] = set()  # (category, action, tenant) for the retention policy
+
+    def append(self, taken: list[Pending]) -> None:
+        records = [p.record for p in taken]
+        self.writer.append(records)
+        self.first = self.first or records[0]
+        self.last, self.last_offset = records[-1], taken[-1].offset
+        self.count += len(records)
+        self.hashes.extend(r.hash for r in records)
+        self.events.update((r.columns["category"], r.columns["action"], r.columns["tenant"]) for r in records)
+
+
 class SinkWorker:
     def __init__(
         self,
@@ -117,6 +143,7 @@ class SinkWorker:
         self.store = store or S3Store(settings)
         self.metrics = metrics or SinkMetrics()
         self.buffers: dict[int, ChainBuffer] = {}
+        self.open: dict[int, OpenObject] = {}
         self.digests: dict[int, DigestLink | None] = {}
         self.events_written = 0
         self.objects_written = 0
@@ -151,8 +178,9 @@ class SinkWorker:
         log.info("assigned %s; stored heads %s", [tp.partition for tp in partitions], stored)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
+        for tp in partitions:  # an open object is dropped unwritten: its offsets were never committed
             self.buffers.pop(tp.partition, None)
+            self.open.pop(tp.partition, None)
             self.digests.pop(tp.partition, None)
 
     def _catch_up(self, chain: str, objects: list[DataObject]) -> DigestLink | None:
@@ -166,7 +194,7 @@ class SinkWorker:
             stored = self.store.get(obj.key)
             table = read_table(stored.body)
             listed.append(ListedObject(obj.key, stored.version_id, sha256_b64(stored.body), obj.first, obj.last,
-                                       len(stored.body), stored_merkle_root(table.column("hash").to_pylist())))
+                                       len(stored.body), stored_merkle_root(chain, table)))
         last = {name: table.column(name)[table.num_rows - 1].as_py() for name in ("seq", "hash", "key_id", "signature")}
         sealed_at = format_ts(table.column("sealed_at")[table.num_rows - 1].as_py())
         head = {"seq": last["seq"], "hash": last["hash"].hex(), "sealed_at": sealed_at,
@@ -187,13 +215,9 @@ class SinkWorker:
             self.metrics.digests.inc()
         return DigestLink(key, hashlib.sha256(body).hexdigest(), head["seq"])
 
-    def _put_locked(self, key: str, body: bytes, records: list[SealedRecord] | None = None) -> str | None:
-        """PUT locked as the retention policy demands: the longest any of the records needs (a digest:
-        the policy's longest). Computed at each attempt, so a long outage cannot shorten the lock."""
-        events: set[tuple[str, str, str]] | None = None  # None: a digest
-        if records is not None:  # (with no rules but the default there is nothing to read)
-            events = {(r.columns["category"], r.columns["action"], r.columns["tenant"])
-                      for r in records} if self.retention.rules else set()
+    def _put_locked(self, key: str, body: bytes, events: set[tuple[str, str, str]] | None = None) -> str | None:
+        """PUT locked as the retention policy demands: the longest any of the events needs (None, a
+        digest: the policy's longest). Computed at each attempt, so a long outage cannot shorten the lock."""
 
         def put() -> str | None:
             now = datetime.now(timezone.utc)
@@ -229,43 +253,56 @@ class SinkWorker:
             consumer.close()
 
     def _flush_due(self, consumer: Consumer, force: bool) -> None:
+        """Move flushable records into each chain's open object; PUT the objects that are big or old enough.
+
+        Records wait in the chain's buffer for at most flush_records or
+        flush_interval_s and then become a row group of the open object; the
+        object is written once it reaches object_bytes, or flush_interval_s
+        after its first record arrived, so quiet chains still reach S3.
+        """
         cfg = self.settings.sink
         now = time.monotonic()
         commits: list[TopicPartition] = []
         for partition, buffer in self.buffers.items():
-            if not (force or buffer.due(now, cfg.flush_records, cfg.flush_interval_s)):
+            building = self.open.get(partition)
+            old = building is not None and now - building.opened_at >= cfg.flush_interval_s
+            if force or old or buffer.due(now, cfg.flush_records, cfg.flush_interval_s):
+                n = buffer.cut()
+                if n:
+                    prev_hash = buffer.stored_hash
+                    taken = buffer.take(n, now)
+                    if building is None:
+                        building = self.open[partition] = OpenObject(buffer.chain, prev_hash, taken[0].arrived)
+                    building.append(taken)
+            if building is None or not (force or building.writer.size >= cfg.object_bytes
+                                        or now - building.opened_at >= cfg.flush_interval_s):
                 continue
-            n = buffer.cut()
-            if n == 0:
-                continue
-            prev_hash = buffer.stored_hash
-            taken = buffer.take(n, now)
-            listed = self._write(taken, prev_hash)
+            del self.open[partition]
+            listed = self._write(building)
             self.digests[partition] = self._put_digest(
-                buffer.chain, [listed], head_of(taken[-1].record), self.digests.get(partition)
+                buffer.chain, [listed], head_of(building.last), self.digests.get(partition)
             )
-            commits.append(TopicPartition(self.settings.kafka.topics.chained, partition, taken[-1].offset + 1))
+            commits.append(TopicPartition(self.settings.kafka.topics.chained, partition, building.last_offset + 1))
         if commits:
             consumer.commit(offsets=commits, asynchronous=False)
 
-    def _write(self, taken: list[Pending], prev_hash: bytes) -> ListedObject:
-        records = [p.record for p in taken]
-        key = object_key_for(self.settings.s3.prefix, records)
-        first, last = records[0].seq, records[-1].seq
+    def _write(self, building: OpenObject) -> ListedObject:
+        first, last = building.first.seq, building.last.seq
+        key = object_key_for(self.settings.s3.prefix, [building.first, building.last])
+        root = merkle.root(building.hashes).hex()
         existing = self._retrying()(self.store.head, key)
         if existing is not None:
             self.metrics.skipped.inc()
             log.info("%s already stored; not writing it again", key)
-            listed = ListedObject(key, existing.version_id, existing.checksum_sha256, first, last, existing.size,
-                                  record_merkle_root(records))
+            listed = ListedObject(key, existing.version_id, existing.checksum_sha256, first, last, existing.size, root)
         else:
-            body = to_parquet(records, prev_hash)
-            version = self._put_locked(key, body, records)
-            listed = ListedObject(key, version, sha256_b64(body), first, last, len(body), record_merkle_root(records))
+            body = building.writer.close()
+            version = self._put_locked(key, body, building.events if self.retention.rules else set())
+            listed = ListedObject(key, version, sha256_b64(body), first, last, len(body), root)
             self.metrics.objects.inc()
             self.metrics.bytes.inc(len(body))
             self.objects_written += 1
-        self.metrics.events.inc(len(records))
-        self.metrics.stored_seq.labels(records[0].chain).set(records[-1].seq)
-        self.events_written += len(records)
+        self.metrics.events.inc(building.count)
+        self.metrics.stored_seq.labels(building.chain).set(last)
+        self.events_written += building.count
         return listed

@@ -81,7 +81,14 @@ def main() -> None:
 
 
 # Commands register themselves on `cli` when their modules are imported.
-from sealtrail.cli import commands_bucket, commands_data, commands_export, commands_producers, commands_stack, commands_workers  # noqa: E402,F401
-from sealtrail.cli import commands_report  # noqa: E402,F401
-from sealtrail.cli import commands_serve  # noqa: E402,F401
-from sealtrail.cli import commands_evidence  # noqa: E402,F401
+from sealtrail.cli import (  # noqa: E402,F401
+    commands_bucket,
+    commands_data,
+    commands_evidence,
+    commands_export,
+    commands_producers,
+    commands_report,
+    commands_serve,
+    commands_stack,
+    commands_workers,
+)

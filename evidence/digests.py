@@ -91,14 +91,19 @@ def check_digest_chain(
     head_seq: int,
     head_hash: str | None,
     keys: PublicKeys,
-    start_seq: int = 1,
+    window: ChainWindow | None = None,
 ) -> tuple[list[Finding], dict[str, Any]]:
     """Findings for one chain's digests against the data objects verify read; plus a summary.
 
-    With start_seq > 1 (a window), digests and listed objects that end before
-    it are not checked, and the first digest's link to its predecessor is
-    taken as it is.
+    In a window, digests and listed objects outside it are not checked, the
+    first digest's link to its predecessor is taken as it is, and a missing
+    tail is not truncation. The window's first object is anchored on the
+    signed checkpoint just before it: the digest whose head is seq start-1
+    (digests outlive the data they list, so it is there after lifecycle
+    expiry) must sign the very hash the object starts from.
     """
+    window = window or ChainWindow()
+    start_seq, end_seq = window.start_seq, window.end_seq
     findings: list[Finding] = []
     by_key = {o.key: o for o in objects}
     listed: set[str] = set()
@@ -106,8 +111,13 @@ def check_digest_chain(
     covered = 0
     last_doc: dict[str, Any] | None = None
     first_in_window = True
+    anchored_on: str | None = None
     for d in sorted(digests, key=lambda d: d.last):
         if d.last < start_seq:
+            if d.last == start_seq - 1 and window.start_hash is not None:
+                anchored_on = _anchor_problem(d, chain, keys, window.start_hash, findings)
+            continue
+        if end_seq is not None and _first_listed(d) > end_seq:
             continue
         doc, problem = _parse(d, chain)
         if problem is not None:
@@ -160,7 +170,7 @@ def check_digest_chain(
         if obj.key not in listed and obj.last <= covered:
             findings.append(Finding(K.UNDIGESTED_OBJECT, obj.key, obj.version_id, chain, obj.first,
                                     "no digest lists this object: it was not written by the sink"))
-    if last_doc is not None:
+    if last_doc is not None and end_seq is None:
         head = last_doc["head"]
         if head["seq"] > head_seq:
             findings.append(Finding(K.TRUNCATED_TAIL, previous.key if previous else None, None, chain, head_seq + 1,
@@ -170,5 +180,44 @@ def check_digest_chain(
             findings.append(Finding(K.CELL_CHANGED, previous.key if previous else None, None, chain, head_seq,
                                     "the chain's last hash differs from the head its latest digest signed"))
     pending = sum(1 for o in objects if o.key not in listed and o.last > covered)
-    summary = {"digests": len(digests), "digested_seq": covered, "undigested_objects": pending}
+    summary: dict[str, Any] = {"digests": len(digests), "digested_seq": covered, "undigested_objects": pending}
+    if start_seq > 1:
+        summary["anchored_on"] = anchored_on
     return findings, summary
+
+
+@dataclass(frozen=True, slots=True)
+class ChainWindow:
+    """The part of a chain being verified: seqs start_seq..end_seq (None: to the end)."""
+
+    start_seq: int = 1
+    end_seq: int | None = None
+    start_hash: bytes | None = None  # what the window's first object links to
+
+
+def _first_listed(d: StoredDigest) -> int:
+    """The first seq a digest lists (its key names only the last); unreadable digests sort as 0."""
+    try:
+        return min(int(o["first"]) for o in orjson.loads(d.body)["objects"])
+    except (ValueError, KeyError, TypeError):
+        return 0
+
+
+def _anchor_problem(d: StoredDigest, chain: str, keys: PublicKeys, start_hash: bytes,
+                    findings: list[Finding]) -> str | None:
+    """Check the window's start against the signed checkpoint in digest d; its key if it anchors the window."""
+    doc, problem = _parse(d, chain)
+    if problem is not None:
+        findings.append(problem)
+        return None
+    assert doc is not None
+    sig = _signature_problem(doc, keys)
+    if sig is not None:
+        findings.append(Finding(sig[0], d.key, d.version_id, chain, d.last, sig[1]))
+        return None
+    if doc["head"]["hash"] != start_hash.hex():
+        findings.append(Finding(K.CELL_CHANGED, d.key, d.version_id, chain, d.last + 1,
+                                f"the window's first object does not continue from the checkpoint at seq "
+                                f"{d.last} that this digest signed: records between them were changed or removed"))
+        return None
+    return d.key

@@ -30,7 +30,6 @@ file with its SHA-256 and size (evidence.manifest).
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 import shutil
@@ -164,23 +163,13 @@ def report_text(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def supports_starts() -> bool:
-    """Whether verify_store can verify a chain from a given seq on (windowed verification)."""
-    from sealtrail.evidence.verify import verify_store
-
-    return "starts" in inspect.signature(verify_store).parameters
-
-
 def verify_bundle(root: Path, settings: Settings, starts: dict[str, int] | None, chains: Iterable[str] | None = None,
                   progress: Progress | None = None, trusted_keys: list[bytes] | None = None) -> Report:
-    """verify_store over a bundle folder, from each chain's first exported seq when verify supports it."""
+    """verify_store over a bundle folder, from each chain's first exported seq."""
     from sealtrail.evidence.verify import verify_store
 
-    kwargs: dict[str, Any] = {}
-    if starts and supports_starts():
-        kwargs["starts"] = starts
     return verify_store(DirectoryStore(root), settings, progress=progress, chains=chains,
-                        trusted_keys=trusted_keys, **kwargs)
+                        trusted_keys=trusted_keys, starts=starts or None)
 
 
 # ---------------------------------------------------------------------------
@@ -387,7 +376,7 @@ def export_bundle(
             for chain, objs in sorted(exported.items())
         },
         "verification": {"ok": report.ok, "events": report.events, "objects": report.objects,
-                         "findings": len(report.findings), "windowed": bool(starts) and supports_starts()},
+                         "findings": len(report.findings), "windowed": bool(starts)},
         "evidence": "data/ and digests/ under the prefix, with their signatures (keys/); extracts/ is derived "
                     "from them for convenience and is not evidence",
         "notes": sel.notes,

@@ -53,7 +53,7 @@ import pyarrow as pa
 from sealtrail.config import Settings
 from sealtrail.errors import ConfigError, KeyNotFoundError
 from sealtrail.evidence.findings import Finding, FindingKind, Report
-from sealtrail.evidence.digests import StoredDigest, VerifiedObject, check_digest_chain
+from sealtrail.evidence.digests import ChainWindow, StoredDigest, VerifiedObject, check_digest_chain
 from sealtrail.layout import (
     KEYS,
     DataObject,
@@ -358,6 +358,7 @@ class ObjectRows(NamedTuple):
     start_hash: bytes | None
     last_signed_seq: int | None
     merkle_root: bytes | None = None
+    tenant_events: int = 0  # rows of the tenant asked about (verify --tenant)
 
 
 def check_object_alone(chain: str, obj: DataObject, columns: dict[str, list], keys: PublicKeys,
@@ -401,6 +402,8 @@ class ChainWalk:
         # A window's first object is anchored by its own start hash, proven by the signed heads after it.
         self.prev_hash: bytes | None = GENESIS if self.start_seq == 1 else None
         self.prev_seq = self.start_seq - 1
+        self.window_start_hash: bytes | None = None
+        self.tenant_events = 0
         self.prev_key: str | None = None
         self.events = 0
         self.signed = 0
@@ -449,6 +452,8 @@ class ChainWalk:
             return
         check = rows.check
         self.findings.extend(check.findings)
+        if self.window_start_hash is None and self.start_seq > 1 and rows.first_seq == self.start_seq:
+            self.window_start_hash = rows.start_hash
         if rows.count and rows.start_hash is None:
             self.findings.append(_finding(
                 K.CELL_CHANGED, obj, self.chain, rows.first_seq,
@@ -464,6 +469,7 @@ class ChainWalk:
                 "its prev_hash metadata or that record was altered",
             ))
         self.events += rows.count
+        self.tenant_events += rows.tenant_events
         self.signed += check.signed_count
         if rows.count:
             self.prev_hash, self.prev_seq = check.last_hash, check.last_seq
@@ -487,6 +493,11 @@ class ChainWalk:
             "head_hash": self.head_hash.hex() if self.head_hash else None,
             "signed_heads": self.signed,
         }
+        if self.tenant_events:
+            summary["tenant_events"] = self.tenant_events
+        if self.start_seq > 1:
+            summary["first_seq"] = self.start_seq
+            summary["start_hash"] = self.window_start_hash.hex() if self.window_start_hash else None
         return sorted(self.findings, key=Finding.sort_key), summary
 
 
@@ -605,6 +616,23 @@ def plan(versions: Iterable[ObjectVersion], prefix: str, chains: Iterable[str] |
     return dict(planned), findings
 
 
+def _in_dates(planned: dict[str, list[_Planned]], since: str | None, until: str | None,
+              starts: dict[str, int], ends: dict[str, int]) -> dict[str, list[_Planned]]:
+    """The objects whose dt= lies in [since, until], and each chain's first and last seq there (in place)."""
+    out: dict[str, list[_Planned]] = {}
+    for chain, items in planned.items():
+        kept = sorted((i for i in items if (since is None or i.obj.dt >= since) and (until is None or i.obj.dt <= until)),
+                      key=lambda i: (i.obj.first, i.obj.last))
+        if not kept:
+            continue
+        out[chain] = kept
+        if since is not None:
+            starts[chain] = max(starts.get(chain, 1), kept[0].obj.first)
+        if until is not None:
+            ends[chain] = kept[-1].obj.last
+    return out
+
+
 def load_keys(store: Any, prefix: str) -> tuple[list[bytes], list[Finding]]:
     """PEMs of the public keys published in the bucket; a key file must be named after its key id."""
     pems: list[bytes] = []
@@ -635,7 +663,7 @@ def public_keys(pems: tuple[bytes, ...]) -> PublicKeys:
     return keys
 
 
-def check_body(chain: str, obj: DataObject, body: bytes, pems: tuple[bytes, ...]
+def check_body(chain: str, obj: DataObject, body: bytes, pems: tuple[bytes, ...], tenant: str | None = None
                ) -> tuple[ObjectRows | None, str | None, str | None]:
     """One object's bytes -> (its rows checked alone, schema problem, unreadable reason).
 
@@ -645,7 +673,10 @@ def check_body(chain: str, obj: DataObject, body: bytes, pems: tuple[bytes, ...]
     if columns is None:
         return None, problem, unreadable
     try:
-        return check_object_alone(chain, obj, columns, public_keys(pems), start_hash), problem, None
+        rows = check_object_alone(chain, obj, columns, public_keys(pems), start_hash)
+        if tenant is not None:
+            rows = rows._replace(tenant_events=sum(1 for t in columns["tenant"] if t == tenant))
+        return rows, problem, None
     except (ValueError, TypeError, orjson.JSONEncodeError) as e:
         return None, problem, f"cannot check rows: {e}"
 
@@ -674,7 +705,8 @@ def _admitted(items: list[_Planned], start_seq: int = 1) -> list[bool]:
 
 
 def _verify_planned_chain(store: Any, chain: str, items: list[_Planned], pems: tuple[bytes, ...],
-                          settings: Settings, progress: _Progress, pool: Executor | None, start_seq: int = 1
+                          settings: Settings, progress: _Progress, pool: Executor | None, start_seq: int = 1,
+                          tenant: str | None = None
                           ) -> tuple[list[Finding], dict[str, Any], int, list[VerifiedObject]]:
     """GET a chain's objects in order, check them (inline or in the pool), stitch them in order."""
     walk = ChainWalk(chain, public_keys(pems), start_seq)
@@ -716,9 +748,9 @@ def _verify_planned_chain(store: Any, chain: str, items: list[_Planned], pems: t
                                  f"a newer version ({same}) replaces the sink's version {version.version_id} "
                                  "for readers; the original was verified"))
         if pool is None:
-            pending.append((item, check_body(chain, obj, stored.body, pems)))
+            pending.append((item, check_body(chain, obj, stored.body, pems, tenant)))
         else:
-            pending.append((item, pool.submit(check_body, chain, obj, stored.body, pems)))
+            pending.append((item, pool.submit(check_body, chain, obj, stored.body, pems, tenant)))
         del stored
         settle(PREFETCH_PER_CHAIN if pool is not None else 0)
     settle(0)
@@ -748,7 +780,8 @@ def _process_pool(workers: int | None, planned: dict[str, list[_Planned]]) -> Pr
 
 
 def _check_digests(store: Any, settings: Settings, report: Report, verified: dict[str, list[VerifiedObject]],
-                   keys: PublicKeys, chains: Iterable[str] | None, starts: dict[str, int]) -> list[Finding]:
+                   keys: PublicKeys, chains: Iterable[str] | None, starts: dict[str, int],
+                   ends: dict[str, int]) -> list[Finding]:
     """The digest chains against the data verified; adds digest counts to each chain's summary."""
     prefix = settings.s3.prefix
     wanted = set(chains) if chains is not None else None
@@ -785,7 +818,8 @@ def _check_digests(store: Any, settings: Settings, report: Report, verified: dic
         summary = report.chains.setdefault(chain, {"events": 0, "head_seq": 0, "head_hash": None, "signed_heads": 0})
         chain_findings, digest_summary = check_digest_chain(
             chain, digests.get(chain, []), verified.get(chain, []), summary["head_seq"], summary["head_hash"], keys,
-            starts.get(chain, 1),
+            ChainWindow(starts.get(chain, 1), ends.get(chain),
+                        bytes.fromhex(summary["start_hash"]) if summary.get("start_hash") else None),
         )
         findings += chain_findings
         summary.update(digest_summary)
@@ -800,6 +834,9 @@ def verify_store(
     trusted_keys: Sequence[bytes] | None = None,
     workers: int | None = None,
     starts: dict[str, int] | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    tenant: str | None = None,
 ) -> Report:
     """Verify every chain in the bucket (or bundle) and return a Report.
 
@@ -813,9 +850,15 @@ def verify_store(
     starts maps a chain to the first seq to verify (a window, an exported
     bundle, or a trail whose oldest objects lifecycle rules have expired):
     objects before it are neither read nor reported missing, and the first
-    object is anchored by its own start hash, which the next signed head proves.
+    object is anchored by its own start hash, which the next signed head proves,
+    and on the signed checkpoint before it when that digest is there. since
+    and until ('YYYY-MM-DD', inclusive) pick objects by their dt= partition
+    and set each chain's window from them. Chains are shared by tenants, so a
+    tenant's events are verified by verifying whole objects; with tenant set,
+    each chain's summary counts that tenant's events among them.
     """
     starts = dict(starts or {})
+    ends: dict[str, int] = {}
     prefix = settings.s3.prefix
     findings: list[Finding] = []
     if trusted_keys is None:
@@ -828,6 +871,8 @@ def verify_store(
         except (ValueError, TypeError) as e:
             raise ConfigError("--key", f"not an Ed25519 public key (PEM): {e}") from e
     planned, listing_findings = plan(store.versions(data_prefix(prefix)), prefix, chains)
+    if since is not None or until is not None:
+        planned = _in_dates(planned, since, until, starts, ends)
     planned = {chain: [i for i in items if i.obj.last >= starts.get(chain, 1)] for chain, items in planned.items()}
     findings += listing_findings
     tracker = _Progress(sum(len(items) for items in planned.values()), progress)
@@ -839,7 +884,7 @@ def verify_store(
             with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_CHAINS, len(planned))) as threads:
                 futures = {
                     threads.submit(_verify_planned_chain, store, chain, items, tuple(pems), settings, tracker,
-                                   pool, starts.get(chain, 1)): chain
+                                   pool, starts.get(chain, 1), tenant): chain
                     for chain, items in planned.items()
                 }
                 for future in as_completed(futures):
@@ -852,6 +897,7 @@ def verify_store(
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
-    findings += _check_digests(store, settings, report, verified_by_chain, public_keys(tuple(pems)), chains, starts)
+    findings += _check_digests(store, settings, report, verified_by_chain, public_keys(tuple(pems)), chains, starts,
+                               ends)
     report.findings = sorted(findings, key=Finding.sort_key)
     return report

@@ -19,18 +19,36 @@ from sealtrail.cli.progress import bar, say
               help="trust only this public key (PEM; repeatable) instead of the keys stored with the trail")
 @click.option("--anchor", "anchor_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="also check that each chain still reaches the head saved by `sealtrail anchor save`")
+@click.option("--from", "since", type=click.DateTime(["%Y-%m-%d"]),
+              help="first day (dt= partition, UTC) to verify; anchored on the signed checkpoint before it")
+@click.option("--to", "until", type=click.DateTime(["%Y-%m-%d"]), help="last day to verify (inclusive)")
+@click.option("--chain", "chains", multiple=True, metavar="pNNN", help="only this chain (repeatable)")
+@click.option("--tenant", help="also count this tenant's events among those verified (chains are shared)")
 @click.pass_obj
 def verify(ctx: Context, as_json: bool, bundle: Path | None, key_files: tuple[Path, ...],
-           anchor_file: Path | None) -> int:
+           anchor_file: Path | None, since, until, chains: tuple[str, ...], tenant: str | None) -> int:  # type: ignore[no-untyped-def]
     """Recompute every chain from the stored Parquet; exit 0 intact, 1 tampered or gapped, 2 error.
 
     Keys stored in the bucket prove only that the trail is consistent with
-    them; an auditor pins the keys they were given with --key.
+    them; an auditor pins the keys they were given with --key. A window
+    (--from/--to) verifies the objects of those days: its first object must
+    continue the signed checkpoint before it (kept in the digests, which
+    outlive the data), so it also works after lifecycle rules expired the
+    older data.
     """
+    import re
+
     from sealtrail.evidence.verify import verify_store
 
+    if since and until and since > until:
+        raise click.BadParameter("--from is after --to", param_hint="--from")
+    bad = [c for c in chains if not re.fullmatch(r"p\d{3}", c)]
+    if bad:
+        raise click.BadParameter(f"{bad[0]!r} is not a chain id like p003", param_hint="--chain")
     settings = ctx.settings
-    kwargs: dict = {}
+    kwargs: dict = {"since": since.date().isoformat() if since else None,
+                    "until": until.date().isoformat() if until else None,
+                    "chains": list(chains) or None, "tenant": tenant}
     manifest_findings: list = []
     anchor = None
     if anchor_file is not None:
@@ -39,7 +57,6 @@ def verify(ctx: Context, as_json: bool, bundle: Path | None, key_files: tuple[Pa
         anchor = read_anchor(anchor_file)
     if bundle is not None:
         from sealtrail.evidence.bundle import DirectoryStore
-        from sealtrail.evidence.export import supports_starts
         from sealtrail.evidence.manifest import chain_starts, check_manifest
 
         manifest, manifest_findings = check_manifest(bundle)
@@ -47,11 +64,7 @@ def verify(ctx: Context, as_json: bool, bundle: Path | None, key_files: tuple[Pa
             prefix = (manifest.get("source") or {}).get("prefix")
             if isinstance(prefix, str) and prefix != settings.s3.prefix:  # the bundle keeps the bucket's layout
                 settings = settings.model_copy(update={"s3": settings.s3.model_copy(update={"prefix": prefix})})
-            starts = chain_starts(manifest)
-            if supports_starts():
-                kwargs["starts"] = starts
-            elif any(seq > 1 for seq in starts.values()):
-                say("note: this verifier checks chains from seq 1 only; seqs before the bundle's window show as missing")
+            kwargs["starts"] = chain_starts(manifest)
         store = DirectoryStore(bundle)
     else:
         from sealtrail.sinks.store import S3Store

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
 import pyarrow as pa
+import pytest
 import pyarrow.parquet as pq
 
 from sealtrail.evidence.findings import FindingKind as K
@@ -96,3 +98,124 @@ def test_a_windows_start_hash_is_proven_by_the_next_signed_head(tmp_path: Path) 
     assert [(f.kind, f.seq) for f in report.findings if f.chain == "p000" and f.kind == K.CELL_CHANGED] == [
         (K.CELL_CHANGED, 7)
     ]
+
+
+# ---------------------------------------------------------------------------
+# windows by date, anchored on the checkpoint before them (as after lifecycle expiry)
+
+DAYS = ("2024-03-01", "2024-03-02", "2024-03-03")
+CUTS = ((1, 7), (8, 12), (13, 18))  # one object per signed batch, one day each
+
+
+def daily_trail(tmp_path: Path) -> tuple[DirectoryStore, dict[str, list[str]]]:
+    """Two chains sealed in three batches on three days, one object and one digest per batch."""
+    import hashlib
+
+    from sealtrail.chain import Accepted, ChainHead, seal_batch
+    from sealtrail.layout import data_key
+    from sealtrail.record import GENESIS
+    from sealtrail.sinks.digest import DigestLink, ListedObject, build_digest, head_of
+    from sealtrail.sinks.parquet import to_parquet
+    from sealtrail.sinks.store import sha256_b64
+
+    from .test_verify import BATCHES, CHAINS, PREFIX, Trail, columns_of, event, new_signer
+
+    signer = new_signer()
+    heads = {p: ChainHead(f"p{p:03d}") for p in range(len(CHAINS))}
+    trail = Trail(signer, {c: [] for c in CHAINS})
+    keys: dict[str, list[str]] = {c: [] for c in CHAINS}
+    links: dict[str, DigestLink | None] = {c: None for c in CHAINS}
+    offset = 0
+    for b, (size, day) in enumerate(zip(BATCHES, DAYS, strict=True)):
+        batch = [Accepted(p, offset + i, columns_of(event(p, offset + i))) for i in range(size) for p in range(len(CHAINS))]
+        offset += size
+        sealed = seal_batch(heads, batch, signer, f"{day}T10:00:0{b}.000000Z").sealed
+        for chain in CHAINS:
+            part = [r for r in sealed if r.chain == chain]
+            prev = trail.records[chain][-1].hash if trail.records[chain] else GENESIS
+            trail.records[chain].extend(part)
+            key = data_key(PREFIX, day, chain, part[0].seq, part[-1].seq)
+            body = to_parquet(part, prev)
+            trail.objects[key] = body
+            keys[chain].append(key)
+            listed = [ListedObject(key, "1", sha256_b64(body), part[0].seq, part[-1].seq, len(body))]
+            dkey, dbody = build_digest(PREFIX, chain, listed, head_of(part[-1]), links[chain], signer, f"{day}T12:00:00Z")
+            trail.objects[dkey] = dbody
+            links[chain] = DigestLink(dkey, hashlib.sha256(dbody).hexdigest(), part[-1].seq)
+    return write_bundle(tmp_path, trail), keys
+
+
+def expire(store: DirectoryStore, key: str) -> None:
+    """What a lifecycle rule does once retention has passed: the object is gone, its digest stays."""
+    (store.root / key).unlink()
+    (store.root / f"{key}.lock.json").unlink()
+
+
+def test_a_daily_trail_verifies_whole_and_by_window(tmp_path: Path) -> None:
+    store, _ = daily_trail(tmp_path)
+    assert verify(store).ok
+    report = verify(store, since=DAYS[1], until=DAYS[1])
+    assert report.ok, report.findings
+    assert report.events == 10  # 5 per chain on the middle day
+    assert report.chains["p000"]["anchored_on"].endswith("p000-000000000007.json")
+
+
+def test_after_expiry_a_window_anchors_on_the_checkpoint_before_it(tmp_path: Path) -> None:
+    store, keys = daily_trail(tmp_path)
+    for chain in CHAINS_:
+        expire(store, keys[chain][0])
+    assert K.OBJECT_DELETED in kinds(verify(store))
+    report = verify(store, since=DAYS[1])
+    assert report.ok, report.findings
+    assert report.chains["p001"]["first_seq"] == 8 and report.chains["p001"]["head_seq"] == 18
+
+
+def test_a_window_that_does_not_continue_its_checkpoint_is_named(tmp_path: Path) -> None:
+    """The day-2 object replaced by one starting from another hash: the day-1 checkpoint disagrees."""
+    store, keys = daily_trail(tmp_path)
+    key = keys["p000"][1]
+    set_start_hash(store, key, bytes(32).hex().encode())
+    report = verify(store, since=DAYS[1])
+    anchored = [f for f in report.findings if f.kind == K.CELL_CHANGED and f.key.endswith("p000-000000000007.json")]
+    assert anchored and anchored[0].seq == 8
+
+
+def test_a_window_ending_early_is_not_truncation(tmp_path: Path) -> None:
+    store, _ = daily_trail(tmp_path)
+    report = verify(store, until=DAYS[0])
+    assert report.ok, report.findings
+    assert report.chains["p000"]["head_seq"] == 7
+
+
+CHAINS_ = ("p000", "p001")
+
+
+def test_verify_command_windows_chains_and_tenant(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`sealtrail verify --path --from --to --chain --tenant` on a trail whose first day expired."""
+    import json
+
+    from click.testing import CliRunner
+
+    from sealtrail.cli.main import cli
+
+    from .test_verify import PREFIX, RETENTION_DAYS
+
+    monkeypatch.setenv("SEALTRAIL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SEALTRAIL_RETENTION__DAYS", str(RETENTION_DAYS))
+    monkeypatch.setenv("SEALTRAIL_S3__PREFIX", PREFIX)
+    store, keys = daily_trail(tmp_path / "trail")
+    for chain in CHAINS_:
+        expire(store, keys[chain][0])
+
+    def run(*args: str):  # type: ignore[no-untyped-def]
+        return CliRunner().invoke(cli, ["verify", "--path", str(store.root), "--json", *args], standalone_mode=False,
+                                  catch_exceptions=False)
+
+    assert run().return_value == 1  # seqs 1..7 are gone
+    result = run("--from", DAYS[1], "--chain", "p001", "--tenant", "acme")
+    assert result.return_value == 0, result.output
+    doc = json.loads(result.output)
+    assert set(doc["chains"]) == {"p001"}
+    assert doc["chains"]["p001"]["tenant_events"] == 11 and doc["chains"]["p001"]["anchored_on"]
+    with pytest.raises(click.BadParameter, match="--from is after --to"):  # main() turns it into exit 2
+        run("--from", DAYS[2], "--to", DAYS[1])

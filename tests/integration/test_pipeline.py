@@ -141,3 +141,26 @@ def test_key_rotation_mid_flow_keeps_everything_verifiable(trail) -> None:  # ty
     assert set(trail.event_ids()) == set(first) | set(more)
     report = verify_store(trail.store, trail.settings)
     assert report.ok, report.findings
+
+
+def test_objects_grow_a_row_group_at_a_time_up_to_object_bytes(trail) -> None:  # type: ignore[no-untyped-def]
+    """Small row groups and a small byte bound: objects hold several row groups and close by size."""
+    limit = 60_000
+    trail.env.update({"SEALTRAIL_SINK__FLUSH_RECORDS": "100", "SEALTRAIL_SINK__OBJECT_BYTES": str(limit),
+                      "SEALTRAIL_SINK__FLUSH_INTERVAL_S": "3", "SEALTRAIL_STREAM__BATCH_SIZE": "100"})
+    ids = trail.emit(3000, seed=5)
+    trail.start("stream")
+    trail.start("sink")
+    trail.wait_stored(3000)
+
+    assert set(trail.event_ids()) == set(ids) and max(trail.event_ids().values()) == 1
+    sizes, groups = [], []
+    for key in trail.store.keys(data_prefix(trail.settings.s3.prefix)):
+        body = trail.store.get(key).body
+        sizes.append(len(body))
+        groups.append(pq.ParquetFile(pa.BufferReader(body)).metadata.num_row_groups)
+    assert max(groups) > 1, groups  # row groups were appended to an open object
+    # closed by size: at most one row group past the bound (a row group here is about 10 KB)
+    assert any(size >= limit for size in sizes) and max(sizes) < limit + 40_000, sizes
+    report = verify_store(trail.store, trail.settings)
+    assert report.ok, report.findings

@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EVENTS ?= 5000
 
-.PHONY: install browser demo test test-soak bench bench-quick bench-storage down clean
+.PHONY: install browser demo test test-soak bench bench-quick bench-storage bench-stream-cpu down clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ bench-quick: install     ## the same benchmark on 50,000 events (about 2 minutes
 
 bench-storage: install   ## bytes per event of the trail against gzip'd JSON lines, without a broker (< 1 minute)
 	$(BIN)/python bench/storage.py
+
+bench-stream-cpu: install ## CPU per event of the stream's validate -> seal -> wire path, without a broker (< 1 minute)
+	$(BIN)/python bench/stream_cpu.py
 
 test-soak: install       ## fault runs with 40 kills each, plus the known-intermittent ones kept out of `make test`
 	SEALTRAIL_TEST_KILLS=40 $(BIN)/pytest -m "soak or faults" tests/integration

@@ -117,6 +117,24 @@ def _instant(name: str, value: datetime | str) -> str:
     return value.astimezone(timezone.utc).isoformat()
 
 
+def _where(filters: dict[str, Any], since: datetime | str | None, until: datetime | str | None
+           ) -> tuple[list[str], list[Any]]:
+    """SQL conditions and parameters for equality filters (column -> value) and a time range."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in filters.items():
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if since is not None:
+        clauses.append("occurred_at >= CAST(? AS TIMESTAMPTZ)")
+        params.append(_instant("--since", since))
+    if until is not None:
+        clauses.append("occurred_at < CAST(? AS TIMESTAMPTZ)")
+        params.append(_instant("--until", until))
+    return clauses, params
+
+
 def query_events(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -134,6 +152,8 @@ def query_events(
     order: str = "occurred_at",
     event_id: str | None = None,
     after: tuple[datetime | str, str, int] | None = None,
+    outcome: str | None = None,
+    actor_ip: str | None = None,
 ) -> list[dict[str, Any]]:
     """Events matching every given filter; since is inclusive, until exclusive.
 
@@ -143,27 +163,12 @@ def query_events(
     in the sort order are returned, so events sealed meanwhile shift no page
     (offset pages would). It needs order "occurred_at" or "-occurred_at".
     """
-    clauses: list[str] = []
-    params: list[Any] = []
-    for column, value in (
-        ("actor_id", actor),
-        ("action", action),
-        ("resource_type", resource_type),
-        ("resource_id", resource_id),
-        ("tenant", tenant),
-        ("category", category),
-        ("chain", chain),
-        ("event_id", event_id),
-    ):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    if since is not None:
-        clauses.append("occurred_at >= CAST(? AS TIMESTAMPTZ)")
-        params.append(_instant("--since", since))
-    if until is not None:
-        clauses.append("occurred_at < CAST(? AS TIMESTAMPTZ)")
-        params.append(_instant("--until", until))
+    clauses, params = _where(
+        {"actor_id": actor, "action": action, "resource_type": resource_type, "resource_id": resource_id,
+         "tenant": tenant, "category": category, "chain": chain, "event_id": event_id, "outcome": outcome,
+         "actor_ip": actor_ip},
+        since, until,
+    )
     descending = order.startswith("-")
     column = order.removeprefix("-")
     if column not in COLUMNS:
@@ -183,6 +188,31 @@ def query_events(
         f'ORDER BY "{column}" {direction}, chain {direction}, seq {direction} LIMIT ? OFFSET ?'
     )
     return _rows(con, sql, [*params, limit, offset])
+
+
+def count_events(
+    con: duckdb.DuckDBPyConnection,
+    by: Sequence[str],
+    *,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    limit: int = 100,
+    **filters: str | None,
+) -> list[dict[str, Any]]:
+    """Counts of matching events grouped by columns, most first: "failed logins by ip" in one call.
+
+    filters take the column names themselves (actor_id, action, outcome, actor_ip, tenant, ...).
+    """
+    unknown = [c for c in [*by, *filters] if c not in COLUMNS]
+    if unknown or not by:
+        raise ConfigError("--count-by", f"unknown column {unknown[0] if unknown else None!r}; "
+                          f"one of {', '.join(COLUMNS)}")
+    clauses, params = _where(dict(filters), since, until)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    columns = ", ".join(f'"{c}"' for c in by)
+    sql = (f"SELECT {columns}, count(*) AS events, min(occurred_at) AS first, max(occurred_at) AS last "
+           f"FROM events {where} GROUP BY {columns} ORDER BY events DESC, {columns} LIMIT ?")
+    return _rows(con, sql, [*params, limit])
 
 
 def run_sql(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:

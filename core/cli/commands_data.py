@@ -101,26 +101,47 @@ def verify(ctx: Context, as_json: bool, bundle: Path | None, key_files: tuple[Pa
 @click.option("--until", help="occurred before (ISO 8601)")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
 @click.option("--offset", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--outcome", type=click.Choice(["success", "failure", "unknown"]))
+@click.option("--ip", help="actor IP address")
+@click.option("--order", default="occurred_at", show_default=True,
+              help="column to sort by; -column for newest first (ties: chain, seq)")
+@click.option("--count-by", "count_by", help="count matching events per value of these columns, e.g. actor_ip "
+              "or actor_id,action (most first)")
 @click.option("--sql", help="raw SQL; the trail is the view `events`")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @click.option("--path", "bundle", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="query an exported bundle folder instead of the bucket")
 @click.pass_obj
-def query(ctx: Context, actor, action, resource, tenant, category, since, until, limit, offset, sql, fmt, bundle) -> None:  # type: ignore[no-untyped-def]
-    """Search the trail in the bucket (DuckDB over the Parquet, in place)."""
-    from sealtrail.evidence.query import open_events, query_events, render, run_sql
+def query(ctx: Context, actor, action, resource, tenant, category, since, until, limit, offset, outcome, ip, order,  # type: ignore[no-untyped-def]
+          count_by, sql, fmt, bundle) -> None:
+    """Search the trail in the bucket (DuckDB over the Parquet, in place).
+
+    \b
+    Who changed record X:          --category change --resource invoice:inv-42
+    What actor Y did in a window:   --actor alice --since 2026-10-01 --until 2026-11-01
+    Failed logins by IP:            --action auth.login_failed --count-by actor_ip
+    Privilege escalations, newest:  --action security.privilege_escalation --order -occurred_at
+    """
+    from sealtrail.evidence.query import count_events, open_events, query_events, render, run_sql
 
     if bundle is not None:
         con = open_events(ctx.settings, store_kind="dir", root=bundle)
     else:
         con = open_events(ctx.settings)
+    resource_type, _, resource_id = (resource or "").partition(":")
     if sql:
         rows = run_sql(con, sql)
+    elif count_by:
+        rows = count_events(
+            con, [c.strip() for c in count_by.split(",") if c.strip()], since=since, until=until, limit=limit,
+            actor_id=actor, action=action, resource_type=resource_type or None, resource_id=resource_id or None,
+            tenant=tenant, category=category, outcome=outcome, actor_ip=ip,
+        )
     else:
-        resource_type, _, resource_id = (resource or "").partition(":")
         rows = query_events(
             con, actor=actor, action=action, resource_type=resource_type or None, resource_id=resource_id or None,
             tenant=tenant, category=category, since=since, until=until, limit=limit, offset=offset,
+            order=order, outcome=outcome, actor_ip=ip,
         )
     click.echo(render(rows, fmt))
 

@@ -233,3 +233,42 @@ def test_filter_by_event_id(con) -> None:  # type: ignore[no-untyped-def]
     wanted = str(uuid.UUID(int=(1 << 32) | 7, version=4))
     rows = query_events(con, event_id=wanted)
     assert [(r["event_id"], r["chain"]) for r in rows] == [(wanted, "p001")]
+
+
+def test_count_by_groups_most_first(con) -> None:  # type: ignore[no-untyped-def]
+    from collections import Counter
+
+    from sealtrail.evidence.query import count_events
+
+    rows = count_events(con, ["actor_id"], action="auth.login")
+    want = Counter(e["actor"]["id"] for e in all_events() if e["action"] == "auth.login")
+    assert {r["actor_id"]: r["events"] for r in rows} == dict(want)
+    assert [r["events"] for r in rows] == sorted((r["events"] for r in rows), reverse=True)
+    two = count_events(con, ["tenant", "action"], category="auth")
+    assert sum(r["events"] for r in two) == sum(1 for e in all_events() if e["category"] == "auth")
+
+
+def test_count_by_rejects_unknown_columns(con) -> None:  # type: ignore[no-untyped-def]
+    from sealtrail.errors import ConfigError
+    from sealtrail.evidence.query import count_events
+
+    with pytest.raises(ConfigError):
+        count_events(con, ["actor_id; drop table events"])
+    with pytest.raises(ConfigError):
+        count_events(con, [])
+
+
+def test_query_command_counts_and_orders(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from sealtrail.cli.main import cli
+
+    monkeypatch.setenv("SEALTRAIL_S3__PREFIX", PREFIX)
+    run = lambda *a: CliRunner().invoke(cli, ["query", "--path", str(bundle), "--format", "json", *a],  # noqa: E731
+                                        standalone_mode=False, catch_exceptions=False)
+    counted = json.loads(run("--category", "change", "--count-by", "actor_id").output)
+    assert sum(r["events"] for r in counted) == sum(1 for e in all_events() if e["category"] == "change")
+    newest = json.loads(run("--actor", "bob", "--order", "-occurred_at", "--limit", "3").output)
+    times = [r["occurred_at"] for r in newest]
+    assert len(times) == 3 and times == sorted(times, reverse=True)
+    assert all(r["actor_id"] == "bob" for r in newest)

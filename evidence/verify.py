@@ -36,9 +36,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import struct
 import threading
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -52,6 +53,7 @@ import pyarrow as pa
 
 from sealtrail.config import Settings
 from sealtrail.errors import ConfigError, KeyNotFoundError
+from sealtrail.evidence.canonical import HASHED_ORDER, TableColumns
 from sealtrail.evidence.findings import Finding, FindingKind, Report
 from sealtrail.evidence.digests import ChainWindow, StoredDigest, VerifiedObject, check_digest_chain
 from sealtrail.layout import (
@@ -64,20 +66,20 @@ from sealtrail.layout import (
     parse_data_key,
     parse_digest_key,
 )
-from sealtrail.record import CHAIN_COLUMNS, EVENT_COLUMNS, GENESIS, JSON_COLUMNS, hashed_bytes
+from sealtrail.record import EVENT_COLUMNS, GENESIS, JSON_COLUMNS, hashed_bytes
 from sealtrail.signing import PublicKeys, head_message
-from sealtrail.sinks.parquet import SCHEMA, prev_hash_of, read_table, text_columns
+from sealtrail.sinks.parquet import SCHEMA, prev_hash_of, read_table
 from sealtrail.sinks.retention import policy_for, required_lock
 from sealtrail.sinks.store import ObjectVersion, StoredObject, sha256_b64
 
 K = FindingKind
 ROW_COLUMNS = tuple(SCHEMA.names)
-# The keys of hashed_bytes' document, in the order OPT_SORT_KEYS puts them (all ASCII).
-_HASHED_ORDER = tuple(sorted(("chain", *CHAIN_COLUMNS, *EVENT_COLUMNS, "key_id")))
+_HASHED_ORDER = HASHED_ORDER
+Columns = Mapping[str, list]  # a dict of lists, or TableColumns (lists on first use)
 _TIMESTAMPS = ("sealed_at", "occurred_at")
 _Fragment = orjson.Fragment
 _dumps = orjson.dumps
-HASH_CHUNK_ROWS = 1024  # small chunks stay in cache: 1024 measured ~20% faster than 8192, 45% faster than unchunked
+HASH_CHUNK_ROWS = 4096  # rows canonicalised at a time: column-wise, 4096 measured faster than 1024 or 16384
 RETENTION_SLACK = timedelta(days=1)
 MAX_PARALLEL_CHAINS = 8
 PREFETCH_PER_CHAIN = 2  # objects a chain thread keeps in the process pool while it fetches the next
@@ -149,7 +151,7 @@ def _null_rows(sources: Sequence[Sequence[Any]], n: int) -> set[int]:
     return rows
 
 
-def _contents_fast(chain: str, columns: dict[str, list], lo: int, hi: int) -> Iterator[bytes]:
+def _contents_fast(chain: str, columns: Columns, lo: int, hi: int) -> Iterator[bytes]:
     """hashed_bytes of rows lo..hi-1 without a per-row sort (see the module docstring)."""
     n = hi - lo
     sources: list[Sequence[Any]] = []
@@ -169,23 +171,55 @@ def _contents_fast(chain: str, columns: dict[str, list], lo: int, hi: int) -> It
             yield _dumps(dict(zip(order, values)))
 
 
-def _content_ref(chain: str, columns: dict[str, list], i: int) -> bytes:
-    return hashed_bytes(
-        chain, columns["seq"][i], columns["sealed_at"][i], columns["src_offset"][i],
-        {name: columns[name][i] for name in EVENT_COLUMNS}, columns["key_id"][i],
-    )
+def _content_ref(chain: str, columns: Columns, i: int) -> bytes:
+    row = columns.row(i) if isinstance(columns, TableColumns) else {name: columns[name][i] for name in columns}
+    return hashed_bytes(chain, row["seq"], row["sealed_at"], row["src_offset"],
+                        {name: row[name] for name in EVENT_COLUMNS}, row["key_id"])
 
 
-def _contents(chain: str, columns: dict[str, list], lo: int, hi: int) -> Iterator[bytes]:
-    """Row contents by the fast path, or by hashed_bytes itself if the two ever disagree."""
+def _contents(chain: str, columns: Columns, lo: int, hi: int) -> list[bytes]:
+    """Rows lo..hi-1 by a fast path (Arrow column-wise, or the dict path), checked against hashed_bytes
+    on the first row; by hashed_bytes itself where no fast path applies or the two ever disagree."""
     if hi <= lo:
-        return iter(())
-    if next(_contents_fast(chain, columns, lo, lo + 1)) == _content_ref(chain, columns, lo):
-        return _contents_fast(chain, columns, lo, hi)
-    return (_content_ref(chain, columns, i) for i in range(lo, hi))
+        return []
+    built = columns.contents(chain, lo, hi) if isinstance(columns, TableColumns) else None
+    if built is None:
+        built = list(_contents_fast(chain, columns, lo, hi))
+    if built[0] == _content_ref(chain, columns, lo):
+        return built
+    return [_content_ref(chain, columns, i) for i in range(lo, hi)]
 
 
-def _row_mismatches(chain: str, columns: dict[str, list], start_hash: bytes | None,
+def _failed_checks(contents: list[bytes], checks: Sequence[int], lo: int) -> list[int]:
+    """Rows (from lo) whose content does not hash to their row_check; one comparison when all match."""
+    got = b"".join([sha256(c).digest()[:4] for c in contents])
+    n = len(contents)
+    try:
+        want = struct.pack(f">{n}i", *checks[lo:lo + n])
+    except struct.error:  # a value outside int32 cannot match
+        want = b""
+    if got == want:
+        return []
+    return [lo + i for i in range(n) if got[4 * i:4 * i + 4] != _int32(checks[lo + i])]
+
+
+def _int32(value: Any) -> bytes:
+    try:
+        return struct.pack(">i", value)
+    except struct.error:
+        return b""
+
+
+def _link(current: bytes, contents: Sequence[bytes], out: list[bytes | None]) -> bytes:
+    """Chain contents onto current (hash_n = SHA-256(hash_{n-1} || content_n)), appending each hash."""
+    append = out.append
+    for content in contents:
+        current = sha256(current + content).digest()
+        append(current)
+    return current
+
+
+def _row_mismatches(chain: str, columns: Columns, start_hash: bytes | None,
                     head_ok: Callable[[int, bytes], bool] | None = None
                     ) -> tuple[list[tuple[int, str]], list[bytes | None]]:
     """Rows that fail their own row_check, signed heads whose stored hash the rows before do not reach,
@@ -200,36 +234,48 @@ def _row_mismatches(chain: str, columns: dict[str, list], start_hash: bytes | No
     stored hash when the rows were changed or the head's signature vouches for
     it (head_ok), and from the recomputed one otherwise (the hash cell was
     what changed), so one change is reported once and a second altered batch
-    is still found. Rows go in chunks so a
-    large object's canonical forms are never all in memory at once.
+    is still found. Rows go in chunks so a large object's canonical forms are
+    never all in memory at once; between stored hashes the chain is a tight loop.
     """
     checks, stored_hashes = columns["row_check"], columns["hash"]
     n = len(checks)
+    heads = [i for i, h in enumerate(stored_hashes) if h is not None]
     bad: list[tuple[int, str]] = []
     hashes: list[bytes | None] = []
     current = start_hash
     segment_bad = False
+    h = 0  # next entry of heads
     for lo in range(0, n, HASH_CHUNK_ROWS):
         hi = min(n, lo + HASH_CHUNK_ROWS)
-        for i, content in enumerate(_contents(chain, columns, lo, hi), start=lo):
-            if int.from_bytes(sha256(content).digest()[:4], "big", signed=True) != checks[i]:
-                bad.append((i, "content"))
-                segment_bad = True
-            current = None if current is None else sha256(current + content).digest()
-            stored = stored_hashes[i]
-            if stored is not None:
+        contents = _contents(chain, columns, lo, hi)
+        failed = _failed_checks(contents, checks, lo)
+        bad += [(i, "content") for i in failed]
+        row = lo
+        while row < hi:
+            end = heads[h] + 1 if h < len(heads) and heads[h] < hi else hi  # up to and with the next head
+            segment = contents[row - lo:end - lo]
+            if current is None:
+                hashes += [None] * len(segment)
+            else:
+                current = _link(current, segment, hashes)
+            segment_bad = segment_bad or any(row <= i < end for i in failed)
+            if end <= hi and h < len(heads) and heads[h] == end - 1:
+                i, stored = end - 1, stored_hashes[end - 1]
                 if current is not None and current != stored and not segment_bad:
                     bad.append((i, "hash"))  # the rows are intact: the stored hash or the start changed
                     if head_ok is None or head_ok(i, stored):
                         current = stored  # signed as stored: what came before it changed
                 else:
                     current = stored
+                hashes[-1] = current
                 segment_bad = False
-            hashes.append(current)
+                h += 1
+            row = end
+    bad.sort(key=lambda b: b[0])
     return bad, hashes
 
 
-def object_hashes(chain: str, columns: dict[str, list], start_hash: bytes | None) -> list[bytes | None]:
+def object_hashes(chain: str, columns: Columns, start_hash: bytes | None) -> list[bytes | None]:
     """Every row's chain hash, recomputed from content (None until a hash is known)."""
     return _row_mismatches(chain, columns, start_hash)[1]
 
@@ -260,7 +306,7 @@ def _hash_findings(chain: str, obj: DataObject, seqs: list[int], bad: list[tuple
     return findings
 
 
-def _signature_findings(chain: str, obj: DataObject, columns: dict[str, list], keys: PublicKeys,
+def _signature_findings(chain: str, obj: DataObject, columns: Columns, keys: PublicKeys,
                         hashes: list[bytes | None]) -> tuple[list[Finding], int, set[int]]:
     """Check every row that carries a key id or a signature; returns findings, valid count, signed rows.
 
@@ -306,7 +352,7 @@ def _signature_findings(chain: str, obj: DataObject, columns: dict[str, list], k
 def check_object_rows(
     chain: str,
     obj: DataObject,
-    columns: dict[str, list],
+    columns: Columns,
     start_hash: bytes | None,
     keys: PublicKeys,
 ) -> ObjectCheck:
@@ -361,7 +407,7 @@ class ObjectRows(NamedTuple):
     tenant_events: int = 0  # rows of the tenant asked about (verify --tenant)
 
 
-def check_object_alone(chain: str, obj: DataObject, columns: dict[str, list], keys: PublicKeys,
+def check_object_alone(chain: str, obj: DataObject, columns: Columns, keys: PublicKeys,
                        start_hash: bytes | None) -> ObjectRows:
     check = check_object_rows(chain, obj, columns, start_hash, keys)
     n = len(columns["seq"])
@@ -435,7 +481,7 @@ class ChainWalk:
             ))
             self.prev_hash = None
 
-    def feed(self, obj: DataObject, columns: dict[str, list] | None, start_hash: bytes | None) -> None:
+    def feed(self, obj: DataObject, columns: Columns | None, start_hash: bytes | None) -> None:
         """One object in sequence order; columns None means present but unreadable (already reported)."""
         rows = None if columns is None else check_object_alone(self.chain, obj, columns, self.keys, start_hash)
         self.feed_rows(obj, rows)
@@ -502,7 +548,7 @@ class ChainWalk:
 
 
 def verify_chain(
-    chain: str, objects: Iterable[tuple[DataObject, dict[str, list] | None, bytes | None]], keys: PublicKeys,
+    chain: str, objects: Iterable[tuple[DataObject, Columns | None, bytes | None]], keys: PublicKeys,
     start_seq: int = 1,
 ) -> tuple[list[Finding], dict[str, Any]]:
     """Check one chain from its objects: (object, columns or None if unreadable, start hash), any order."""
@@ -548,7 +594,7 @@ def checksum_findings(stored: StoredObject, chain: str | None) -> list[Finding]:
 
 
 class ParsedObject(NamedTuple):
-    columns: dict[str, list] | None
+    columns: Columns | None
     start_hash: bytes | None  # what the first row links to, from the metadata
     problem: str | None  # the schema differs from the sink's
     unreadable: str | None
@@ -562,7 +608,7 @@ def parse_columns(body: bytes) -> ParsedObject:
         missing = [name for name in ROW_COLUMNS if name not in table.column_names]
         if missing:
             return ParsedObject(None, None, problem, f"cannot check rows without columns {missing}")
-        return ParsedObject(text_columns(table), prev_hash_of(table.schema), problem, None)
+        return ParsedObject(TableColumns(table, problem is None), prev_hash_of(table.schema), problem, None)
     except (pa.ArrowException, OSError, ValueError) as e:
         return ParsedObject(None, None, None, f"not readable as Parquet: {e}")
 

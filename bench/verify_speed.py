@@ -1,0 +1,174 @@
+"""Events per second of `sealtrail verify` over a bundle folder, without a broker or S3.
+
+Builds a trail of N events (core/workload.py's realistic mix) the way the
+pipeline does: sealed in 5,000-event batches over six chains, written as
+objects of about 50,000 records per chain (each ending on a signed head), with
+Object Lock sidecars, a linked digest per object and the public key. The
+bundle is cached under /tmp, keyed by N and by the source of the stored
+format, so reruns only time the verification:
+
+    .venv/bin/python bench/verify_speed.py [--events 600000] [--workers N] [--repeat 3] [--profile]
+
+--profile runs the verification in this process, chains one after another
+(workers=0, chain threads replaced by an inline executor), under cProfile, so
+the hashing shows up in the breakdown rather than in threads or pool workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import hashlib
+import json
+import pstats
+import shutil
+import time
+from collections import defaultdict
+from concurrent.futures import Executor, Future
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from sealtrail import merkle
+from sealtrail.chain import Accepted, ChainHead, seal_batch
+from sealtrail.config import S3Settings, Settings
+from sealtrail.encoding import format_ts
+from sealtrail.event import Event
+from sealtrail.evidence.bundle import DirectoryStore
+from sealtrail.evidence import verify
+from sealtrail.layout import data_key, public_key_key
+from sealtrail.record import GENESIS, SealedRecord, flatten
+from sealtrail.signing import Signer, key_id_of
+from sealtrail.sinks.digest import DigestLink, ListedObject, build_digest, head_of
+from sealtrail.sinks.parquet import to_parquet
+from sealtrail.sinks.store import sha256_b64
+from sealtrail.workload import generate
+
+CHAINS = 6
+BATCH = 5000
+OBJECT_RECORDS = 50_000
+PREFIX = "trail/"
+SETTINGS = Settings(s3=S3Settings(prefix=PREFIX))
+HERE = Path(__file__).resolve().parent
+FORMAT_SOURCES = (HERE.parent / "core" / "record.py", HERE.parent / "sinks" / "parquet.py",
+                  HERE.parent / "sinks" / "digest.py")
+
+
+def bundle_dir(events: int) -> Path:
+    """/tmp/sealtrail-verify-bench/<N>-<hash of the format's source>: rebuilt when the format changes."""
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in FORMAT_SOURCES)).hexdigest()[:12]
+    return Path("/tmp/sealtrail-verify-bench") / f"{events}-{digest}"
+
+
+def seal(events: int) -> tuple[Signer, dict[str, list[list[SealedRecord]]]]:
+    """Each chain's records, in sealed batches (each batch ends on a signed head)."""
+    key = Ed25519PrivateKey.generate()
+    signer = Signer(key, key_id_of(key.public_key()))
+    heads = {p: ChainHead(f"p{p:03d}") for p in range(CHAINS)}
+    batches: dict[str, list[list[SealedRecord]]] = defaultdict(list)
+    raw = list(generate(events))
+    for lo in range(0, len(raw), BATCH):
+        parsed = [Event.model_validate(e) for e in raw[lo:lo + BATCH]]
+        batch = [Accepted(i % CHAINS, i // CHAINS, flatten(e)) for i, e in enumerate(parsed, start=lo)]
+        sealed = seal_batch(heads, batch, signer, format_ts(parsed[0].occurred_at)).sealed
+        per_chain: dict[str, list[SealedRecord]] = defaultdict(list)
+        for r in sealed:
+            per_chain[r.chain].append(r)
+        for chain, records in per_chain.items():
+            batches[chain].append(records)
+    return signer, batches
+
+
+def write(path: Path, body: bytes, now: datetime) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(body)
+    lock = {"mode": "COMPLIANCE", "retain_until": (now + timedelta(days=SETTINGS.retention.days + 2)).isoformat(),
+            "last_modified": now.isoformat(), "checksum_sha256": sha256_b64(body)}
+    path.with_name(path.name + ".lock.json").write_text(json.dumps(lock))
+
+
+def build(root: Path, events: int) -> None:
+    """Objects of whole sealed batches, up to about OBJECT_RECORDS records each, and a digest per object."""
+    signer, batches = seal(events)
+    tmp = root.with_name(root.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    for chain, chain_batches in batches.items():
+        prev, link = GENESIS, None
+        part: list[SealedRecord] = []
+        for i, records in enumerate(chain_batches):
+            part.extend(records)
+            if len(part) < OBJECT_RECORDS and i < len(chain_batches) - 1:
+                continue
+            key = data_key(PREFIX, part[0].sealed_at[:10], chain, part[0].seq, part[-1].seq)
+            body = to_parquet(part, prev)
+            write(tmp / key, body, now)
+            listed = ListedObject(key, "1", sha256_b64(body), part[0].seq, part[-1].seq, len(body),
+                                  merkle.root([r.hash for r in part]).hex())
+            dkey, dbody = build_digest(PREFIX, chain, [listed], head_of(part[-1]), link, signer, now.isoformat())
+            write(tmp / dkey, dbody, now)
+            link = DigestLink(dkey, hashlib.sha256(dbody).hexdigest(), part[-1].seq)
+            prev, part = part[-1].hash, []
+    pem = tmp / public_key_key(PREFIX, signer.key_id)
+    pem.parent.mkdir(parents=True, exist_ok=True)
+    pem.write_bytes(signer.public_pem)
+    tmp.rename(root)
+
+
+class InlineExecutor(Executor):
+    """Runs each task at submit, in the caller's thread, so cProfile sees it."""
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        pass
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        future: Future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+def timed(root: Path, workers: int | None) -> tuple[float, int]:
+    start = time.perf_counter()
+    report = verify.verify_store(DirectoryStore(root), SETTINGS, workers=workers)
+    seconds = time.perf_counter() - start
+    if not report.ok:
+        raise SystemExit(f"the benchmark trail does not verify: {report.findings[:3]}")
+    return seconds, report.events
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=600_000)
+    parser.add_argument("--workers", type=int, default=None, help="process pool size (default: verify's own choice)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs; the best is reported")
+    parser.add_argument("--profile", action="store_true", help="one run in this process under cProfile")
+    args = parser.parse_args()
+
+    root = bundle_dir(args.events)
+    if not root.is_dir():
+        start = time.perf_counter()
+        build(root, args.events)
+        print(f"built {root} in {time.perf_counter() - start:.1f} s")
+    size = sum(p.stat().st_size for p in root.rglob("*.parquet"))
+    objects = sum(1 for _ in root.rglob("*.parquet"))
+    print(f"bundle {root}: {args.events:,} events, {objects} objects, {size / 1e6:.1f} MB of Parquet")
+
+    if args.profile:
+        verify.ThreadPoolExecutor = InlineExecutor  # type: ignore[misc]
+        profiler = cProfile.Profile()
+        profiler.enable()
+        seconds, events = timed(root, 0)
+        profiler.disable()
+        print(f"in-process, profiled: {events:,} events in {seconds:.2f} s = {events / seconds:,.0f} events/s")
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        return
+    runs = [timed(root, args.workers) for _ in range(args.repeat)]
+    for seconds, events in runs:
+        print(f"  {events:,} events in {seconds:.2f} s = {events / seconds:,.0f} events/s")
+    seconds, events = min(runs)
+    print(f"verify: {events / seconds:,.0f} events/s (best of {len(runs)}, workers={args.workers or 'auto'})")
+
+
+if __name__ == "__main__":
+    main()

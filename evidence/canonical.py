@@ -17,13 +17,12 @@ bytes. tests/unit/test_verify_fast.py compares the two with hypothesis.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from sealtrail.record import CHAIN_COLUMNS, EVENT_COLUMNS, JSON_COLUMNS
 from sealtrail.sinks.parquet import SCHEMA, text_columns, timestamp_text
 
@@ -88,7 +87,45 @@ def row_values(table: pa.Table, i: int) -> dict[str, Any]:
     return {name: values[0] for name, values in text_columns(table.slice(i, 1)).items()}
 
 
-class TableColumns(Mapping[str, list]):
+def _python_values(column: pa.ChunkedArray) -> Sequence[Any]:
+    """A column as Python values; mostly-null columns (the seal columns) without a scalar per null,
+    timestamps as hashed text, converted only where read (the checks read the first row and the heads')."""
+    if pa.types.is_timestamp(column.type) and column.type.unit == "us":
+        return TimestampTexts(column)
+    n = len(column)
+    if column.null_count * 2 <= n:
+        return column.to_pylist()
+    values: list[Any] = [None] * n
+    where = pc.indices_nonzero(pc.is_valid(column))
+    for i, value in zip(where.to_pylist(), column.take(where).to_pylist(), strict=True):
+        values[i] = value
+    return values
+
+
+class TimestampTexts(Sequence[str]):
+    """timestamp[us] values as the text that was hashed (sinks.parquet.timestamp_text), converted on access."""
+
+    def __init__(self, column: pa.ChunkedArray) -> None:
+        self.column = column
+        self._texts: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.column)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return timestamp_text(self.column).to_pylist()[i]
+        if i < 0:
+            i += len(self.column)
+        text = self._texts.get(i)
+        if text is None:
+            if not 0 <= i < len(self.column):
+                raise IndexError(i)
+            text = self._texts[i] = timestamp_text(self.column.slice(i, 1)).to_pylist()[0]
+        return text
+
+
+class TableColumns(Mapping[str, Sequence[Any]]):
     """An object's columns for verify: Python lists made on first use, contents built column-wise.
 
     The checks read a handful of columns per row (seq, row_check, the seal
@@ -98,15 +135,12 @@ class TableColumns(Mapping[str, list]):
     def __init__(self, table: pa.Table, exact_schema: bool) -> None:
         self.table = table
         self.exact_schema = exact_schema
-        self._lists: dict[str, list] = {}
+        self._lists: dict[str, Sequence[Any]] = {}
 
-    def __getitem__(self, name: str) -> list:
+    def __getitem__(self, name: str) -> Sequence[Any]:
         values = self._lists.get(name)
         if values is None:
-            column = self.table.column(name)  # KeyError for a missing column, as a dict would
-            if pa.types.is_timestamp(column.type) and column.type.unit == "us":
-                column = timestamp_text(column)
-            values = self._lists[name] = column.to_pylist()
+            values = self._lists[name] = _python_values(self.table.column(name))  # KeyError if missing
         return values
 
     def __iter__(self) -> Iterator[str]:

@@ -34,13 +34,16 @@ stored hash before it), so the order in which workers finish does not matter.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import struct
 import threading
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import (
+    Future,
+    ThreadPoolExecutor,
+    as_completed,
+)
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import lru_cache
@@ -50,12 +53,17 @@ from typing import Any, NamedTuple
 
 import orjson
 import pyarrow as pa
-
 from sealtrail.config import Settings
 from sealtrail.errors import ConfigError, KeyNotFoundError
 from sealtrail.evidence.canonical import HASHED_ORDER, TableColumns
+from sealtrail.evidence.digests import (
+    ChainWindow,
+    StoredDigest,
+    VerifiedObject,
+    check_digest_chain,
+)
 from sealtrail.evidence.findings import Finding, FindingKind, Report
-from sealtrail.evidence.digests import ChainWindow, StoredDigest, VerifiedObject, check_digest_chain
+from sealtrail.evidence.workers import BackgroundPool
 from sealtrail.layout import (
     KEYS,
     DataObject,
@@ -720,6 +728,7 @@ def check_body(chain: str, obj: DataObject, body: bytes, pems: tuple[bytes, ...]
         return None, problem, unreadable
     try:
         rows = check_object_alone(chain, obj, columns, public_keys(pems), start_hash)
+        rows = rows._replace(check=rows.check._replace(hashes=[]))  # used up in the Merkle root; not sent back
         if tenant is not None:
             rows = rows._replace(tenant_events=sum(1 for t in columns["tenant"] if t == tenant))
         return rows, problem, None
@@ -751,7 +760,7 @@ def _admitted(items: list[_Planned], start_seq: int = 1) -> list[bool]:
 
 
 def _verify_planned_chain(store: Any, chain: str, items: list[_Planned], pems: tuple[bytes, ...],
-                          settings: Settings, progress: _Progress, pool: Executor | None, start_seq: int = 1,
+                          settings: Settings, progress: _Progress, pool: BackgroundPool | None, start_seq: int = 1,
                           tenant: str | None = None
                           ) -> tuple[list[Finding], dict[str, Any], int, list[VerifiedObject]]:
     """GET a chain's objects in order, check them (inline or in the pool), stitch them in order."""
@@ -796,7 +805,7 @@ def _verify_planned_chain(store: Any, chain: str, items: list[_Planned], pems: t
         if pool is None:
             pending.append((item, check_body(chain, obj, stored.body, pems, tenant)))
         else:
-            pending.append((item, pool.submit(check_body, chain, obj, stored.body, pems, tenant)))
+            pending.append((item, pool.run(check_body, chain, obj, stored.body, pems, tenant)))
         del stored
         settle(PREFETCH_PER_CHAIN if pool is not None else 0)
     settle(0)
@@ -811,7 +820,7 @@ def _verify_planned_chain(store: Any, chain: str, items: list[_Planned], pems: t
     return findings + extra, summary, len(items), verified
 
 
-def _process_pool(workers: int | None, planned: dict[str, list[_Planned]]) -> ProcessPoolExecutor | None:
+def _process_pool(workers: int | None, planned: dict[str, list[_Planned]]) -> BackgroundPool | None:
     """Processes for the hashing when the trail is big enough to repay starting them."""
     cpus = os.cpu_count() or 1
     if workers is None:
@@ -819,10 +828,7 @@ def _process_pool(workers: int | None, planned: dict[str, list[_Planned]]) -> Pr
         workers = cpus if cpus > 1 and size >= PROCESS_POOL_MIN_BYTES else 0
     if workers <= 0:
         return None
-    methods = multiprocessing.get_all_start_methods()
-    # Never fork: the chain threads are running, and a forked child can inherit a held lock.
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    return BackgroundPool(workers, preload=__name__)
 
 
 def _check_digests(store: Any, settings: Settings, report: Report, verified: dict[str, list[VerifiedObject]],
@@ -942,7 +948,7 @@ def verify_store(
                     report.events += summary["events"]
         finally:
             if pool is not None:
-                pool.shutdown(cancel_futures=True)
+                pool.shutdown()
     findings += _check_digests(store, settings, report, verified_by_chain, public_keys(tuple(pems)), chains, starts,
                                ends)
     report.findings = sorted(findings, key=Finding.sort_key)

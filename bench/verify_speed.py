@@ -34,6 +34,7 @@ from collections import defaultdict
 from concurrent.futures import Executor, Future
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sealtrail import merkle
@@ -139,7 +140,7 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime
 
 
-def timed(root: Path, workers: int | None) -> dict[str, float]:
+def timed(root: Path, workers: int | None) -> dict[str, Any]:
     """Wall seconds, events verified and this process's CPU seconds (all of it with workers=0)."""
     start, cpu = time.perf_counter(), cpu_seconds()
     report = verify.verify_store(DirectoryStore(root), SETTINGS, workers=workers)
@@ -149,7 +150,7 @@ def timed(root: Path, workers: int | None) -> dict[str, float]:
     return {"seconds": seconds, "events": report.events, "cpu": cpu_seconds() - cpu}
 
 
-def cold_run(events: int, workers: int | None) -> dict[str, float]:
+def cold_run(events: int, workers: int | None) -> dict[str, Any]:
     """One timed verification in a fresh interpreter, as `sealtrail verify` runs (no forkserver left warm)."""
     command = [sys.executable, __file__, "--events", str(events), "--once"]
     if workers is not None:
@@ -183,9 +184,10 @@ def main() -> None:
         verify.ThreadPoolExecutor = InlineExecutor  # type: ignore[misc]
         profiler = cProfile.Profile()
         profiler.enable()
-        seconds, events, _ = timed(root, 0)
+        run = timed(root, 0)
         profiler.disable()
-        print(f"in-process, profiled: {events:,} events in {seconds:.2f} s = {events / seconds:,.0f} events/s")
+        print(f"in-process, profiled: {run['events']:,} events in {run['seconds']:.2f} s "
+              f"= {run['events'] / run['seconds']:,.0f} events/s")
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
         return
     runs = [cold_run(args.events, args.workers) for _ in range(args.repeat)]

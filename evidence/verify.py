@@ -55,7 +55,7 @@ import orjson
 import pyarrow as pa
 from sealtrail.config import Settings
 from sealtrail.errors import ConfigError, KeyNotFoundError
-from sealtrail.evidence.canonical import HASHED_ORDER, TableColumns
+from sealtrail.evidence.canonical import HASHED_ORDER, TableColumns, read_object
 from sealtrail.evidence.digests import (
     ChainWindow,
     StoredDigest,
@@ -76,7 +76,7 @@ from sealtrail.layout import (
 )
 from sealtrail.record import EVENT_COLUMNS, GENESIS, JSON_COLUMNS, hashed_bytes
 from sealtrail.signing import PublicKeys, head_message
-from sealtrail.sinks.parquet import SCHEMA, prev_hash_of, read_table
+from sealtrail.sinks.parquet import SCHEMA, prev_hash_of
 from sealtrail.sinks.retention import policy_for, required_lock
 from sealtrail.sinks.store import ObjectVersion, StoredObject, sha256_b64
 
@@ -429,7 +429,7 @@ def check_object_alone(chain: str, obj: DataObject, columns: Columns, keys: Publ
 
 def _merkle_root(hashes: list[bytes | None]) -> bytes | None:
     """RFC 6962 root over the object's record hashes (what digests list), if every hash is known."""
-    if not hashes or any(h is None for h in hashes):
+    if not hashes or None in hashes:
         return None
     try:
         from sealtrail.merkle import root
@@ -611,12 +611,12 @@ class ParsedObject(NamedTuple):
 def parse_columns(body: bytes) -> ParsedObject:
     """Parquet bytes -> columns as hashed, the start hash, a schema problem, an unreadable reason."""
     try:
-        table = read_table(body)
-        problem = schema_problem(table.schema)
+        table, schema = read_object(body)
+        problem = schema_problem(schema)
         missing = [name for name in ROW_COLUMNS if name not in table.column_names]
         if missing:
             return ParsedObject(None, None, problem, f"cannot check rows without columns {missing}")
-        return ParsedObject(TableColumns(table, problem is None), prev_hash_of(table.schema), problem, None)
+        return ParsedObject(TableColumns(table, problem is None), prev_hash_of(schema), problem, None)
     except (pa.ArrowException, OSError, ValueError) as e:
         return ParsedObject(None, None, None, f"not readable as Parquet: {e}")
 

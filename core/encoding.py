@@ -23,7 +23,7 @@ from sealtrail.errors import InvalidEventError
 
 MAX_SAFE_INT = 2**53 - 1
 _SORTED = orjson.OPT_SORT_KEYS
-_HIGH_KEY = "\ue000"
+HIGH_KEY = "\ue000"  # object keys from here on sort differently by UTF-16 code units
 
 
 def _fast_ok(value: Any) -> bool:
@@ -40,7 +40,7 @@ def _fast_ok(value: Any) -> bool:
             return False
         if t is dict:
             for k, item in v.items():
-                if type(k) is not str or (k and max(k) >= _HIGH_KEY):
+                if type(k) is not str or (k and max(k) >= HIGH_KEY):
                     return False
                 stack.append(item)
             continue

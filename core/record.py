@@ -67,7 +67,8 @@ ALL_COLUMNS = ("chain", *CHAIN_COLUMNS, *EVENT_COLUMNS, *SEAL_COLUMNS)
 
 
 @lru_cache(maxsize=4096)
-def _ocsf_columns(category: str, action: str, outcome: str) -> dict[str, int]:
+def ocsf_columns(category: str, action: str, outcome: str) -> dict[str, int]:
+    """The OCSF columns (cached: a few hundred combinations recur). Callers must not change the dict."""
     return classify(category, action, outcome)._asdict()
 
 
@@ -92,7 +93,7 @@ def flatten(event: Event) -> dict[str, Any]:
         "before": canonical_text(event.before) if event.before is not None else None,
         "after": canonical_text(event.after) if event.after is not None else None,
         "metadata": canonical_text(event.metadata),
-        **_ocsf_columns(event.category.value, event.action, event.outcome.value),
+        **ocsf_columns(event.category.value, event.action, event.outcome.value),
     }
 
 

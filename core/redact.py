@@ -56,6 +56,7 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
 _SEPARATORS = re.compile(r"[.\- ]")
+_KEY_CACHE_SIZE = 8192
 
 
 @lru_cache(maxsize=8192)
@@ -98,6 +99,22 @@ CARD_CANDIDATE = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
 _CARD_SEPARATORS = re.compile(r"[ -]")
 
 
+_DIGITS_AS_ZERO = bytes(48 if 48 <= i <= 57 else 120 for i in range(256))  # b"0" for a digit, b"x" for the rest
+_THIRTEEN_DIGITS = b"0" * 13
+
+
+def _may_hold_card(text: str) -> bool:
+    """False only when CARD_CANDIDATE cannot match text; a byte scan several times cheaper than the regex.
+
+    A candidate is at least 13 digits with single spaces or dashes between:
+    with every space and dash deleted, 13 digits in a row. Other digits than
+    ASCII's (which the regex's \\d also takes) go to the regex itself.
+    """
+    if not text.isascii():
+        return CARD_CANDIDATE.search(text) is not None
+    return _THIRTEEN_DIGITS in text.encode().translate(_DIGITS_AS_ZERO, b" -")
+
+
 def luhn_ok(digits: str) -> bool:
     """The Luhn check digit test: true for every valid card number, and for 1 in 10 random digit strings."""
     total = 0
@@ -135,6 +152,9 @@ class Redactor:
     allow_keys: frozenset[str] = field(default_factory=frozenset)
     hints: re.Pattern[str] | None = SECRET_HINTS  # None: always run `values` (custom patterns have no known hint)
     extra_values: re.Pattern[str] | None = None
+    # key name -> sensitive? Per instance, since hashing a compiled pattern (key_is_sensitive's cache key)
+    # hashes its whole program and cost more than the match it saves.
+    _key_cache: dict[str, bool] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def from_rules(
@@ -173,6 +193,29 @@ class Redactor:
             count += n
         return text, count
 
+    def key_sensitive(self, key: str) -> bool:
+        """key_is_sensitive(key, self.keys), remembered for the few hundred names that recur."""
+        cache = self._key_cache
+        found = cache.get(key)
+        if found is None:
+            if len(cache) >= _KEY_CACHE_SIZE:
+                cache.clear()  # producers choose key names: never let them grow this without bound
+            found = cache[key] = key_is_sensitive.__wrapped__(key, self.keys)
+        return found
+
+    def may_redact(self, text: str) -> bool:
+        """False only when redact_text finds nothing in any line of text.
+
+        One scan of several strings joined by newlines clears them all at
+        once: the hints are literals without a newline, and a newline is
+        neither a digit nor a separator of a card number, whose word
+        boundaries are the same next to it as at the end of a string. Custom
+        patterns can be anchored, so with them each string is checked alone.
+        """
+        if self.hints is None or self.extra_values is not None or self.hints.search(text):
+            return True
+        return self.cards and _may_hold_card(text)
+
     def redact(self, value: Any) -> tuple[Any, int]:
         if isinstance(value, str):
             return self.redact_text(value)
@@ -183,7 +226,7 @@ class Redactor:
                     isinstance(k, str)
                     and k not in self.allow_keys
                     and v not in (None, "", MARKER)
-                    and key_is_sensitive(k, self.keys)
+                    and self.key_sensitive(k)
                 ):
                     out[k] = MARKER
                     count += 1

@@ -1,0 +1,290 @@
+"""The stream's fast validation path against the pydantic reference: same columns, same rejection, same count.
+
+validate_counted takes a shortcut for the common valid event; validate_reference
+goes through the Event model, the definition. Hypothesis builds events near
+every edge the shortcut decides on (UUID forms, RFC 3339 variants and offsets,
+enum values, lengths, IP forms, nested values with floats, big integers, deep
+nesting, high keys, sensitive keys and secret values, JSON escapes) and the two
+must agree exactly, for the default redaction rules and for configured ones.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from sealtrail.redact import CARD_CANDIDATE, DEFAULT, Redactor, _may_hold_card, key_is_sensitive
+from sealtrail.stream.validate import fast_columns, validate_counted, validate_reference
+from sealtrail.workload import generate
+
+LIMIT = 64 * 1024
+BASE: dict[str, Any] = {
+    "event_id": "0192f0c1-7a3b-7c4d-8e5f-6a7b8c9d0e1f",
+    "occurred_at": "2026-11-01T12:00:00Z",
+    "category": "auth",
+    "action": "auth.login",
+    "actor": {"id": "u"},
+    "tenant": "t",
+    "source": "s",
+}
+CONFIGURED = Redactor.from_rules(extra_keys=("colour", "metadata"), extra_patterns=(r"^tok-\d+$",),
+                                 allow_keys=("token_count",), cards=False)
+REDACTORS = st.sampled_from([DEFAULT, Redactor.from_rules(), CONFIGURED])
+
+
+def same(raw: bytes | None, redactor: Redactor = DEFAULT) -> tuple[Any, int]:
+    fast = validate_counted(raw, LIMIT, redactor)
+    reference = validate_reference(raw, LIMIT, redactor)
+    assert fast == reference, raw
+    if isinstance(fast[0], dict):
+        assert list(fast[0]) == list(reference[0])  # column order is part of the wire format
+    return fast
+
+
+# --- strategies -----------------------------------------------------------------------------------
+
+hexdigits = st.text("0123456789abcdef", min_size=32, max_size=32)
+uuids = st.one_of(
+    hexdigits.map(lambda h: f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"),
+    hexdigits.map(lambda h: f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}".upper()),
+    hexdigits,
+    hexdigits.map(lambda h: "{" + f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}" + "}"),
+    st.sampled_from(["0192f0c1-7a3b-7c4d-8e5f-6a7b8c9d0e1g", "0192f0c1-7a3b-7c4d-8e5f-6a7b8c9d0e1", "", "x" * 36,
+                     "0192f0c17a3b-7c4d-8e5f-6a7b8c9d0e1f-", "0192f0c1-7a3b-7c4d-8e5f 6a7b8c9d0e1f",
+                     "0192f0c1-7a3b-7c4d-8e5f-6a7b8c9d0e٣f"]),
+)
+offsets = st.integers(-(24 * 60 + 30), 24 * 60 + 30)
+fractions = st.sampled_from(["", ".", ".5", ".12", ".123", ".1234", ".123456", ".1234567", ".000000001"])
+
+
+@st.composite
+def times(draw: st.DrawFn) -> str:
+    at = draw(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)))
+    minutes = draw(offsets)
+    sign = "-" if minutes < 0 else draw(st.sampled_from(["+", "+", "-"]) if minutes == 0 else st.just("+"))
+    zone = draw(st.sampled_from([
+        "Z", "z", "", f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}", f"{sign}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}",
+        f"{sign}{abs(minutes) // 60:02d}:{draw(st.integers(0, 99)):02d}",
+    ]))
+    sep = draw(st.sampled_from(["T", "T", "t", " "]))
+    seconds = draw(st.sampled_from([f":{at.second:02d}", f":{at.second:02d}", "", ":60"]))
+    return f"{at.year:04d}-{at.month:02d}-{at.day:02d}{sep}{at.hour:02d}:{at.minute:02d}{seconds}{draw(fractions)}{zone}"
+
+
+texts = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(["", " ", "x" * 256, "x" * 257, "é" * 256, "🙂" * 257, "a\nb", "user-0001"]),
+)
+secretish = st.sampled_from([
+    "4111 1111 1111 1111", "4111-1111-1111-1112", "٤١١١١١١١١١١١١١١١", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl",
+    "AKIAABCDEFGHIJKLMNOP", "Bearer abcdefghijkl", "https://u:pw@host/x", "a?password=x", "tok-123",
+    "ghp_" + "a" * 36, "-----BEGIN PRIVATE KEY-----\nabc", "Mozilla/5.0", "order=5", "12345678901234567890",
+])
+keys = st.one_of(st.text(max_size=8), st.sampled_from([
+    "password", "apiKey", "token_count", "colour", "metadata", "method", "company", "\ue000", "\uffff", "a\ue001", "",
+]))
+numbers = st.one_of(
+    st.integers(-(2**53) - 2, 2**53 + 2), st.integers(-(2**70), 2**70), st.sampled_from([2**63, 2**64, -(2**63) - 1]),
+    st.floats(allow_nan=False, allow_infinity=False), st.sampled_from([1.0, -0.0, 0.1, 1e20, 2.0**53, 1e-320]),
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | numbers | texts | secretish,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=3),
+    max_leaves=12,
+)
+ips = st.one_of(
+    st.ip_addresses().map(str),
+    st.sampled_from(["::ffff:1.2.3.4", "01.2.3.4", "1.2.3", "fe80::1%eth0", "::1", "2001:DB8::1", "x", "", " 1.2.3.4",
+                     "1.2.3.4 ", "a" * 65]),
+)
+replacements: dict[str, st.SearchStrategy[Any]] = {
+    "event_id": uuids,
+    "occurred_at": times(),
+    "category": st.sampled_from(["auth", "change", "security", "admin", "access", "Auth", "billing", ""]),
+    "action": st.one_of(st.from_regex(r"[a-z][a-z0-9_]{0,6}(\.[a-z][a-z0-9_]{0,6}){1,3}", fullmatch=True),
+                        st.sampled_from(["auth", "Auth.login", "a.b\n", "a." + "b" * 126, "a." + "b" * 127, "a..b"])),
+    "outcome": st.sampled_from(["success", "failure", "unknown", "ok", None]),
+    "actor": st.fixed_dictionaries(
+        {"id": texts | secretish},
+        optional={"type": st.sampled_from(["user", "service", "system", "robot", None]), "ip": ips | st.none(),
+                  "user_agent": texts | secretish | st.none() | st.just("x" * 1025), "role": texts},
+    ),
+    "resource": st.none() | st.fixed_dictionaries({"type": texts, "id": texts | secretish}, optional={"x": texts}),
+    "tenant": texts,
+    "source": texts,
+    "request_id": st.none() | texts | secretish | st.just("r" * 257),
+    "before": st.none() | st.dictionaries(keys, json_values, max_size=4),
+    "after": st.none() | st.dictionaries(keys, json_values, max_size=4) | json_values,
+    "metadata": st.dictionaries(keys, json_values, max_size=4) | json_values,
+    "extra": texts,
+}
+wrong_types = st.one_of(st.integers(), st.booleans(), st.none(), st.lists(st.integers(), max_size=2), st.just({}))
+
+
+@st.composite
+def events(draw: st.DrawFn) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads(json.dumps(BASE))
+    for name in draw(st.lists(st.sampled_from(sorted(replacements)), max_size=6, unique=True)):
+        roll = draw(st.integers(0, 9))
+        if roll == 0:
+            event.pop(name, None)
+        elif roll == 1:
+            event[name] = draw(wrong_types)
+        else:
+            event[name] = draw(replacements[name])
+    return event
+
+
+@st.composite
+def encoded(draw: st.DrawFn) -> bytes:
+    event = draw(events())
+    how = draw(st.sampled_from(["orjson", "json-ascii", "json-utf8", "spaced"]))
+    if how == "orjson":
+        try:
+            return orjson.dumps(event)
+        except orjson.JSONEncodeError:  # integers beyond 64 bits
+            how = "json-utf8"
+    if how == "spaced":
+        return json.dumps(event, indent=1).encode()
+    return json.dumps(event, ensure_ascii=how == "json-ascii").encode()
+
+
+# --- the properties ------------------------------------------------------------------------------
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(encoded(), REDACTORS)
+def test_fast_path_agrees_with_the_model(raw: bytes, redactor: Redactor) -> None:
+    same(raw, redactor)
+
+
+@settings(max_examples=500, deadline=None)
+@given(times())
+def test_occurred_at_agrees(text: str) -> None:
+    same(json.dumps({**BASE, "occurred_at": text}).encode())
+
+
+@settings(max_examples=500, deadline=None)
+@given(uuids)
+def test_event_id_agrees(text: str) -> None:
+    same(json.dumps({**BASE, "event_id": text}).encode())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=120))
+def test_random_bytes_agree(data: bytes) -> None:
+    same(data)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(None, id="tombstone"),
+        pytest.param(b"", id="empty"),
+        pytest.param(json.dumps({**BASE, "metadata": {"n": 2**64}}).encode(), id="int-beyond-64-bits-read-as-float-by-orjson"),
+        pytest.param(json.dumps({**BASE, "metadata": {"n": -(2**63) - 1}}).encode(), id="negative-int-beyond-64-bits"),
+        pytest.param(json.dumps({**BASE, "metadata": {"n": 2**53}}).encode(), id="int-just-beyond-safe"),
+        pytest.param(json.dumps({**BASE, "metadata": {"n": 1e20}}).encode(), id="float-with-integer-value"),
+        pytest.param(json.dumps({**BASE, "metadata": {"\ue000": 1, "a": 2}}).encode(), id="high-key"),
+        pytest.param(json.dumps({**BASE, "metadata": {"x": "\\u0065yJ"}}).encode(), id="escaped-text"),
+        pytest.param(json.dumps({**BASE, "metadata": {"x": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"}},
+                                ensure_ascii=True).encode().replace(b"eyJ", b"\\u0065yJ"), id="secret-behind-json-escape"),
+        pytest.param(json.dumps({**BASE, "metadata": {"card": "٤١١١١١١١١١١١١١١١"}}).encode(), id="card-in-other-digits"),
+        pytest.param(json.dumps({**BASE, "metadata": {"password": None}}).encode(), id="sensitive-key-null"),
+        pytest.param(json.dumps({**BASE, "metadata": {"password": ""}}).encode(), id="sensitive-key-empty"),
+        pytest.param(json.dumps({**BASE, "actor": {"id": "u", "user_agent": "Bearer abcdefghijkl"}}).encode(), id="secret-in-envelope"),
+        pytest.param(b'{"event_id":"0192f0c1-7a3b-7c4d-8e5f-6a7b8c9d0e1f","occurred_at":"2026-11-01T12:00:00Z","category":"auth",'
+                     b'"action":"auth.login","actor":{"id":"u"},"tenant":5,"tenant":"t","source":"s","metadata":{"a":1,"a":2}}',
+                     id="duplicate-keys-last-wins"),
+        pytest.param(json.dumps({**BASE, "occurred_at": "2026-11-01T12:00:00+05:60"}).encode(), id="offset-minutes-60"),
+        pytest.param(json.dumps({**BASE, "occurred_at": "0999-12-31T23:30:00-01:00"}).encode(), id="year-999-local-1000-utc"),
+        pytest.param(json.dumps({**BASE, "occurred_at": "1000-01-01T00:30:00+01:00"}).encode(), id="year-1000-local-999-utc"),
+        pytest.param(json.dumps({**BASE, "occurred_at": "9999-12-31T23:59:59-00:01"}).encode(), id="beyond-9999-in-utc"),
+    ],
+)
+def test_edges_agree(raw: bytes | None) -> None:
+    same(raw)
+    same(raw, CONFIGURED)
+
+
+LIMITS = [
+    ("action", lambda n: "a." + "b" * (n - 2), 128),
+    ("tenant", lambda n: "t" * n, 256),
+    ("source", lambda n: "é" * n, 256),
+    ("request_id", lambda n: "r" * n, 256),
+    ("actor", lambda n: {"id": "🙂" * n}, 256),
+    ("actor", lambda n: {"id": "u", "user_agent": "a" * n}, 1024),
+    ("actor", lambda n: {"id": "u", "ip": "1.2.3.4" + " " * (n - 7)}, 64),
+    ("resource", lambda n: {"type": "t" * n, "id": "i"}, 256),
+    ("resource", lambda n: {"type": "t", "id": "i" * n}, 256),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "limit"), LIMITS, ids=[f"{n}-{lim}" for n, _, lim in LIMITS])
+def test_length_limits_agree(name: str, make: Any, limit: int) -> None:
+    for n in (limit - 1, limit, limit + 1):
+        same(json.dumps({**BASE, name: make(n)}).encode())
+    accepted, _ = same(json.dumps({**BASE, name: make(limit)}).encode())
+    if name != "actor" or "ip" not in make(limit):
+        assert isinstance(accepted, dict), "a value at the limit is valid"
+
+
+@pytest.mark.parametrize("depth", [60, 63, 64, 65, 66, 198, 199, 200, 300])
+def test_deep_nesting_agrees(depth: int) -> None:
+    """pydantic's parser stops at 200 levels, orjson's later: the fast path leaves deep values to the model."""
+    nested = "1"
+    for _ in range(depth):
+        nested = '{"a":[' + nested + "]}" if depth % 2 else '{"a":' + nested + "}"
+    same(json.dumps(BASE)[:-1].encode() + b', "metadata": ' + nested.encode() + b"}")
+
+
+def test_workload_takes_the_fast_path() -> None:
+    """The speed depends on it: the benchmark's events must not fall back to the model."""
+    for event in generate(2000, seed=5):
+        raw = orjson.dumps(event)
+        assert fast_columns(raw) is not None, event
+        same(raw)
+
+
+def test_secrets_fall_back_and_are_counted() -> None:
+    raw = json.dumps({**BASE, "metadata": {"password": "hunter2", "note": "card 4111 1111 1111 1111"}}).encode()
+    assert fast_columns(raw) is None
+    columns, count = same(raw)
+    assert count == 2 and "hunter2" not in columns["metadata"]
+
+
+# --- the pieces the shortcut relies on -----------------------------------------------------------
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(alphabet=st.sampled_from("0123456789 -x\n٣٤"), max_size=40) | st.text(max_size=30))
+def test_card_prefilter_never_misses(text: str) -> None:
+    if CARD_CANDIDATE.search(text):
+        assert _may_hold_card(text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(texts | secretish | st.text(alphabet="0123456789 -", max_size=25), max_size=5), REDACTORS)
+def test_one_scan_of_joined_strings_never_misses(strings: list[str], redactor: Redactor) -> None:
+    if any(redactor.redact_text(s)[1] for s in strings):
+        assert redactor.may_redact("\n".join(strings))
+
+
+@given(keys)
+@example("X-Api-Key")
+def test_key_cache_agrees(key: str) -> None:
+    assert DEFAULT.key_sensitive(key) == key_is_sensitive(key)
+    assert CONFIGURED.key_sensitive(key) == key_is_sensitive(key, CONFIGURED.keys)
+
+
+def test_timezones_agree_across_the_offset_range() -> None:
+    for minutes in range(-(23 * 60 + 59), 23 * 60 + 60, 7):
+        zone = timezone(timedelta(minutes=minutes))
+        at = datetime(2026, 3, 1, 0, 30, 15, 250000, zone)
+        same(json.dumps({**BASE, "occurred_at": at.isoformat()}).encode())

@@ -44,25 +44,28 @@ def _text(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     return column
 
 
-def _wrap(column: pa.ChunkedArray, before: str, after: str) -> tuple[pa.ChunkedArray, pa.ChunkedArray | None]:
-    """before + value + after for every non-null value (null stays null), and where a value needs escaping.
+def _wrap(column: pa.ChunkedArray, before: str, after: str, escapable: bool
+          ) -> tuple[pa.ChunkedArray, list[int]]:
+    """before + value + after for every non-null value (null stays null), and the rows whose value
+    hashed_bytes would escape (only looked for if escapable: a plain string column).
 
     A dictionary column is wrapped once per distinct value, not once per row.
+    Raises pyarrow.ArrowInvalid for a string that is not valid UTF-8.
     """
-    chunks, escapes = [], []
+    chunks, escaped, offset = [], [], 0
     for chunk in column.chunks:
-        values = chunk.dictionary if pa.types.is_dictionary(chunk.type) else chunk
-        escape = None
+        coded = pa.types.is_dictionary(chunk.type)
+        values = chunk.dictionary if coded else chunk
         if pa.types.is_string(values.type):
-            values.validate(full=True)  # raises pyarrow.ArrowInvalid on invalid UTF-8
-            escape = pc.match_substring_regex(values, _NEEDS_ESCAPE)
+            values.validate(full=True)
         wrapped = pc.binary_join_element_wise(before, _text(values), after, "")
-        if pa.types.is_dictionary(chunk.type):
-            wrapped = pa.DictionaryArray.from_arrays(chunk.indices, wrapped)
-            escape = None if escape is None else pc.take(escape, chunk.indices)
-        chunks.append(wrapped)
-        escapes.append(escape)
-    escaped = pa.chunked_array(escapes, pa.bool_()) if None not in escapes else None
+        if escapable:
+            escape = pc.match_substring_regex(values, _NEEDS_ESCAPE)
+            if pc.any(escape).as_py():
+                rows = pc.take(escape, chunk.indices) if coded else escape
+                escaped += [offset + i for i in pc.indices_nonzero(rows.fill_null(False)).to_pylist()]
+        chunks.append(pa.DictionaryArray.from_arrays(chunk.indices, wrapped) if coded else wrapped)
+        offset += len(chunk)
     return pa.chunked_array(chunks, chunks[0].type if chunks else pa.string()), escaped
 
 
@@ -77,7 +80,7 @@ class Contents:
 
     def __init__(self, chain: str, table: pa.Table) -> None:
         self.parts: list[Any] = []
-        escapes: list[pa.ChunkedArray] = []
+        self.escaped: list[int] = []
         first = True
         for name in HASHED_ORDER:
             key = ("{" if first else ",") + f'"{name}":'
@@ -89,17 +92,13 @@ class Contents:
             if not pa.types.is_dictionary(column.type) and _repeats(column):
                 column = pc.dictionary_encode(column)
             value_type = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
-            quote = '"' if pa.types.is_timestamp(value_type) or (
-                pa.types.is_string(value_type) and name not in JSON_COLUMNS) else ""
-            fragment, escape = _wrap(column, key + quote, quote)
+            escapable = pa.types.is_string(value_type) and name not in JSON_COLUMNS
+            quote = '"' if escapable or pa.types.is_timestamp(value_type) else ""
+            fragment, escaped = _wrap(column, key + quote, quote, escapable)
             self.parts.append(fragment)
-            if escape is not None and name not in JSON_COLUMNS:
-                escapes.append(escape)
+            self.escaped += escaped
         self.parts.append("}")
-        self.escaped: list[int] = []
-        for escape in escapes:
-            self.escaped += pc.indices_nonzero(escape.fill_null(False)).to_pylist()
-        self.escaped.sort()
+        self.escaped = sorted(set(self.escaped))
 
     def build(self, lo: int, hi: int) -> list[bytes] | None:
         """hashed_bytes of rows lo..hi-1, or None if one of them needs JSON escaping."""

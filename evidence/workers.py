@@ -71,6 +71,11 @@ class BackgroundPool:
                     self._inline_busy = False
                     self._state.notify_all()
 
+    def wait_started(self) -> bool:
+        """Block until the workers are up (True) or could not be started (False)."""
+        self._starter.join()
+        return self._pool is not None
+
     def shutdown(self) -> None:
         self._starter.join()
         if self._pool is not None:

@@ -263,12 +263,21 @@ def test_verify_chain_over_columns_in_memory() -> None:
     assert summary["head_seq"] == 18 and summary["signed_heads"] == 3
 
 
-def test_process_pool_finds_the_same(store: DirectoryStore) -> None:
+def test_process_pool_finds_the_same(store: DirectoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
     trail = pristine()
     rewrite(store, trail.key("p001", 2), lambda c: c["actor_id"].__setitem__(3, "mallory"))
     (store.root / trail.key("p000", 1)).unlink()
     inline = verify(store, workers=0)
+    started: list[bool] = []
+
+    class Started(verify_module.BackgroundPool):  # every object goes to the workers, none to the caller
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self.wait_started())
+
+    monkeypatch.setattr(verify_module, "BackgroundPool", Started)
     pooled = verify(store, workers=2)
+    assert started == [True]
     assert [f.as_dict() for f in pooled.findings] == [f.as_dict() for f in inline.findings]
     assert pooled.chains == inline.chains
     assert {(f.kind, f.seq) for f in inline.findings} >= {(K.CELL_CHANGED, 14), (K.OBJECT_DELETED, 6)}

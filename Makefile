@@ -32,6 +32,9 @@ bench-quick: install     ## the same benchmark on 50,000 events (about 2 minutes
 bench-storage: install   ## bytes per event of the trail against gzip'd JSON lines, without a broker (< 1 minute)
 	$(BIN)/python bench/storage.py
 
+bench-verify: install    ## events/s of verify over a 600,000-event bundle folder, without a broker or S3 (bundle cached in /tmp)
+	$(BIN)/python bench/verify_speed.py
+
 bench-stream-cpu: install ## CPU per event of the stream's validate -> seal -> wire path, without a broker (< 1 minute)
 	$(BIN)/python bench/stream_cpu.py
 

@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EVENTS ?= 5000
 
-.PHONY: install browser demo test test-soak bench bench-quick bench-storage bench-stream-cpu down clean
+.PHONY: install browser demo test test-soak bench bench-quick bench-storage bench-stream-cpu bench-verify down clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

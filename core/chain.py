@@ -37,6 +37,17 @@ class RecentIds:
         if len(self._ids) > self.capacity:
             self._ids.popitem(last=False)
 
+    def add_new(self, event_id: str) -> bool:
+        """Remember event_id unless it is already remembered; False for a repeat (one lookup, not two)."""
+        ids = self._ids
+        if event_id in ids:
+            return False
+        if self.capacity > 0:
+            ids[event_id] = None
+            if len(ids) > self.capacity:
+                ids.popitem(last=False)
+        return True
+
     def __len__(self) -> int:
         return len(self._ids)
 
@@ -86,12 +97,10 @@ def seal_batch(heads: dict[int, ChainHead], batch: list[Accepted], signer: Signe
         head = heads[item.partition]
         if item.offset <= head.src_offset:
             continue  # already sealed before a restart or rebalance
-        event_id = item.columns["event_id"]
-        if event_id in head.recent:
+        if not head.recent.add_new(item.columns["event_id"]):
             duplicates += 1
             head.src_offset = item.offset
             continue
-        head.recent.add(event_id)
         last_of[item.partition] = len(todo)
         todo.append(item)
     sealed: list[SealedRecord] = []
@@ -102,8 +111,9 @@ def seal_batch(heads: dict[int, ChainHead], batch: list[Accepted], signer: Signe
         content = hashed_bytes(head.chain, seq, sealed_at, item.offset, item.columns, key_id)
         digest = link(head.hash, content)
         signature = signer.sign(head_message(head.chain, seq, sealed_at, digest)) if key_id else None
-        record = SealedRecord(head.chain, seq, sealed_at, item.offset, item.columns, digest, key_id, signature,
-                              row_check(content))
-        head.advance(record)
-        sealed.append(record)
+        sealed.append(SealedRecord(head.chain, seq, sealed_at, item.offset, item.columns, digest, key_id, signature,
+                                   row_check(content)))
+        head.seq, head.hash = seq, digest  # ChainHead.advance, inline: this loop runs once per event
+        if item.offset > head.src_offset:
+            head.src_offset = item.offset
     return SealResult(sealed, duplicates)

@@ -44,61 +44,78 @@ def _text(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     return column
 
 
-def _wrap(column: pa.ChunkedArray, before: str, after: str, escapable: bool
-          ) -> tuple[pa.ChunkedArray, list[int]]:
-    """before + value + after for every non-null value (null stays null), and the rows whose value
-    hashed_bytes would escape (only looked for if escapable: a plain string column).
+def _escaped_rows(chunk: pa.Array, escapable: bool) -> list[int]:
+    """Rows of a chunk whose string hashed_bytes would escape (if escapable: a plain string column).
 
-    A dictionary column is wrapped once per distinct value, not once per row.
-    Raises pyarrow.ArrowInvalid for a string that is not valid UTF-8.
+    Raises pyarrow.ArrowInvalid for a string that is not valid UTF-8. A
+    dictionary's values are looked at once each, not once per row.
     """
-    chunks, escaped, offset = [], [], 0
-    for chunk in column.chunks:
-        coded = pa.types.is_dictionary(chunk.type)
-        values = chunk.dictionary if coded else chunk
-        if pa.types.is_string(values.type):
-            values.validate(full=True)
-        wrapped = pc.binary_join_element_wise(before, _text(values), after, "")
-        if escapable:
-            escape = pc.match_substring_regex(values, _NEEDS_ESCAPE)
-            if pc.any(escape).as_py():
-                rows = pc.take(escape, chunk.indices) if coded else escape
-                escaped += [offset + i for i in pc.indices_nonzero(rows.fill_null(False)).to_pylist()]
-        chunks.append(pa.DictionaryArray.from_arrays(chunk.indices, wrapped) if coded else wrapped)
-        offset += len(chunk)
-    return pa.chunked_array(chunks, chunks[0].type if chunks else pa.string()), escaped
+    coded = pa.types.is_dictionary(chunk.type)
+    values = chunk.dictionary if coded else chunk
+    if pa.types.is_string(values.type):
+        values.validate(full=True)
+    if not escapable:
+        return []
+    escape = pc.match_substring_regex(values, _NEEDS_ESCAPE)
+    if not pc.any(escape).as_py():
+        return []
+    rows = pc.take(escape, chunk.indices) if coded else escape
+    return pc.indices_nonzero(rows.fill_null(False)).to_pylist()
+
+
+def _wrapped(chunk: pa.Array, before: str, after: str) -> pa.Array:
+    """before + value + after for every non-null value, null where the value is null (the key is left out)."""
+    if pa.types.is_dictionary(chunk.type):
+        return pa.DictionaryArray.from_arrays(
+            chunk.indices, pc.binary_join_element_wise(before, _text(chunk.dictionary), after, ""))
+    return pc.binary_join_element_wise(before, _text(chunk), after, "")
+
+
+def _coded(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The column dictionary-coded where its values repeat (each distinct one is then formatted once),
+    plain where they hardly do (formatting a dictionary as large as the column would only add a copy)."""
+    if pa.types.is_dictionary(column.type):
+        if sum(len(c.dictionary) for c in column.chunks) * 4 > len(column):
+            return pc.cast(column, column.type.value_type)
+        return column
+    return pc.dictionary_encode(column) if _repeats(column) else column
 
 
 class Contents:
     """An object's rows as hashed_bytes, prepared once per object and built a chunk of rows at a time.
 
     Each column becomes its ``,"key":value`` fragment (null where the value
-    is null, so the key is left out too); a row is its fragments joined, in
-    hashed_bytes' key order. Rows where a plain string needs JSON escaping are
-    listed in escaped: build() leaves any chunk holding one to the reference.
+    is null, so the key is left out too), or, for a required column of mostly
+    distinct values, the key and quotes as literals around the values; a row
+    is all of these joined, in hashed_bytes' key order. Rows where a plain
+    string needs JSON escaping are listed in escaped: build() leaves any chunk
+    holding one to the reference.
     """
 
     def __init__(self, chain: str, table: pa.Table) -> None:
-        self.parts: list[Any] = []
-        self.escaped: list[int] = []
-        first = True
-        for name in HASHED_ORDER:
-            key = ("{" if first else ",") + f'"{name}":'
-            first = False
+        parts: list[Any] = []
+        escaped: set[int] = set()
+        for i, name in enumerate(HASHED_ORDER):
+            key = ("{" if i == 0 else ",") + f'"{name}":'
             if name == "chain":
-                self.parts.append(key + orjson.dumps(chain).decode())
+                parts.append(key + orjson.dumps(chain).decode())
                 continue
-            column = table.column(name)
-            if not pa.types.is_dictionary(column.type) and _repeats(column):
-                column = pc.dictionary_encode(column)
+            column = _coded(table.column(name))
             value_type = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
             escapable = pa.types.is_string(value_type) and name not in JSON_COLUMNS
             quote = '"' if escapable or pa.types.is_timestamp(value_type) else ""
-            fragment, escaped = _wrap(column, key + quote, quote, escapable)
-            self.parts.append(fragment)
-            self.escaped += escaped
-        self.parts.append("}")
-        self.escaped = sorted(set(self.escaped))
+            offset = 0
+            for chunk in column.chunks:
+                escaped.update(offset + r for r in _escaped_rows(chunk, escapable))
+                offset += len(chunk)
+            if _FIELDS[name].nullable or pa.types.is_dictionary(column.type):
+                parts.append(pa.chunked_array([_wrapped(c, key + quote, quote) for c in column.chunks],
+                                              None if column.num_chunks else pa.string()))
+            else:
+                parts += [key + quote, _text(column), quote]
+        parts.append("}")
+        self.parts = _merged(parts)
+        self.escaped = sorted(escaped)
 
     def build(self, lo: int, hi: int) -> list[bytes] | None:
         """hashed_bytes of rows lo..hi-1, or None if one of them needs JSON escaping."""
@@ -108,6 +125,17 @@ class Contents:
         parts = [p if isinstance(p, str) else _decoded(p.slice(lo, hi - lo)) for p in self.parts]
         joined = pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement="")
         return joined.cast(pa.binary()).to_pylist()
+
+
+def _merged(parts: list[Any]) -> list[Any]:
+    """Adjacent literals as one."""
+    out: list[Any] = []
+    for part in parts:
+        if isinstance(part, str) and out and isinstance(out[-1], str):
+            out[-1] += part
+        elif not (isinstance(part, str) and not part):
+            out.append(part)
+    return out
 
 
 def _repeats(column: pa.ChunkedArray, sample: int = 1024) -> bool:

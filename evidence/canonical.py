@@ -201,6 +201,7 @@ class TimestampTexts(Sequence[str]):
         self.column = column
         self._read_rows = read_rows
         self._texts: dict[int, str] | None = None
+        self._all: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.column)
@@ -209,8 +210,10 @@ class TimestampTexts(Sequence[str]):
         return timestamp_text(self.column.take(pa.array(rows, pa.int64()))).to_pylist()
 
     def __getitem__(self, i: Any) -> Any:
-        if isinstance(i, slice):
-            return timestamp_text(self.column).to_pylist()[i]
+        if isinstance(i, slice):  # the reference path reads whole chunks: convert the column once
+            if self._all is None:
+                self._all = timestamp_text(self.column).to_pylist()
+            return self._all[i]
         n = len(self.column)
         if i < 0:
             i += n

@@ -134,7 +134,10 @@ _TIME_SHAPE = re.compile(
 # The JSON parsers differ on two things only: pydantic's refuses nesting deeper than 200, and orjson
 # reads an integer beyond 64 bits as a float where pydantic's keeps the int. Values near either
 # edge go to the model.
-_MAX_DEPTH = 64
+_MAX_CONTAINERS = 64
+_NESTED = ("before", "after", "metadata")
+_KINDS: dict[tuple[str, str, str], dict[str, int]] = {}
+_KINDS_SIZE = 4096
 _INT_AS_FLOAT = 2.0**53
 
 
@@ -195,51 +198,60 @@ def _utc_text(value: Any) -> str | None:
     return format_ts(at) if at.year >= 1000 else None
 
 
-def _nested_clean(parts: dict[str, Any], redactor: Redactor, strings: list[str]) -> bool | None:
-    """Whether orjson's sorted output of parts is canonical; None when the reference path must decide.
+def _ocsf_if_valid(category: str, action: str, outcome: str) -> dict[str, int] | None:
+    """The OCSF columns of a valid (category, action, outcome), None for an invalid one.
 
-    None when a key in parts is sensitive (the reference then decides what to
-    redact) or where the JSON parsers might disagree. Appends every string
-    value to strings, for one redaction scan of them all. The rest is
+    Remembered: a few hundred combinations recur, and one lookup replaces the
+    enum checks, the action pattern and the classification.
+    """
+    key = (category, action, outcome)
+    found = _KINDS.get(key)
+    if found is None:
+        if category not in _CATEGORIES or outcome not in _OUTCOMES or len(action) > 128 or not _ACTION.fullmatch(action):
+            return None
+        if len(_KINDS) >= _KINDS_SIZE:
+            _KINDS.clear()  # producers choose actions: never let them grow this without bound
+        found = _KINDS[key] = ocsf_columns(category, action, outcome)
+    return found
+
+
+def _nested_clean(values: tuple[Any, ...], redactor: Redactor, strings: list[str]) -> bool | None:
+    """Whether orjson's sorted output of each value is canonical; None when the reference path must decide.
+
+    None when a key is sensitive (the reference then decides what to redact)
+    or where the JSON parsers might disagree (more than _MAX_CONTAINERS
+    objects and arrays bounds the depth too). Appends every string value to
+    strings, for one redaction scan of them all. The rest is
     encoding._fast_ok's check, done in the same walk.
     """
     sensitive, allow = redactor.key_sensitive, redactor.allow_keys
     plain = True
-    stack: list[tuple[Any, int]] = [(parts, 0)]
+    stack = [v for v in values if v]
+    seen = 0
     while stack:
-        value, depth = stack.pop()
-        if depth > _MAX_DEPTH:
+        value = stack.pop()
+        seen += 1
+        if seen > _MAX_CONTAINERS:
             return None
         if type(value) is dict:
-            for k, item in value.items():
+            for k in value:
                 if k not in allow and sensitive(k):
                     return None
                 if plain and not k.isascii() and max(k) >= HIGH_KEY:
                     plain = False
-                t = type(item)
-                if t is str:
-                    strings.append(item)
-                elif t is dict or t is list:
-                    stack.append((item, depth + 1))
-                elif t is int:
-                    plain = plain and -MAX_SAFE_INT <= item <= MAX_SAFE_INT
-                elif t is float:
-                    if not -_INT_AS_FLOAT < item < _INT_AS_FLOAT:
-                        return None
-                    plain = False
-        else:
-            for item in value:
-                t = type(item)
-                if t is str:
-                    strings.append(item)
-                elif t is dict or t is list:
-                    stack.append((item, depth + 1))
-                elif t is int:
-                    plain = plain and -MAX_SAFE_INT <= item <= MAX_SAFE_INT
-                elif t is float:
-                    if not -_INT_AS_FLOAT < item < _INT_AS_FLOAT:
-                        return None
-                    plain = False
+            value = value.values()
+        for item in value:
+            t = type(item)
+            if t is str:
+                strings.append(item)
+            elif t is dict or t is list:
+                stack.append(item)
+            elif t is int:
+                plain = plain and -MAX_SAFE_INT <= item <= MAX_SAFE_INT
+            elif t is float:
+                if not -_INT_AS_FLOAT < item < _INT_AS_FLOAT:
+                    return None
+                plain = False
     return plain
 
 
@@ -256,14 +268,11 @@ def fast_columns(raw: bytes, redactor: Redactor = DEFAULT) -> dict[str, Any] | N
         return None
     event_id, category, action = event["event_id"], event["category"], event["action"]
     outcome = event.get("outcome", "success")
+    if type(category) is not str or type(action) is not str or type(outcome) is not str:
+        return None
+    ocsf = _ocsf_if_valid(category, action, outcome)
     occurred_at = _utc_text(event["occurred_at"])
-    if (
-        occurred_at is None
-        or not _uuid_text(event_id)
-        or type(category) is not str or category not in _CATEGORIES
-        or type(action) is not str or len(action) > 128 or not _ACTION.fullmatch(action)
-        or type(outcome) is not str or outcome not in _OUTCOMES
-    ):
+    if ocsf is None or occurred_at is None or not _uuid_text(event_id):
         return None
     actor = event["actor"]
     if type(actor) is not dict or "id" not in actor or not actor.keys() <= _ACTOR_FIELDS:
@@ -289,22 +298,22 @@ def fast_columns(raw: bytes, redactor: Redactor = DEFAULT) -> dict[str, Any] | N
     tenant, source, request_id = event["tenant"], event["source"], event.get("request_id")
     if not (_short(tenant) and _short(source) and _optional_text(request_id, 256)):
         return None
-    parts = {"before": event.get("before"), "after": event.get("after"), "metadata": event.get("metadata", {})}
-    if not (
-        (parts["before"] is None or type(parts["before"]) is dict)
-        and (parts["after"] is None or type(parts["after"]) is dict)
-        and type(parts["metadata"]) is dict
-    ):
+    nested = (event.get("before"), event.get("after"), event.get("metadata", {}))
+    before, after, metadata = nested
+    if not ((before is None or type(before) is dict) and (after is None or type(after) is dict)
+            and type(metadata) is dict):
         return None
+    if any(name not in redactor.allow_keys and redactor.key_sensitive(name) for name in _NESTED):
+        return None  # configured rules can make the field names themselves sensitive
     strings = [text for text in (actor_id, agent, resource_type, resource_id, request_id) if text]
-    plain = _nested_clean(parts, redactor, strings)
+    plain = _nested_clean(nested, redactor, strings)
     if plain is None:
         return None
     if redactor.may_redact("\n".join(strings)) and any(redactor.redact_text(text)[1] for text in strings):
         return None
     try:
-        nested = [None if v is None else dumps(v, option=OPT_SORT_KEYS).decode() if plain else canonical_text(v)
-                  for v in parts.values()]
+        before, after, metadata = [None if v is None else dumps(v, option=OPT_SORT_KEYS).decode() if plain
+                                   else canonical_text(v) for v in nested]
     except (InvalidEventError, orjson.JSONEncodeError):
         return None
     return {
@@ -322,8 +331,8 @@ def fast_columns(raw: bytes, redactor: Redactor = DEFAULT) -> dict[str, Any] | N
         "tenant": tenant,
         "source": source,
         "request_id": request_id,
-        "before": nested[0],
-        "after": nested[1],
-        "metadata": nested[2],
-        **ocsf_columns(category, action, outcome),
+        "before": before,
+        "after": after,
+        "metadata": metadata,
+        **ocsf,
     }

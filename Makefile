@@ -38,7 +38,7 @@ bench-verify: install    ## events/s of verify over a 600,000-event bundle folde
 bench-stream-cpu: install ## CPU per event of the stream's validate -> seal -> wire path, without a broker (< 1 minute)
 	$(BIN)/python bench/stream_cpu.py
 
-test-soak: install       ## fault runs with 40 kills each, plus the known-intermittent ones kept out of `make test`
+test-soak: install       ## fault runs with 40 kills each, plus any test marked soak (kept out of `make test`)
 	SEALTRAIL_TEST_KILLS=40 $(BIN)/pytest -m "soak or faults" tests/integration
 
 down: install            ## stop the embedded stack started by `make demo`

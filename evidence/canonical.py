@@ -248,13 +248,17 @@ class TableColumns(Mapping[str, Sequence[Any]]):
             values = self._lists[name] = _python_values(column, self._sealed_rows)
         return values
 
-    def _sealed_rows(self) -> list[int]:
-        """The first row and every row with a key id or signature: where the checks read timestamps."""
-        rows = {0}
+    def sealed_rows(self) -> list[int]:
+        """Rows with a key id or a signature (the signed heads, and any row claiming to be one)."""
+        rows: set[int] = set()
         for name in ("key_id", "signature"):
             if name in self.table.column_names:
                 rows.update(pc.indices_nonzero(pc.is_valid(self.table.column(name))).to_pylist())
         return sorted(rows)
+
+    def _sealed_rows(self) -> list[int]:
+        """Where the checks read timestamps: the first row and the sealed ones."""
+        return [0, *self.sealed_rows()]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.table.column_names)

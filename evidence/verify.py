@@ -324,7 +324,10 @@ def _signature_findings(chain: str, obj: DataObject, columns: Columns, keys: Pub
     findings: list[Finding] = []
     signatures, key_ids = columns["signature"], columns["key_id"]
     seqs, sealed_at, stored = columns["seq"], columns["sealed_at"], columns["hash"]
-    rows = [i for i, (s, k) in enumerate(zip(signatures, key_ids, strict=True)) if s is not None or k is not None]
+    if isinstance(columns, TableColumns):
+        rows = columns.sealed_rows()
+    else:
+        rows = [i for i, (s, k) in enumerate(zip(signatures, key_ids, strict=True)) if s is not None or k is not None]
     valid = 0
     carried: set[int] = set()
     for i in rows:

@@ -11,7 +11,9 @@ format, so reruns only time the verification:
 
 Each timed run is a fresh interpreter, as `sealtrail verify` is, so the
 worker processes' start-up is counted every time; the best run is reported
-(other work on the machine only ever slows a run down).
+(other work on the machine only ever slows a run down). Each run also gives
+the CPU seconds of verify's processes (workers included) and how many cores
+other work took meanwhile, since the machine is shared.
 
 --profile runs the verification in this process, chains one after another
 (workers=0, chain threads replaced by an inline executor), under cProfile, so
@@ -25,17 +27,18 @@ import cProfile
 import hashlib
 import json
 import pstats
-import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from concurrent.futures import Executor, Future
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
+import psutil
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sealtrail import merkle
 from sealtrail.chain import Accepted, ChainHead, seal_batch
@@ -134,20 +137,57 @@ class InlineExecutor(Executor):
         return future
 
 
-def cpu_seconds() -> float:
-    """CPU time of this process (pool workers are the forkserver's children, not counted)."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    return own.ru_utime + own.ru_stime
+class CpuWatch:
+    """This process's and its descendants' CPU seconds (pool workers included, sampled every 50 ms
+    so a worker that exits is still counted), and the machine's busy CPU seconds in the same window."""
+
+    def __init__(self) -> None:
+        self.seen: dict[int, float] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        for p in [me, *me.children(recursive=True)]:
+            try:
+                t = p.cpu_times()
+            except psutil.Error:
+                continue
+            self.seen[p.pid] = max(self.seen.get(p.pid, 0.0), t.user + t.system)
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.05):
+            self._sample()
+
+    @staticmethod
+    def busy() -> float:
+        t = psutil.cpu_times()
+        return t.user + t.nice + t.system + t.irq + t.softirq + getattr(t, "steal", 0.0)
+
+    def __enter__(self) -> Self:
+        self._sample()
+        self.start_ours, self.start_busy = sum(self.seen.values()), self.busy()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self._sample()
+        self.ours = sum(self.seen.values()) - self.start_ours
+        self.machine = self.busy() - self.start_busy
 
 
 def timed(root: Path, workers: int | None) -> dict[str, Any]:
-    """Wall seconds, events verified and this process's CPU seconds (all of it with workers=0)."""
-    start, cpu = time.perf_counter(), cpu_seconds()
-    report = verify.verify_store(DirectoryStore(root), SETTINGS, workers=workers)
-    seconds = time.perf_counter() - start
+    """Wall seconds, events verified, CPU seconds of verify's processes and of other work meanwhile."""
+    with CpuWatch() as cpu:
+        start = time.perf_counter()
+        report = verify.verify_store(DirectoryStore(root), SETTINGS, workers=workers)
+        seconds = time.perf_counter() - start
     if not report.ok:
         raise SystemExit(f"the benchmark trail does not verify: {report.findings[:3]}")
-    return {"seconds": seconds, "events": report.events, "cpu": cpu_seconds() - cpu}
+    return {"seconds": seconds, "events": report.events, "cpu": cpu.ours,
+            "other_cores": max(0.0, cpu.machine - cpu.ours) / seconds}
 
 
 def cold_run(events: int, workers: int | None) -> dict[str, Any]:
@@ -193,7 +233,8 @@ def main() -> None:
     runs = [cold_run(args.events, args.workers) for _ in range(args.repeat)]
     for run in runs:
         print(f"  {run['events']:,} events in {run['seconds']:.2f} s = {run['events'] / run['seconds']:,.0f} events/s"
-              f" ({run['cpu']:.2f} CPU s in the main process)")
+              f"  ({run['cpu']:.2f} CPU s, {run['cpu'] / run['events'] * 1e6:.2f} us/event; "
+              f"other work took {run['other_cores']:.2f} cores)")
     best = min(runs, key=lambda r: r["seconds"])
     print(f"verify: {best['events'] / best['seconds']:,.0f} events/s "
           f"(best of {len(runs)} cold runs, workers={'auto' if args.workers is None else args.workers})")

@@ -16,20 +16,33 @@ What is checked, and why it is enough (DESIGN.md, invariant 3):
   wrote and is the one verified; anything newer, or a delete marker, is a
   finding.
 
-The hot loop is check_object_rows (about 270,000 rows/s on one core here,
-for 600-byte events). Canonicalising each record with hashed_bytes costs a
-dict build and a key sort per row; the fast path builds the document in the
-already-sorted key order instead (same orjson call, same bytes, no sort) and
-is checked against hashed_bytes on the first row of every chunk, falling
-back to the reference if they ever disagree; tests/unit/test_verify_fast.py
-compares the two with hypothesis.
+The hot loop is check_object_rows: per row, the canonical content, its
+row_check, the chain link and (in check_object_alone) the Merkle leaf and node.
+Contents are built column-wise with Arrow (sealtrail.evidence.canonical: string
+columns read as dictionaries, each distinct value formatted once, a chunk of
+rows joined per call, never a Python value per cell); a chunk where a string
+needs JSON escaping or the schema is not the sink's goes through a dict path
+that builds hashed_bytes' document in its sorted key order, and every chunk's
+first row is checked against hashed_bytes itself, falling back to the
+reference if they ever disagree; tests/unit/test_verify_fast.py compares the
+paths with hypothesis. Row checks are compared a chunk at a time (one bytes
+comparison when all match) and the chain is linked in a tight loop between
+signed heads. The four SHA-256 calls per row are now most of the cost (about
+2.5 of the 5 us a row takes on one core here, for 600-byte events; the
+column-wise contents about 1.6).
 
 verify_store fetches chains in parallel threads and, for trails large enough
-to repay starting them, hashes objects in a process pool: measured here on
-2 cores, 600,000 events verified at about 130,000 events/s in threads alone
-and 225,000 events/s with two processes. Objects are checked independently
-and stitched in order (ChainWalk links each object's first row to the last
-stored hash before it), so the order in which workers finish does not matter.
+to repay starting them, hashes objects in worker processes
+(sealtrail.evidence.workers): they start in the background from a forkserver
+that imports this module once, and objects are checked in the calling thread
+until they are up. Measured here on 2 cores (bench/verify_speed.py, 600,000
+events from a bundle folder, each run a fresh interpreter): about 75,000
+events/s in one process before this design and 155,000 with two workers; now
+about 130,000 in one process and about 280,000 to 300,000 with two, within 5%
+of the machine's two cores' worth of per-row work. Objects are checked
+independently and stitched in order (ChainWalk links each object's first row
+to the last stored hash before it), so the order in which workers finish does
+not matter.
 """
 
 from __future__ import annotations

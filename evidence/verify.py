@@ -28,18 +28,21 @@ reference if they ever disagree; tests/unit/test_verify_fast.py compares the
 paths with hypothesis. Row checks are compared a chunk at a time (one bytes
 comparison when all match) and the chain is linked in a tight loop between
 signed heads. The four SHA-256 calls per row are now most of the cost (about
-2.5 of the 5 us a row takes on one core here, for 600-byte events; the
-column-wise contents about 1.6).
+2.5 of the 5 us a row takes on one core here, for 600-byte events, mostly
+OpenSSL's per-call overhead; the column-wise contents about 1.6).
 
 verify_store fetches chains in parallel threads and, for trails large enough
 to repay starting them, hashes objects in worker processes
 (sealtrail.evidence.workers): they start in the background from a forkserver
 that imports this module once, and objects are checked in the calling thread
 until they are up. Measured here on 2 cores (bench/verify_speed.py, 600,000
-events from a bundle folder, each run a fresh interpreter): about 75,000
-events/s in one process before this design and 155,000 with two workers; now
-about 130,000 in one process and about 280,000 to 300,000 with two, within 5%
-of the machine's two cores' worth of per-row work. Objects are checked
+events from a bundle folder, each run a fresh interpreter, best of 6, the
+machine otherwise idle): 180,000 events/s in one process (workers=0; the
+Arrow work runs outside the GIL) and 264,000 with two workers (runs ranged
+from 203,000), at 7.3 CPU us per event in all; the design before this one
+did 90,000 and 148,000 on the same bundle and host. Two workers run
+each row at about 6.5 us against 5 us for one alone, and the forkserver's
+imports cost about half a CPU second per run. Objects are checked
 independently and stitched in order (ChainWalk links each object's first row
 to the last stored hash before it), so the order in which workers finish does
 not matter.

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.layout import data_key
+from sealtrail.record import GENESIS
 from sealtrail.signing import Signer, key_id_of
 from sealtrail.sinks.bucket import Status, init_bucket, legal_hold, read_state, rule_id
 from sealtrail.sinks.parquet import to_parquet
@@ -215,7 +216,7 @@ def sealed_object(tenants: list[str]) -> bytes:
         columns = validate(orjson.dumps(raw), 1 << 20)
         assert isinstance(columns, dict)
         batch.append(Accepted(0, i, columns))
-    return to_parquet(seal_batch({0: ChainHead("p000")}, batch, signer, "2024-03-01T10:00:00.000000Z").sealed)
+    return to_parquet(seal_batch({0: ChainHead("p000")}, batch, signer, "2024-03-01T10:00:00.000000Z").sealed, GENESIS)
 
 
 def test_hold_a_tenants_objects_in_a_date_range_then_release(stack, bucket_store) -> None:  # type: ignore[no-untyped-def]

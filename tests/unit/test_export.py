@@ -8,7 +8,6 @@ folder read through DirectoryStore (export reads any store with versions/get).
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import uuid
 from datetime import date, datetime, timedelta, timezone
@@ -70,10 +69,8 @@ def event(chain_no: int, i: int) -> dict[str, Any]:
 
 
 def parquet(records: list, prev: bytes) -> bytes:
-    """to_parquet, with the predecessor's hash where the storage format takes it."""
-    if "prev_hash" in inspect.signature(to_parquet).parameters:
-        return to_parquet(records, prev)
-    return to_parquet(records)
+    """to_parquet, with the predecessor's hash."""
+    return to_parquet(records, prev)
 
 
 @cache

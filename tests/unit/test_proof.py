@@ -9,7 +9,6 @@ digest per chain listing each object's Merkle root), as an exported bundle (Dire
 from __future__ import annotations
 
 import copy
-import inspect
 import json
 import subprocess
 import sys
@@ -107,10 +106,8 @@ def trail() -> tuple[Signer, dict[str, bytes], dict[str, list[SealedRecord]]]:
 
 
 def parquet_of(rows: list[SealedRecord], prev_hash: bytes) -> bytes:
-    """The sink's Parquet; the hash the first row links to goes along where the format records it."""
-    if "prev_hash" in inspect.signature(to_parquet).parameters:
-        return to_parquet(rows, prev_hash)  # type: ignore[call-arg]
-    return to_parquet(rows)
+    """The sink's Parquet, with the hash its first row links to."""
+    return to_parquet(rows, prev_hash)
 
 
 def write_bundle(root: Path) -> DirectoryStore:

@@ -31,11 +31,7 @@ class RecentIds:
         return event_id in self._ids
 
     def add(self, event_id: str) -> None:
-        if self.capacity <= 0:
-            return
-        self._ids[event_id] = None
-        if len(self._ids) > self.capacity:
-            self._ids.popitem(last=False)
+        self.add_new(event_id)
 
     def add_new(self, event_id: str) -> bool:
         """Remember event_id unless it is already remembered; False for a repeat (one lookup, not two)."""
@@ -61,10 +57,6 @@ class ChainHead:
     hash: bytes = GENESIS
     src_offset: int = -1
     recent: RecentIds = field(default_factory=lambda: RecentIds(0))
-
-    def advance(self, record: SealedRecord) -> None:
-        self.seq, self.hash = record.seq, record.hash
-        self.src_offset = max(self.src_offset, record.src_offset)  # a later duplicate may have moved it on
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +105,7 @@ def seal_batch(heads: dict[int, ChainHead], batch: list[Accepted], signer: Signe
         signature = signer.sign(head_message(head.chain, seq, sealed_at, digest)) if key_id else None
         sealed.append(SealedRecord(head.chain, seq, sealed_at, item.offset, item.columns, digest, key_id, signature,
                                    row_check(content)))
-        head.seq, head.hash = seq, digest  # ChainHead.advance, inline: this loop runs once per event
-        if item.offset > head.src_offset:
+        head.seq, head.hash = seq, digest
+        if item.offset > head.src_offset:  # a later duplicate may already have moved it on
             head.src_offset = item.offset
     return SealResult(sealed, duplicates)

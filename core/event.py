@@ -18,8 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?$")
 SCHEMA_ID = "https://sealtrail.dev/schema/audit-event/v1.json"
 
-ShortText = Annotated[str, Field(min_length=1, max_length=256)]
-Action = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$", max_length=128)]
+# Limits named once: the stream's fast path (stream/validate.py) checks the same ones without the model.
+SHORT_TEXT_MAX, ACTION_MAX, IP_MAX, USER_AGENT_MAX, REQUEST_ID_MAX = 256, 128, 64, 1024, 256
+ACTION_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
+
+ShortText = Annotated[str, Field(min_length=1, max_length=SHORT_TEXT_MAX)]
+Action = Annotated[str, Field(pattern=ACTION_PATTERN, max_length=ACTION_MAX)]
 
 
 class Category(StrEnum):
@@ -51,8 +55,8 @@ class Actor(_Strict):
 
     id: ShortText
     type: ActorType = ActorType.USER
-    ip: str | None = Field(None, max_length=64)
-    user_agent: str | None = Field(None, max_length=1024)
+    ip: str | None = Field(None, max_length=IP_MAX)
+    user_agent: str | None = Field(None, max_length=USER_AGENT_MAX)
 
     @field_validator("ip")
     @classmethod
@@ -88,7 +92,7 @@ class Event(_Strict):
     resource: Resource | None = None
     tenant: ShortText
     source: ShortText = Field(description="the service that emitted the event")
-    request_id: str | None = Field(None, max_length=256)
+    request_id: str | None = Field(None, max_length=REQUEST_ID_MAX)
     before: dict[str, Any] | None = Field(None, description="state before a change")
     after: dict[str, Any] | None = Field(None, description="state after a change")
     metadata: dict[str, Any] = Field(default_factory=dict)

@@ -28,10 +28,6 @@ def leaf_hash(leaf: bytes) -> bytes:
     return sha256(_LEAF + leaf).digest()
 
 
-def node_hash(left: bytes, right: bytes) -> bytes:
-    return sha256(_NODE + left + right).digest()
-
-
 def _parents(level: list[bytes]) -> list[bytes]:
     up = [sha256(_NODE + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
     if len(level) % 2:

@@ -148,14 +148,6 @@ def _decoded(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.cast(column, column.type.value_type) if pa.types.is_dictionary(column.type) else column
 
 
-def build_contents(chain: str, table: pa.Table) -> list[bytes] | None:
-    """hashed_bytes of every row of a table with the sink's schema, or None if any row needs the reference.
-
-    Raises pyarrow.ArrowInvalid for a string that is not valid UTF-8.
-    """
-    return Contents(chain, table).build(0, table.num_rows)
-
-
 def read_object(body: bytes) -> tuple[pa.Table, pa.Schema]:
     """Parquet bytes -> the table, string columns as dictionaries (as most are stored), and the file's schema.
 

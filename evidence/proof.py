@@ -37,7 +37,7 @@ from sealtrail.record import EVENT_COLUMNS, GENESIS, hashed_bytes, link
 from sealtrail.signing import PublicKeys, head_message
 from sealtrail.sinks.digest import FORMAT as DIGEST_FORMAT
 from sealtrail.sinks.digest import signed_message
-from sealtrail.sinks.parquet import read_table, text_columns
+from sealtrail.sinks.parquet import prev_hash_of, read_table, text_columns
 
 FORMAT = "sealtrail.proof.v1"
 RECORD_FIELDS = frozenset({"seq", "sealed_at", "src_offset", "key_id", *EVENT_COLUMNS})
@@ -81,14 +81,6 @@ def _row_contents(chain: str, columns: dict[str, list]) -> list[bytes]:
     ]
 
 
-def _chained(prev: bytes, contents: list[bytes]) -> list[bytes]:
-    out: list[bytes] = []
-    for content in contents:
-        prev = link(prev, content)
-        out.append(prev)
-    return out
-
-
 def _end_hash(store: Any, chain: str, items: list[Any], index: int) -> bytes:
     """The record hash that ends items[index], recomputed forward from its last signed head's stored
     hash (the value signatures are checked against), or from the hash the object starts from."""
@@ -114,9 +106,7 @@ def _start_hash(store: Any, chain: str, items: list[Any], index: int, columns: d
     obj = items[index].obj
     if obj.first == 1:
         return GENESIS
-    from sealtrail.sinks import parquet
-
-    recorded = parquet.prev_hash_of(schema) if hasattr(parquet, "prev_hash_of") else None
+    recorded = prev_hash_of(schema)
     if recorded is not None:
         return recorded
     if index == 0 or items[index - 1].obj.last != obj.first - 1:

@@ -67,6 +67,11 @@ WRITE_OPTIONS = {"compression": "zstd", "use_dictionary": DICTIONARY, "column_en
                  "write_statistics": True}
 
 
+def schema_for(prev_hash: bytes | None) -> pa.Schema:
+    """SCHEMA, with the hash the object's first record links to in its metadata."""
+    return SCHEMA if prev_hash is None else SCHEMA.with_metadata({PREV_HASH_META: prev_hash.hex().encode()})
+
+
 def to_table(records: list[SealedRecord], prev_hash: bytes | None) -> pa.Table:
     """Records as a table; prev_hash (the hash the first record links to) goes into the schema metadata."""
     columns: dict[str, list] = {
@@ -87,8 +92,7 @@ def to_table(records: list[SealedRecord], prev_hash: bytes | None) -> pa.Table:
             arrays.append(pc.cast(pa.array(values, pa.string()), TS))
         else:
             arrays.append(pa.array(values, field.type))
-    schema = SCHEMA if prev_hash is None else SCHEMA.with_metadata({PREV_HASH_META: prev_hash.hex().encode()})
-    return pa.Table.from_arrays(arrays, schema=schema)
+    return pa.Table.from_arrays(arrays, schema=schema_for(prev_hash))
 
 
 class ObjectWriter:
@@ -100,12 +104,12 @@ class ObjectWriter:
     """
 
     def __init__(self, prev_hash: bytes | None) -> None:
-        self._schema = SCHEMA if prev_hash is None else SCHEMA.with_metadata({PREV_HASH_META: prev_hash.hex().encode()})
+        self._prev_hash = prev_hash
         self._sink = pa.BufferOutputStream()
-        self._writer = pq.ParquetWriter(self._sink, self._schema, **WRITE_OPTIONS)
+        self._writer = pq.ParquetWriter(self._sink, schema_for(prev_hash), **WRITE_OPTIONS)
 
     def append(self, records: list[SealedRecord]) -> None:
-        self._writer.write_table(to_table(records, None).cast(self._schema))
+        self._writer.write_table(to_table(records, self._prev_hash))
 
     @property
     def size(self) -> int:

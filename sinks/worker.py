@@ -109,15 +109,16 @@ def latest_digest(store: S3Store, prefix: str, chain: str) -> DigestLink | None:
 class OpenObject:
     """A chain's data object while row groups are added to it: what its PUT, digest and commit need."""
 
-    def __init__(self, chain: str, prev_hash: bytes, opened_at: float) -> None:
-        self.chain, self.opened_at = chain, opened_at
+    def __init__(self, chain: str, prev_hash: bytes, opened_at: float, track_events: bool) -> None:
+        self.chain, self.opened_at, self.track_events = chain, opened_at, track_events
         self.writer = ObjectWriter(prev_hash)
         self.first: SealedRecord = None  # type: ignore[assignment]  # set by the first append
         self.last: SealedRecord = None  # type: ignore[assignment]
         self.last_offset = -1
         self.count = 0
         self.hashes: list[bytes] = []  # the digest's Merkle root is over these
-        self.events: set[tuple[str, str, str]] = set()  # (category, action, tenant) for the retention policy
+        # (category, action, tenant) for the retention policy; read only when it has rules beyond the default
+        self.events: set[tuple[str, str, str]] = set()
 
     def append(self, taken: list[Pending]) -> None:
         records = [p.record for p in taken]
@@ -126,7 +127,8 @@ class OpenObject:
         self.last, self.last_offset = records[-1], taken[-1].offset
         self.count += len(records)
         self.hashes.extend(r.hash for r in records)
-        self.events.update((r.columns["category"], r.columns["action"], r.columns["tenant"]) for r in records)
+        if self.track_events:
+            self.events.update((r.columns["category"], r.columns["action"], r.columns["tenant"]) for r in records)
 
 
 class SinkWorker:
@@ -272,7 +274,8 @@ class SinkWorker:
                     prev_hash = buffer.stored_hash
                     taken = buffer.take(n, now)
                     if building is None:
-                        building = self.open[partition] = OpenObject(buffer.chain, prev_hash, taken[0].arrived)
+                        building = self.open[partition] = OpenObject(buffer.chain, prev_hash, taken[0].arrived,
+                                                                          bool(self.retention.rules))
                     building.append(taken)
             if building is None or not (force or building.writer.size >= cfg.object_bytes
                                         or now - building.opened_at >= cfg.flush_interval_s):
@@ -297,7 +300,7 @@ class SinkWorker:
             listed = ListedObject(key, existing.version_id, existing.checksum_sha256, first, last, existing.size, root)
         else:
             body = building.writer.close()
-            version = self._put_locked(key, body, building.events if self.retention.rules else set())
+            version = self._put_locked(key, body, building.events)
             listed = ListedObject(key, version, sha256_b64(body), first, last, len(body), root)
             self.metrics.objects.inc()
             self.metrics.bytes.inc(len(body))

@@ -24,7 +24,11 @@ class Pending:
 
 @dataclass
 class ChainBuffer:
-    """Records of one chain not yet in S3; ``stored_seq`` and ``stored_hash`` are the bucket's last record."""
+    """Records of one chain not yet taken for an object.
+
+    ``stored_seq`` and ``stored_hash`` are the last record already taken: in
+    the bucket, or in the chain's open object (which then goes in first).
+    """
 
     chain: str
     stored_seq: int

@@ -21,7 +21,20 @@ from pydantic import ValidationError
 
 from sealtrail.encoding import HIGH_KEY, MAX_SAFE_INT, canonical_text, format_ts
 from sealtrail.errors import InvalidEventError
-from sealtrail.event import Actor, ActorType, Category, Event, Outcome, Resource
+from sealtrail.event import (
+    ACTION_MAX,
+    ACTION_PATTERN,
+    IP_MAX,
+    REQUEST_ID_MAX,
+    SHORT_TEXT_MAX,
+    USER_AGENT_MAX,
+    Actor,
+    ActorType,
+    Category,
+    Event,
+    Outcome,
+    Resource,
+)
 from sealtrail.record import flatten, ocsf_columns
 from sealtrail.redact import DEFAULT, Redactor, key_is_sensitive, redact_event
 
@@ -126,7 +139,7 @@ _CATEGORIES = frozenset(c.value for c in Category)
 _OUTCOMES = frozenset(o.value for o in Outcome)
 _ACTOR_TYPES = frozenset(t.value for t in ActorType)
 # Event.action's pattern; fullmatch is what its ^...$ means to pydantic's (Rust) regex engine.
-_ACTION = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+")
+_ACTION = re.compile(ACTION_PATTERN.removeprefix("^").removesuffix("$"))
 # RFC 3339 as producers write it: upper-case T, seconds, at most microseconds, Z or +hh:mm.
 _TIME_SHAPE = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-5][0-9])"
@@ -142,7 +155,7 @@ _INT_AS_FLOAT = 2.0**53
 
 
 def _short(value: Any) -> bool:
-    return type(value) is str and 0 < len(value) <= 256
+    return type(value) is str and 0 < len(value) <= SHORT_TEXT_MAX
 
 
 def _optional_text(value: Any, limit: int) -> bool:
@@ -207,7 +220,7 @@ def _ocsf_if_valid(category: str, action: str, outcome: str) -> dict[str, int] |
     key = (category, action, outcome)
     found = _KINDS.get(key)
     if found is None:
-        if category not in _CATEGORIES or outcome not in _OUTCOMES or len(action) > 128 or not _ACTION.fullmatch(action):
+        if category not in _CATEGORIES or outcome not in _OUTCOMES or len(action) > ACTION_MAX or not _ACTION.fullmatch(action):
             return None
         if len(_KINDS) >= _KINDS_SIZE:
             _KINDS.clear()  # producers choose actions: never let them grow this without bound
@@ -281,7 +294,7 @@ def fast_columns(raw: bytes, redactor: Redactor = DEFAULT) -> dict[str, Any] | N
     if (
         not _short(actor_id)
         or type(actor_type) is not str or actor_type not in _ACTOR_TYPES
-        or not _optional_text(ip, 64) or not _optional_text(agent, 1024)
+        or not _optional_text(ip, IP_MAX) or not _optional_text(agent, USER_AGENT_MAX)
     ):
         return None
     if ip is not None and (ip := _ip_text(ip)) is None:
@@ -296,7 +309,7 @@ def fast_columns(raw: bytes, redactor: Redactor = DEFAULT) -> dict[str, Any] | N
     else:
         return None
     tenant, source, request_id = event["tenant"], event["source"], event.get("request_id")
-    if not (_short(tenant) and _short(source) and _optional_text(request_id, 256)):
+    if not (_short(tenant) and _short(source) and _optional_text(request_id, REQUEST_ID_MAX)):
         return None
     nested = (event.get("before"), event.get("after"), event.get("metadata", {}))
     before, after, metadata = nested

@@ -18,21 +18,19 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-
-from sealtrail.redact import CARD_CANDIDATE, DEFAULT, Redactor, _may_hold_card, key_is_sensitive
+from sealtrail.redact import (
+    CARD_CANDIDATE,
+    DEFAULT,
+    Redactor,
+    _may_hold_card,
+    key_is_sensitive,
+)
 from sealtrail.stream.validate import fast_columns, validate_counted, validate_reference
 from sealtrail.workload import generate
 
-LIMIT = 64 * 1024
-BASE: dict[str, Any] = {
-    "event_id": "0192f0c1-7a3b-7c4d-8e5f-6a7b8c9d0e1f",
-    "occurred_at": "2026-11-01T12:00:00Z",
-    "category": "auth",
-    "action": "auth.login",
-    "actor": {"id": "u"},
-    "tenant": "t",
-    "source": "s",
-}
+from .test_validate import LIMIT
+from .test_validate import MINIMAL as BASE
+
 CONFIGURED = Redactor.from_rules(extra_keys=("colour", "metadata"), extra_patterns=(r"^tok-\d+$",),
                                  allow_keys=("token_count",), cards=False)
 REDACTORS = st.sampled_from([DEFAULT, Redactor.from_rules(), CONFIGURED])

@@ -49,6 +49,16 @@ class Emitter(threading.Thread):
             self.error = e
 
 
+def row_groups(trail) -> list[int]:  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sealtrail.layout import data_prefix
+
+    return [pq.ParquetFile(pa.BufferReader(trail.store.get(key).body)).metadata.num_row_groups
+            for key in trail.store.keys(data_prefix(trail.settings.s3.prefix))]
+
+
 def where_missing(trail, emitted: list[str]) -> str:  # type: ignore[no-untyped-def]
     """Which stage lost the events the bucket lacks: the input topic, the chained topic, or the sink."""
     from sealtrail.kafka import read_to_end
@@ -103,8 +113,13 @@ def test_stream_worker_killed_mid_flow(trail) -> None:  # type: ignore[no-untype
 
 
 def test_sink_worker_killed_mid_flow(trail) -> None:  # type: ignore[no-untyped-def]
-    """Every other kill lands exactly between a data PUT and its digest PUT (dying_sink.py)."""
+    """Every other kill lands exactly between a data PUT and its digest PUT (dying_sink.py).
+
+    Small row groups and a 2 s object bound: kills also land while an object
+    is half built from several row groups.
+    """
     rng = random.Random(6)
+    trail.env.update({"SEALTRAIL_SINK__FLUSH_RECORDS": "100", "SEALTRAIL_SINK__FLUSH_INTERVAL_S": "2"})
     trail.start("stream")
     emitter = Emitter(trail)
     emitter.start()
@@ -131,6 +146,7 @@ def test_sink_worker_killed_mid_flow(trail) -> None:  # type: ignore[no-untyped-
     assert between_puts >= KILLS // 2 - 1, "the sink did not die between its PUTs"
     trail.start("sink")
     assert_exactly_once(trail, emitter.ids)
+    assert max(row_groups(trail)) > 1, "no object was built from several row groups"
 
 
 class LedgerEmitter(Emitter):

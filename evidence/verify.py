@@ -69,6 +69,7 @@ from typing import Any, NamedTuple
 
 import orjson
 import pyarrow as pa
+from sealtrail import merkle
 from sealtrail.config import Settings
 from sealtrail.errors import ConfigError, KeyNotFoundError
 from sealtrail.evidence.canonical import HASHED_ORDER, TableColumns, read_object
@@ -450,11 +451,7 @@ def _merkle_root(hashes: list[bytes | None]) -> bytes | None:
     """RFC 6962 root over the object's record hashes (what digests list), if every hash is known."""
     if not hashes or None in hashes:
         return None
-    try:
-        from sealtrail.merkle import root
-    except ImportError:  # pragma: no cover - until the digest roots exist
-        return None
-    return root(hashes)  # type: ignore[arg-type]
+    return merkle.root(hashes)  # type: ignore[arg-type]
 
 
 @dataclass

@@ -686,21 +686,35 @@ def plan(versions: Iterable[ObjectVersion], prefix: str, chains: Iterable[str] |
     return dict(planned), findings
 
 
-def _in_dates(planned: dict[str, list[_Planned]], since: str | None, until: str | None,
-              starts: dict[str, int], ends: dict[str, int]) -> dict[str, list[_Planned]]:
-    """The objects whose dt= lies in [since, until], and each chain's first and last seq there (in place)."""
-    out: dict[str, list[_Planned]] = {}
-    for chain, items in planned.items():
-        kept = sorted((i for i in items if (since is None or i.obj.dt >= since) and (until is None or i.obj.dt <= until)),
-                      key=lambda i: (i.obj.first, i.obj.last))
-        if not kept:
+def _window_by_dates(versions: list[ObjectVersion], since: str | None, until: str | None,
+                     starts: dict[str, int], ends: dict[str, int]) -> None:
+    """Each chain's first and last seq among the data keys whose dt= lies in [since, until] (in place).
+
+    Every listed key counts, a key behind a delete marker too: a hidden object
+    inside the window must start the window (and be reported), not move it.
+    """
+    spans: dict[str, tuple[int, int]] = {}
+    for v in versions:
+        obj = parse_data_key(v.key)
+        if obj is None or (since is not None and obj.dt < since) or (until is not None and obj.dt > until):
             continue
-        out[chain] = kept
+        lo, hi = spans.get(obj.chain, (obj.first, obj.last))
+        spans[obj.chain] = (min(lo, obj.first), max(hi, obj.last))
+    for chain, (lo, hi) in spans.items():
         if since is not None:
-            starts[chain] = max(starts.get(chain, 1), kept[0].obj.first)
+            starts[chain] = max(starts.get(chain, 1), lo)
         if until is not None:
-            ends[chain] = kept[-1].obj.last
-    return out
+            ends[chain] = hi
+
+
+def _in_window(finding: Finding, starts: dict[str, int], ends: dict[str, int]) -> bool:
+    """Whether a listing finding concerns the window: lifecycle expiry leaves delete markers on the
+    objects before it (and versioned buckets keep them), which a window starting later must not blame."""
+    obj = parse_data_key(finding.key) if finding.key else None
+    if finding.kind != K.DELETE_MARKER or obj is None:
+        return True
+    end = ends.get(obj.chain)
+    return obj.last >= starts.get(obj.chain, 1) and (end is None or obj.first <= end)
 
 
 def load_keys(store: Any, prefix: str) -> tuple[list[bytes], list[Finding]]:
@@ -938,11 +952,14 @@ def verify_store(
             public_keys(tuple(pems))
         except (ValueError, TypeError) as e:
             raise ConfigError("--key", f"not an Ed25519 public key (PEM): {e}") from e
-    planned, listing_findings = plan(store.versions(data_prefix(prefix)), prefix, chains)
+    versions = list(store.versions(data_prefix(prefix)))
+    planned, listing_findings = plan(versions, prefix, chains)
     if since is not None or until is not None:
-        planned = _in_dates(planned, since, until, starts, ends)
-    planned = {chain: [i for i in items if i.obj.last >= starts.get(chain, 1)] for chain, items in planned.items()}
-    findings += listing_findings
+        _window_by_dates(versions, since, until, starts, ends)
+        planned = {chain: items for chain, items in planned.items() if chain in starts or chain in ends}
+    planned = {chain: [i for i in items if i.obj.last >= starts.get(chain, 1)
+                       and (chain not in ends or i.obj.first <= ends[chain])] for chain, items in planned.items()}
+    findings += [f for f in listing_findings if _in_window(f, starts, ends)]
     tracker = _Progress(sum(len(items) for items in planned.values()), progress)
     report = Report()
     verified_by_chain: dict[str, list[VerifiedObject]] = {}

@@ -219,3 +219,16 @@ def test_verify_command_windows_chains_and_tenant(tmp_path: Path, monkeypatch) -
     assert doc["chains"]["p001"]["tenant_events"] == 11 and doc["chains"]["p001"]["anchored_on"]
     with pytest.raises(click.BadParameter, match="--from is after --to"):  # main() turns it into exit 2
         run("--from", DAYS[2], "--to", DAYS[1])
+
+
+def test_after_expiry_the_delete_markers_before_a_window_are_not_blamed(tmp_path: Path) -> None:
+    """Lifecycle expiry in a versioned bucket leaves a delete marker on each expired object."""
+    from .test_verify import HistoryStore
+
+    store, keys = daily_trail(tmp_path)
+    marked = HistoryStore(store.root, {keys[chain][0]: [("dm", None)] for chain in CHAINS_})
+    assert K.DELETE_MARKER in kinds(verify(marked))
+    report = verify(marked, since=DAYS[1])
+    assert report.ok, report.findings
+    inside = HistoryStore(store.root, {keys["p000"][1]: [("dm", None)]})  # a marker inside the window still counts
+    assert K.DELETE_MARKER in kinds(verify(inside, since=DAYS[1]))

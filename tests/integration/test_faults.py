@@ -158,7 +158,7 @@ class LedgerEmitter(Emitter):
 
     def __init__(self, trail) -> None:  # type: ignore[no-untyped-def]
         super().__init__(trail)
-        self.acked: dict[str, tuple[int, int]] = {}
+        self.acked: dict[str, tuple[int, int | None]] = {}
 
     def run(self) -> None:
         from sealtrail.kafka import make_producer
@@ -194,7 +194,7 @@ class LedgerEmitter(Emitter):
             self.error = e
 
 
-def broker_losses(trail, acked: dict[str, tuple[int, int]]) -> tuple[dict[str, int], set[str]]:  # type: ignore[no-untyped-def]
+def broker_losses(trail, acked: dict[str, tuple[int, int | None]]) -> tuple[dict[str, int], set[str]]:  # type: ignore[no-untyped-def]
     """Acknowledged events audit.events no longer holds, by what now stands at their offset; and what it holds."""
     from sealtrail.kafka import read_to_end
 
@@ -206,11 +206,14 @@ def broker_losses(trail, acked: dict[str, tuple[int, int]]) -> tuple[dict[str, i
                 at[(m.partition(), m.offset())] = m.key().decode()
                 ends[m.partition()] = max(ends.get(m.partition(), -1), m.offset())
     held = set(at.values())
-    losses = {"offset reused by another event": 0, "offset beyond the partition's end": 0, "offset left empty": 0}
+    losses = {"acknowledged without an offset": 0, "offset reused by another event": 0,
+              "offset beyond the partition's end": 0, "offset left empty": 0}
     for event_id, (partition, offset) in acked.items():
         if event_id in held:
             continue
-        if (partition, offset) in at:
+        if offset is None or offset < 0:  # the broker's produce response carried no base offset
+            losses["acknowledged without an offset"] += 1
+        elif (partition, offset) in at:
             losses["offset reused by another event"] += 1
         elif offset > ends.get(partition, -1):
             losses["offset beyond the partition's end"] += 1

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sealtrail.record import GENESIS, SealedRecord, hashed_bytes, link, row_check
+from sealtrail.record import GENESIS, SealedRecord, chain_hash, content_digest, hashed_bytes, row_check_of
 from sealtrail.signing import Signer, head_message
 
 
@@ -101,11 +101,12 @@ def seal_batch(heads: dict[int, ChainHead], batch: list[Accepted], signer: Signe
         seq = head.seq + 1
         key_id = signer.key_id if last_of[item.partition] == index else None
         content = hashed_bytes(head.chain, seq, sealed_at, item.offset, item.columns, key_id)
-        digest = link(head.hash, content)
-        signature = signer.sign(head_message(head.chain, seq, sealed_at, digest)) if key_id else None
-        sealed.append(SealedRecord(head.chain, seq, sealed_at, item.offset, item.columns, digest, key_id, signature,
-                                   row_check(content)))
-        head.seq, head.hash = seq, digest
+        digest = content_digest(content)
+        hashed = chain_hash(head.hash, digest)
+        signature = signer.sign(head_message(head.chain, seq, sealed_at, hashed)) if key_id else None
+        sealed.append(SealedRecord(head.chain, seq, sealed_at, item.offset, item.columns, hashed, key_id, signature,
+                                   row_check_of(digest)))
+        head.seq, head.hash = seq, hashed
         if item.offset > head.src_offset:  # a later duplicate may already have moved it on
             head.src_offset = item.offset
     return SealResult(sealed, duplicates)

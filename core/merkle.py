@@ -1,7 +1,9 @@
 """RFC 6962 Merkle trees over record hashes: roots, inclusion paths, and path verification.
 
-A digest lists, for every data object, the Merkle Tree Hash of its rows'
-record hashes (in sequence order). One row can then be shown to hold a place
+A digest lists, for every data object, the Merkle Tree Hash of its rows in
+sequence order, whose leaf hashes are the rows' record hashes
+(sealtrail.record.chain_hash is SHA-256(0x00 || leaf), the leaf being the
+previous hash and the content's digest). One row can then be shown to hold a place
 in a signed digest with a path of log2(rows) hashes, without the rest of the
 object: the auditor's inclusion proof (sealtrail.evidence.proof).
 
@@ -37,9 +39,14 @@ def _parents(level: list[bytes]) -> list[bytes]:
 
 def root(leaves: Sequence[bytes]) -> bytes:
     """The Merkle Tree Hash of the leaves (RFC 6962 MTH)."""
-    if not leaves:
+    return root_of_hashes([leaf_hash(leaf) for leaf in leaves])
+
+
+def root_of_hashes(hashed_leaves: Sequence[bytes]) -> bytes:
+    """The Merkle Tree Hash of leaves given by their leaf hashes (a trail's record hashes are those)."""
+    if not hashed_leaves:
         return EMPTY_ROOT
-    level = [sha256(_LEAF + leaf).digest() for leaf in leaves]
+    level = list(hashed_leaves)
     while len(level) > 1:
         level = _parents(level)
     return level[0]
@@ -47,9 +54,14 @@ def root(leaves: Sequence[bytes]) -> bytes:
 
 def inclusion_path(leaves: Sequence[bytes], index: int) -> list[bytes]:
     """PATH(index, leaves): the sibling hashes from the leaf up to the root (RFC 6962 2.1.1)."""
-    if not 0 <= index < len(leaves):
-        raise ValueError(f"leaf index {index} outside a tree of {len(leaves)} leaves")
-    level = [sha256(_LEAF + leaf).digest() for leaf in leaves]
+    return inclusion_path_of_hashes([leaf_hash(leaf) for leaf in leaves], index)
+
+
+def inclusion_path_of_hashes(hashed_leaves: Sequence[bytes], index: int) -> list[bytes]:
+    """PATH(index, ...) for leaves given by their leaf hashes."""
+    if not 0 <= index < len(hashed_leaves):
+        raise ValueError(f"leaf index {index} outside a tree of {len(hashed_leaves)} leaves")
+    level = list(hashed_leaves)
     path: list[bytes] = []
     while len(level) > 1:
         sibling = index ^ 1

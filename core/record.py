@@ -123,14 +123,39 @@ def hashed_bytes(
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
 
+RECORD_HASH_PREFIX = b"\x00"  # RFC 6962's leaf prefix: a record hash is its leaf hash in the object's Merkle tree
+
+
+def content_digest(content: bytes) -> bytes:
+    """SHA-256 of a record's content: what row_check and the chain link are both made from."""
+    return hashlib.sha256(content).digest()
+
+
+def row_check_of(digest: bytes) -> int:
+    """The first four bytes of the content digest, as a signed big-endian int32 (an Athena INT)."""
+    return int.from_bytes(digest[:4], "big", signed=True)
+
+
 def row_check(content: bytes) -> int:
-    """The first four bytes of SHA-256(content), as a signed big-endian int32 (an Athena INT)."""
-    return int.from_bytes(hashlib.sha256(content).digest()[:4], "big", signed=True)
+    return row_check_of(content_digest(content))
 
 
-def link(prev: bytes, content: bytes) -> bytes:
-    """hash_n = SHA-256(hash_{n-1} || content_n); the first record links to GENESIS."""
-    return hashlib.sha256(prev + content).digest()
+def chain_hash(prev: bytes, digest: bytes) -> bytes:
+    """hash_n = SHA-256(0x00 || hash_{n-1} || SHA-256(content_n)); the first record links to GENESIS.
+
+    The content is hashed once, and that digest serves row_check and the link
+    alike. The 0x00 prefix makes hash_n, as it stands, the RFC 6962 leaf hash
+    of the 64-byte leaf (hash_{n-1} || SHA-256(content_n)), so an object's
+    Merkle tree is built straight on its record hashes: no hash per row for
+    the leaves, and any RFC 6962 verifier agrees on the root. Inner nodes are
+    prefixed 0x01, so a record hash never passes for a node.
+    """
+    return hashlib.sha256(RECORD_HASH_PREFIX + prev + digest).digest()
+
+
+def record_hash(prev: bytes, content: bytes) -> bytes:
+    """The hash of a record with this content that links to prev (chain_hash of its content digest)."""
+    return chain_hash(prev, content_digest(content))
 
 
 @dataclass(slots=True)

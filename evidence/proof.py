@@ -9,14 +9,15 @@ the public keys only:
 - the digest's signature and its head's signature verify with a given key;
 - the digest names the proof's chain and lists the object, with a Merkle
   root, a sequence range holding the record, and a head at or after its end;
-- SHA-256(prev_hash || hashed_bytes(record)) is the leaf, and the path from
-  it at index seq - first in a tree of last - first + 1 leaves leads to the
-  listed root. The path binds the leaf's index but not always the tree's size
+- the record hash SHA-256(0x00 || prev_hash || SHA-256(hashed_bytes(record)))
+  is the leaf hash (RFC 6962's, of the leaf prev_hash || content digest), and
+  the path from it at index seq - first in a tree of last - first + 1 leaves
+  leads to the listed root. The path binds the leaf's index but not always the tree's size
   (index 0 of 3 leaves and of 4 walk the same way), so both come from the
   signed range, never from the proof alone.
 
 prev_hash needs no check of its own: a changed record would need a prev_hash
-with SHA-256(prev_hash || record') equal to the leaf, a SHA-256 preimage.
+giving the same record hash, a SHA-256 second preimage.
 Building a proof recomputes the object's record hashes from its rows (the
 stored per-row hash is not relied on) and refuses to emit a proof whose root
 differs from the digest's: that object fails `sealtrail verify` too.
@@ -33,7 +34,7 @@ from sealtrail import merkle
 from sealtrail.config import Settings
 from sealtrail.errors import ConfigError, KeyNotFoundError, NotProvableError
 from sealtrail.layout import DataObject, data_prefix, digest_prefix, parse_data_key, parse_digest_key
-from sealtrail.record import EVENT_COLUMNS, GENESIS, hashed_bytes, link
+from sealtrail.record import EVENT_COLUMNS, GENESIS, hashed_bytes, record_hash
 from sealtrail.signing import PublicKeys, head_message
 from sealtrail.sinks.digest import FORMAT as DIGEST_FORMAT
 from sealtrail.sinks.digest import signed_message
@@ -94,7 +95,7 @@ def _end_hash(store: Any, chain: str, items: list[Any], index: int) -> bytes:
     else:
         h, rest = _start_hash(store, chain, items, index, columns, schema), contents
     for content in rest:
-        h = link(h, content)
+        h = record_hash(h, content)
     return h
 
 
@@ -158,12 +159,12 @@ def build_proof(store: Any, settings: Settings, event_id: str, bundle: Any = Non
     if not isinstance(listed_root, str):
         raise NotProvableError(f"digest {digest_key} lists no Merkle root for {obj.key} (written before digests "
                                "carried roots); verify the whole trail instead")
-    from sealtrail.evidence.verify import object_hashes
+    from sealtrail.evidence.rows import object_hashes
 
     start = _start_hash(store, chain, items, index, columns, schema)
     known = object_hashes(chain, columns, start)  # verify's own recomputation, from content alone
     hashes = [h for h in known if h is not None]
-    if len(hashes) != len(known) or merkle.root(hashes).hex() != listed_root:
+    if len(hashes) != len(known) or merkle.root_of_hashes(hashes).hex() != listed_root:
         raise NotProvableError(f"the rows of {obj.key} do not match the Merkle root digest {digest_key} lists: "
                                "run sealtrail verify")
     i = seq - obj.first
@@ -181,7 +182,7 @@ def build_proof(store: Any, settings: Settings, event_id: str, bundle: Any = Non
         "prev_hash": (hashes[i - 1] if i else start).hex(),
         "leaf_index": i,
         "tree_size": len(hashes),
-        "path": [p.hex() for p in merkle.inclusion_path(hashes, i)],
+        "path": [p.hex() for p in merkle.inclusion_path_of_hashes(hashes, i)],
         "digest_key": digest_key,
         "digest": digest,
         "key_ids": key_ids,
@@ -351,9 +352,9 @@ def check_proof(doc: Any, public_key_pems: list[bytes] | tuple[bytes, ...]) -> P
     try:
         content = hashed_bytes(chain, record["seq"], record["sealed_at"], record["src_offset"],
                                {name: record.get(name) for name in EVENT_COLUMNS}, record.get("key_id"))
-        leaf = link(_hex(doc["prev_hash"]), content)
+        leaf = record_hash(_hex(doc["prev_hash"]), content)  # the record hash is its RFC 6962 leaf hash
         path = [_hex(p) for p in doc["path"]]
-        got = merkle.root_from_path(leaf, doc["leaf_index"], doc["tree_size"], path)
+        got = merkle.root_from_leaf_hash(leaf, doc["leaf_index"], doc["tree_size"], path)
         if entry is None:
             ok, detail = False, "no listed Merkle root to compare with"
         elif got.hex() == entry["merkle_root"]:

@@ -63,12 +63,12 @@ def stored_merkle_root(chain: str, table: pa.Table) -> str | None:
     Only signed heads keep their hash, so the rest are recomputed from the
     rows and the object's start hash, as verify does; None if that fails.
     """
-    from sealtrail.evidence.verify import object_hashes  # verify's canonical fast path, only after a crash
+    from sealtrail.evidence.rows import object_hashes  # verify's canonical fast path, only after a crash
 
     hashes = object_hashes(chain, text_columns(table), prev_hash_of(table.schema))
     if not hashes or any(h is None for h in hashes):
         return None
-    return merkle.root(hashes).hex()  # type: ignore[arg-type]
+    return merkle.root_of_hashes(hashes).hex()  # type: ignore[arg-type]
 
 
 def stored_objects(store: S3Store, prefix: str) -> dict[str, list[DataObject]]:
@@ -292,7 +292,7 @@ class SinkWorker:
     def _write(self, building: OpenObject) -> ListedObject:
         first, last = building.first.seq, building.last.seq
         key = object_key_for(self.settings.s3.prefix, [building.first, building.last])
-        root = merkle.root(building.hashes).hex()
+        root = merkle.root_of_hashes(building.hashes).hex()
         existing = self._retrying()(self.store.head, key)
         if existing is not None:
             self.metrics.skipped.inc()

@@ -101,7 +101,7 @@ def reference_chain(batches: list[list[Accepted]], window: int) -> tuple[dict[st
                 seq = len(records) + 1
                 key_id = SIGNER.key_id if signed else None
                 content = hashed_bytes(chain, seq, sealed_at, a.offset, a.columns, key_id)
-                prev = hashlib.sha256(prev + content).digest()
+                prev = hashlib.sha256(b"\x00" + prev + hashlib.sha256(content).digest()).digest()
                 records.append(Ref(chain, seq, sealed_at, a.offset, a.columns["event_id"], prev, signed))
         out[chain] = records
     return out, duplicates
@@ -194,7 +194,8 @@ def test_first_record_links_to_genesis() -> None:
     (r,) = result.sealed
     assert (r.chain, r.seq, r.src_offset, r.sealed_at) == ("p003", 1, 17, "S")
     content = hashed_bytes("p003", 1, "S", 17, columns(1), SIGNER.key_id)  # a head: its key id is hashed
-    assert r.hash == hashlib.sha256(bytes(32) + content).digest()
+    assert r.hash == hashlib.sha256(b"\x00" + bytes(32) + hashlib.sha256(content).digest()).digest()
+    assert r.check == int.from_bytes(hashlib.sha256(content).digest()[:4], "big", signed=True)
     check_signature(r)
     assert (heads[3].seq, heads[3].hash, heads[3].src_offset) == (1, r.hash, 17)
 

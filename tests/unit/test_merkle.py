@@ -106,3 +106,13 @@ def test_a_path_proves_no_other_index(leaves: list[bytes], data: st.DataObject) 
         assert merkle.root_from_path(leaves[index], other, size, path) != want
     except ValueError:
         pass
+
+
+@given(st.lists(hashes, max_size=70), st.data())
+def test_trees_built_on_leaf_hashes_equal_trees_built_on_leaves(leaves: list[bytes], data: st.DataObject) -> None:
+    """The sink and verify build objects' trees on record hashes, which are leaf hashes already."""
+    hashed = [merkle.leaf_hash(leaf) for leaf in leaves]
+    assert merkle.root_of_hashes(hashed) == merkle.root(leaves)
+    if leaves:
+        index = data.draw(st.integers(0, len(leaves) - 1))
+        assert merkle.inclusion_path_of_hashes(hashed, index) == merkle.inclusion_path(leaves, index)

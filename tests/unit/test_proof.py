@@ -98,7 +98,7 @@ def trail() -> tuple[Signer, dict[str, bytes], dict[str, list[SealedRecord]]]:
             body = parquet_of(rows, records[chain][first - 2].hash if first > 1 else GENESIS)
             objects[key] = body
             listed.append(ListedObject(key, "1", sha256_b64(body), first, last, len(body),
-                                       merkle.root([r.hash for r in rows]).hex()))
+                                       merkle.root_of_hashes([r.hash for r in rows]).hex()))
         key, body = build_digest(PREFIX, chain, listed, head_of(records[chain][-1]), None, signer,
                                  f"{DAY}T10:00:09.000000Z")
         objects[key] = body
@@ -373,7 +373,7 @@ def _digest_findings(root: bytes | None) -> list:
 
     verified = [VerifiedObject(data_key(PREFIX, DAY, "p000", f, last), "1",
                                sha256_b64(objects[data_key(PREFIX, DAY, "p000", f, last)]), f, last,
-                               merkle.root([r.hash for r in records["p000"][f - 1 : last]]))
+                               merkle.root_of_hashes([r.hash for r in records["p000"][f - 1 : last]]))
                 for f, last in OBJECTS]
     if root is not None:
         verified[0] = VerifiedObject(key, "1", verified[0].sha256, 1, 5, root)

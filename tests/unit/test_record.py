@@ -17,6 +17,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sealtrail import merkle
 from sealtrail.encoding import MAX_SAFE_INT, canonical_text
 from sealtrail.event import Event
 from sealtrail.record import (
@@ -28,8 +29,11 @@ from sealtrail.record import (
     SEAL_COLUMNS,
     SealedRecord,
     flatten,
+    chain_hash,
+    content_digest,
     hashed_bytes,
-    link,
+    record_hash,
+    row_check,
 )
 
 SEALED_AT = "2026-11-01T12:00:00.250000Z"
@@ -94,7 +98,9 @@ def test_hashed_bytes_vector() -> None:
         '"sealed_at":"s","seq":12,"source":"web","src_offset":99,"tenant":"acme"}'
     ).encode()
     assert hashed_bytes("p007", 12, "s", 99, cols) == want
-    assert link(GENESIS, want) == hashlib.sha256(bytes(32) + want).digest()
+    digest = hashlib.sha256(want).digest()
+    assert record_hash(GENESIS, want) == hashlib.sha256(b"\x00" + bytes(32) + digest).digest()
+    assert row_check(want) == int.from_bytes(digest[:4], "big", signed=True)
 
 
 def test_hashed_bytes_omits_none_columns() -> None:
@@ -131,7 +137,8 @@ def test_hash_covers_every_column(name: str) -> None:
     else:
         tampered = _hb(BASE_ARGS | {name: _changed(BASE_ARGS[name])}, FULL)
     assert tampered != base
-    assert link(GENESIS, tampered) != link(GENESIS, base)
+    assert record_hash(GENESIS, tampered) != record_hash(GENESIS, base)
+    assert row_check(tampered) != row_check(base)
 
 
 @pytest.mark.parametrize("name", NULLABLE, ids=lambda n: f"cell-nulled[{n}]")
@@ -148,8 +155,16 @@ def test_json_column_reformatting_changes_hash() -> None:
 
 def test_link_depends_on_previous_hash() -> None:
     content = _hb(BASE_ARGS, FULL)
-    assert link(GENESIS, content) != link(b"\x01" + GENESIS[1:], content)
-    assert len(link(GENESIS, content)) == 32
+    assert record_hash(GENESIS, content) != record_hash(b"\x01" + GENESIS[1:], content)
+    assert len(record_hash(GENESIS, content)) == 32
+
+
+@given(st.binary(min_size=32, max_size=32), st.binary(max_size=300))
+def test_record_hash_is_the_rfc6962_leaf_hash_of_prev_and_content_digest(prev: bytes, content: bytes) -> None:
+    """An object's Merkle tree is built on its record hashes as leaf hashes; a node (0x01) never equals one."""
+    digest = content_digest(content)
+    assert record_hash(prev, content) == chain_hash(prev, digest) == merkle.leaf_hash(prev + digest)
+    assert chain_hash(prev, digest) != hashlib.sha256(b"\x01" + prev + digest).digest()
 
 
 # --- the splice is canonical --------------------------------------------------------------------
@@ -210,7 +225,7 @@ def test_hashed_bytes_is_rfc8785_of_the_record(record: tuple[dict[str, Any], dic
 def test_wire_round_trip(signed: bool) -> None:
     content = _hb(BASE_ARGS, FULL)
     record = SealedRecord(
-        "p003", 41, SEALED_AT, 1000, dict(FULL), link(GENESIS, content),
+        "p003", 41, SEALED_AT, 1000, dict(FULL), record_hash(GENESIS, content),
         key_id="ed25519-0123456789abcdef" if signed else None, signature=bytes(range(64)) if signed else None,
     )
     wire = record.to_wire()

@@ -29,9 +29,10 @@ from sealtrail.config import RetentionSettings, S3Settings, Settings
 from sealtrail.errors import ConfigError
 from sealtrail.evidence.bundle import DirectoryStore
 from sealtrail.evidence.findings import Finding, FindingKind as K, Report
+from sealtrail.evidence import rows as rows_module
 from sealtrail.evidence import verify as verify_module
+from sealtrail.evidence.rows import check_object_rows
 from sealtrail.evidence.verify import (
-    check_object_rows,
     plan,
     verify_chain,
     verify_store,
@@ -348,7 +349,7 @@ def test_changed_cells_in_two_places_are_both_named(store: DirectoryStore) -> No
 @pytest.mark.parametrize("cell", ["row_check", "tenant"])
 def test_link_check_across_chunk_boundaries(monkeypatch: pytest.MonkeyPatch, chunk: int, row: int, cell: str) -> None:
     """check_object_rows with a known predecessor: exactly one CELL_CHANGED, at the right seq, whatever the chunking."""
-    monkeypatch.setattr(verify_module, "HASH_CHUNK_ROWS", chunk)
+    monkeypatch.setattr(rows_module, "HASH_CHUNK_ROWS", chunk)
     records = pristine().records["p000"]
     obj = parse_data_key(data_key(PREFIX, DAY, "p000", 11, 18))
     columns = text_columns(read_table((to_parquet(records[10:18], records[9].hash))))

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sealtrail.encoding import canonical_text, format_ts
-from sealtrail.evidence.canonical import Contents, TableColumns, read_object
-from sealtrail.evidence.verify import _HASHED_ORDER, _contents, _contents_fast
+from sealtrail.evidence.canonical import HASHED_ORDER, Contents, TableColumns, read_object
+from sealtrail.evidence.rows import _contents, _contents_fast
 from sealtrail.record import (
     CHAIN_COLUMNS,
     EVENT_COLUMNS,
@@ -60,7 +60,7 @@ def rows(draw: st.DrawFn) -> dict[str, object]:
 
 
 def test_hashed_key_order_is_the_sorted_order() -> None:
-    assert list(_HASHED_ORDER) == sorted(["chain", *CHAIN_COLUMNS, *EVENT_COLUMNS, "key_id"])
+    assert list(HASHED_ORDER) == sorted(["chain", *CHAIN_COLUMNS, *EVENT_COLUMNS, "key_id"])
 
 
 @settings(max_examples=300, deadline=None)

@@ -1,0 +1,449 @@
+"""One object's rows checked on their own: the pure, hot half of verify, and all a worker process runs.
+
+Given an object's Parquet bytes, check_body reports what its rows say
+without looking at any other object: row numbering, each row's row_check,
+the chain links up to every signed head, the heads' signatures, and the
+object's Merkle root. sealtrail.evidence.verify stitches these results in
+sequence order (ChainWalk) and does the I/O. This module imports no boto3
+and no settings, so the worker processes it runs in start quickly.
+
+The hot loop is _row_mismatches: per row, the canonical content, one SHA-256
+of it (its first four bytes are the row_check, the whole digest goes into the
+link), the chain link, and one Merkle node (record hashes are the tree's leaf
+hashes, sealtrail.record.chain_hash). Contents are built column-wise with
+Arrow (sealtrail.evidence.canonical: string columns read as dictionaries,
+each distinct value formatted once, a chunk of rows joined per call, never a
+Python value per cell); a chunk where a string needs JSON escaping or the
+schema is not the sink's goes through a dict path that builds hashed_bytes'
+document in its sorted key order, and every chunk's first row is checked
+against hashed_bytes itself, falling back to the reference if they ever
+disagree; tests/unit/test_verify_fast.py compares the paths with hypothesis.
+Row checks are compared a chunk at a time (one bytes comparison when all
+match) and the chain is linked in a tight loop between signed heads.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import lru_cache
+from hashlib import sha256
+from itertools import repeat
+from typing import Any, NamedTuple
+
+import orjson
+import pyarrow as pa
+from sealtrail import merkle
+from sealtrail.errors import KeyNotFoundError
+from sealtrail.evidence.canonical import HASHED_ORDER, TableColumns, read_object
+from sealtrail.evidence.findings import Finding, FindingKind
+from sealtrail.layout import DataObject
+from sealtrail.record import (
+    EVENT_COLUMNS,
+    JSON_COLUMNS,
+    RECORD_HASH_PREFIX,
+    hashed_bytes,
+)
+from sealtrail.signing import PublicKeys, head_message
+from sealtrail.sinks.parquet import SCHEMA, prev_hash_of
+
+K = FindingKind
+ROW_COLUMNS = tuple(SCHEMA.names)
+Columns = Mapping[str, list]  # a dict of lists, or TableColumns (lists on first use)
+_Fragment = orjson.Fragment
+_dumps = orjson.dumps
+HASH_CHUNK_ROWS = 4096  # rows canonicalised at a time: column-wise, 4096 measured faster than 1024 or 16384
+
+
+# ---------------------------------------------------------------------------
+# Parquet -> the column lists the checks read
+
+
+def schema_problem(schema: pa.Schema) -> str | None:
+    """Why a table's schema is not the sink's, or None. Column names, order, types and nullability."""
+    got = [(f.name, f.type, f.nullable) for f in schema]
+    want = [(f.name, f.type, f.nullable) for f in SCHEMA]
+    if got == want:
+        return None
+    names, want_names = [g[0] for g in got], [w[0] for w in want]
+    extra = [n for n in names if n not in want_names]
+    missing = [n for n in want_names if n not in names]
+    if extra or missing:
+        return f"columns differ from the sink's schema (extra {extra}, missing {missing})"
+    if names != want_names:
+        return "columns are in a different order than the sink's schema"
+    changed = [f"{g[0]}: {g[1]}{'' if g[2] else ' not null'}" for g, w in zip(got, want, strict=True) if g != w]
+    return f"column types differ from the sink's schema ({', '.join(changed)})"
+
+
+# ---------------------------------------------------------------------------
+# Pure checks
+
+
+class ObjectCheck(NamedTuple):
+    findings: list[Finding]
+    last_hash: bytes | None
+    last_seq: int
+    signed_count: int
+    last_row_signed: bool
+    hashes: list[bytes | None]
+
+
+def object_finding(kind: FindingKind, obj: DataObject | None, chain: str, seq: int | None, detail: str,
+             version: str | None = None) -> Finding:
+    return Finding(kind, obj.key if obj else None, version, chain, seq, detail)
+
+
+def _order_problem(seqs: list[int], first: int, last: int) -> tuple[FindingKind, int, str] | None:
+    """How the row numbering departs from first..last, naming the first offending seq."""
+    want = last - first + 1
+    if len(seqs) == want and seqs == list(range(first, last + 1)):
+        return None
+    i = next((i for i, s in enumerate(seqs) if s != first + i), len(seqs))
+    expected = first + i
+    if len(seqs) > want:
+        claimed = seqs[i] if i < len(seqs) else seqs[-1]
+        where = f"where seq {expected} belongs" if expected <= last else f"after seq {last}"
+        return K.ROW_INSERTED, claimed, f"{len(seqs) - want} extra row(s): a row claiming seq {claimed} sits {where}"
+    if len(seqs) < want:
+        return K.ROW_REMOVED, expected, f"{want - len(seqs)} row(s) missing, the first is seq {expected}"
+    if sorted(seqs) == list(range(first, last + 1)):
+        return K.ROWS_REORDERED, expected, f"rows out of order: seq {seqs[i]} stands where seq {expected} belongs"
+    return K.CELL_CHANGED, expected, f"seq column changed: the row where seq {expected} belongs says {seqs[i]}"
+
+
+def _null_rows(sources: Sequence[Sequence[Any]], n: int) -> set[int]:
+    rows: set[int] = set()
+    for values in sources:
+        if None in values:
+            rows.update(i for i in range(n) if values[i] is None)
+    return rows
+
+
+def _contents_fast(chain: str, columns: Columns, lo: int, hi: int) -> Iterator[bytes]:
+    """hashed_bytes of rows lo..hi-1 without a per-row sort (see the module docstring)."""
+    n = hi - lo
+    sources: list[Sequence[Any]] = []
+    for name in HASHED_ORDER:
+        if name == "chain":
+            sources.append(list(repeat(chain, n)))
+        elif name in JSON_COLUMNS:
+            sources.append([None if v is None else _Fragment(v) for v in columns[name][lo:hi]])
+        else:
+            sources.append(columns[name][lo:hi])
+    nulls = _null_rows(sources, n)
+    order = HASHED_ORDER
+    for i, values in enumerate(zip(*sources, strict=True)):
+        if i in nulls:  # hashed_bytes omits nulls
+            yield _dumps({k: v for k, v in zip(order, values) if v is not None})
+        else:
+            yield _dumps(dict(zip(order, values)))
+
+
+def _content_ref(chain: str, columns: Columns, i: int) -> bytes:
+    row = columns.row(i) if isinstance(columns, TableColumns) else {name: columns[name][i] for name in columns}
+    return hashed_bytes(chain, row["seq"], row["sealed_at"], row["src_offset"],
+                        {name: row[name] for name in EVENT_COLUMNS}, row["key_id"])
+
+
+def _contents(chain: str, columns: Columns, lo: int, hi: int) -> list[bytes]:
+    """Rows lo..hi-1 by a fast path (Arrow column-wise, or the dict path), checked against hashed_bytes
+    on the first row; by hashed_bytes itself where no fast path applies or the two ever disagree."""
+    if hi <= lo:
+        return []
+    built = columns.contents(chain, lo, hi) if isinstance(columns, TableColumns) else None
+    if built is None:
+        built = list(_contents_fast(chain, columns, lo, hi))
+    if built[0] == _content_ref(chain, columns, lo):
+        return built
+    return [_content_ref(chain, columns, i) for i in range(lo, hi)]
+
+
+def _failed_checks(digests: list[bytes], checks: Sequence[int], lo: int) -> list[int]:
+    """Rows (from lo) whose content digest does not start with their row_check; one comparison when all match."""
+    got = b"".join([d[:4] for d in digests])
+    n = len(digests)
+    try:
+        want = struct.pack(f">{n}i", *checks[lo:lo + n])
+    except struct.error:  # a value outside int32 cannot match
+        want = b""
+    if got == want:
+        return []
+    return [lo + i for i in range(n) if got[4 * i:4 * i + 4] != _int32(checks[lo + i])]
+
+
+def _int32(value: Any) -> bytes:
+    try:
+        return struct.pack(">i", value)
+    except struct.error:
+        return b""
+
+
+def _link(current: bytes, digests: Sequence[bytes], out: list[bytes | None]) -> bytes:
+    """Chain content digests onto current (sealtrail.record.chain_hash, inlined), appending each hash."""
+    append = out.append
+    for digest in digests:
+        current = sha256(RECORD_HASH_PREFIX + current + digest).digest()
+        append(current)
+    return current
+
+
+def _row_mismatches(chain: str, columns: Columns, start_hash: bytes | None,
+                    head_ok: Callable[[int, bytes], bool] | None = None
+                    ) -> tuple[list[tuple[int, str]], list[bytes | None]]:
+    """Rows that fail their own row_check, signed heads whose stored hash the rows before do not reach,
+    and every row's recomputed chain hash.
+
+    Each row_check covers its row's content alone, so every changed row is
+    named, however many there are. The chain is recomputed from start_hash
+    (None: unknown, so nothing is linked until the first stored hash); where a
+    stored hash (a signed head) differs from the recomputed one without a
+    failed row_check since the last head, the hash cell, the start hash, or a
+    row_check together with its row was changed. The walk carries on from the
+    stored hash when the rows were changed or the head's signature vouches for
+    it (head_ok), and from the recomputed one otherwise (the hash cell was
+    what changed), so one change is reported once and a second altered batch
+    is still found. Rows go in chunks so a large object's canonical forms are
+    never all in memory at once; between stored hashes the chain is a tight loop.
+    """
+    checks, stored_hashes = columns["row_check"], columns["hash"]
+    n = len(checks)
+    heads = [i for i, h in enumerate(stored_hashes) if h is not None]
+    bad: list[tuple[int, str]] = []
+    hashes: list[bytes | None] = []
+    current = start_hash
+    segment_bad = False
+    h = 0  # next entry of heads
+    for lo in range(0, n, HASH_CHUNK_ROWS):
+        hi = min(n, lo + HASH_CHUNK_ROWS)
+        digests = [sha256(c).digest() for c in _contents(chain, columns, lo, hi)]
+        failed = _failed_checks(digests, checks, lo)
+        bad += [(i, "content") for i in failed]
+        row = lo
+        while row < hi:
+            end = heads[h] + 1 if h < len(heads) and heads[h] < hi else hi  # up to and with the next head
+            segment = digests[row - lo:end - lo]
+            if current is None:
+                hashes += [None] * len(segment)
+            else:
+                current = _link(current, segment, hashes)
+            segment_bad = segment_bad or any(row <= i < end for i in failed)
+            if end <= hi and h < len(heads) and heads[h] == end - 1:
+                i, stored = end - 1, stored_hashes[end - 1]
+                if current is not None and current != stored and not segment_bad:
+                    bad.append((i, "hash"))  # the rows are intact: the stored hash or the start changed
+                    if head_ok is None or head_ok(i, stored):
+                        current = stored  # signed as stored: what came before it changed
+                else:
+                    current = stored
+                hashes[-1] = current
+                segment_bad = False
+                h += 1
+            row = end
+    bad.sort(key=lambda b: b[0])
+    return bad, hashes
+
+
+def object_hashes(chain: str, columns: Columns, start_hash: bytes | None) -> list[bytes | None]:
+    """Every row's chain hash, recomputed from content (None until a hash is known)."""
+    return _row_mismatches(chain, columns, start_hash)[1]
+
+
+def _hash_findings(chain: str, obj: DataObject, seqs: list[int], bad: list[tuple[int, str]]) -> list[Finding]:
+    """One CELL_CHANGED per run of consecutive bad rows with the same cause."""
+    findings: list[Finding] = []
+    run: list[tuple[int, str]] = []
+
+    def close() -> None:
+        if not run:
+            return
+        lo, hi, why = seqs[run[0][0]], seqs[run[-1][0]], run[0][1]
+        span = f"seq {lo}" if lo == hi else f"seqs {lo}..{hi}"
+        if why == "hash":
+            detail = (f"the records before {span} do not hash to its stored hash: that hash, the object's "
+                      "start hash (prev_hash), or a row together with its row_check was altered")
+        else:
+            detail = f"{span}: content does not match its row_check (a cell was changed)"
+        findings.append(object_finding(K.CELL_CHANGED, obj, chain, lo, detail))
+
+    for i, why in bad:
+        if run and (i != run[-1][0] + 1 or why != run[-1][1]):
+            close()
+            run = []
+        run.append((i, why))
+    close()
+    return findings
+
+
+def _signature_findings(chain: str, obj: DataObject, columns: Columns, keys: PublicKeys,
+                        hashes: list[bytes | None]) -> tuple[list[Finding], int, set[int]]:
+    """Check every row that carries a key id or a signature; returns findings, valid count, signed rows.
+
+    A head's signature is checked over its stored hash, or over the recomputed
+    one if the hash cell is empty (a signed head without its hash).
+    """
+    findings: list[Finding] = []
+    signatures, key_ids = columns["signature"], columns["key_id"]
+    seqs, sealed_at, stored = columns["seq"], columns["sealed_at"], columns["hash"]
+    if isinstance(columns, TableColumns):
+        rows = columns.sealed_rows()
+    else:
+        rows = [i for i, (s, k) in enumerate(zip(signatures, key_ids, strict=True)) if s is not None or k is not None]
+    valid = 0
+    carried: set[int] = set()
+    for i in rows:
+        sig, kid, seq = signatures[i], key_ids[i], seqs[i]
+        if sig is None:
+            detail = f"seq {seq} names key {kid} but has no signature"
+            findings.append(object_finding(K.BAD_SIGNATURE, obj, chain, seq, detail))
+            continue
+        carried.add(i)
+        if kid is None:
+            findings.append(object_finding(K.BAD_SIGNATURE, obj, chain, seq, f"seq {seq} has a signature but no key id"))
+            continue
+        if kid not in keys:
+            findings.append(object_finding(K.UNKNOWN_KEY, obj, chain, seq, f"seq {seq} is signed with unknown key {kid}"))
+            continue
+        head_hash = stored[i] if stored[i] is not None else hashes[i]
+        if head_hash is None:
+            findings.append(object_finding(K.BAD_SIGNATURE, obj, chain, seq,
+                                     f"seq {seq} is signed but its hash is neither stored nor computable"))
+            continue
+        try:
+            good = keys.verify(kid, sig, head_message(chain, seq, sealed_at[i], head_hash))
+        except KeyNotFoundError:
+            good = False
+        if good:
+            valid += 1
+        else:
+            findings.append(object_finding(K.BAD_SIGNATURE, obj, chain, seq,
+                                     f"the head signature of seq {seq} does not verify with key {kid}"))
+    return findings, valid, carried
+
+
+def check_object_rows(
+    chain: str,
+    obj: DataObject,
+    columns: Columns,
+    start_hash: bytes | None,
+    keys: PublicKeys,
+) -> ObjectCheck:
+    """Check one object's rows: numbering, row checks, hash links to the signed heads, head signatures.
+
+    start_hash is the hash the first row links to (the object's
+    ``sealtrail.prev_hash`` metadata; None when unknown). Returns the
+    findings, the hash and seq of the last row, how many head signatures
+    verified, whether the last row carries a signature, and every row's hash.
+    """
+    seqs = columns["seq"]
+    n = len(seqs)
+    findings: list[Finding] = []
+    order = _order_problem(seqs, obj.first, obj.last)
+    if order is not None:
+        kind, seq, detail = order
+        findings.append(object_finding(kind, obj, chain, seq, detail))
+    if n and obj.dt != str(columns["sealed_at"][0])[:10]:
+        findings.append(object_finding(K.CELL_CHANGED, obj, chain, seqs[0],
+                                 f"the object's dt={obj.dt} partition differs from the sealing date of its "
+                                 f"first record ({str(columns['sealed_at'][0])[:10]})"))
+    def head_ok(i: int, head_hash: bytes) -> bool:
+        sig, kid = columns["signature"][i], columns["key_id"][i]
+        if sig is None or kid is None or kid not in keys:
+            return False
+        return keys.verify(kid, sig, head_message(chain, seqs[i], columns["sealed_at"][i], head_hash))
+
+    bad, hashes = _row_mismatches(chain, columns, start_hash, head_ok)
+    if order is None:  # with broken numbering, row findings would only echo the finding above
+        findings.extend(_hash_findings(chain, obj, seqs, bad))
+    sig_findings, valid, carried = _signature_findings(chain, obj, columns, keys, hashes)
+    findings.extend(sig_findings)
+    if n == 0:
+        return ObjectCheck(findings, start_hash, obj.first - 1, valid, False, [])
+    return ObjectCheck(findings, hashes[-1], seqs[-1], valid, (n - 1) in carried, hashes)
+
+
+class ObjectRows(NamedTuple):
+    """What one object's rows say on their own, without its predecessor.
+
+    Objects are checked independently (in parallel processes when it pays)
+    and stitched together in sequence order by ChainWalk, which compares each
+    object's start hash with the previous object's last hash.
+    """
+
+    check: ObjectCheck
+    count: int
+    first_seq: int | None
+    start_hash: bytes | None
+    last_signed_seq: int | None
+    merkle_root: bytes | None = None
+    tenant_events: int = 0  # rows of the tenant asked about (verify --tenant)
+
+
+def check_object_alone(chain: str, obj: DataObject, columns: Columns, keys: PublicKeys,
+                       start_hash: bytes | None) -> ObjectRows:
+    check = check_object_rows(chain, obj, columns, start_hash, keys)
+    n = len(columns["seq"])
+    if not n:
+        return ObjectRows(check, 0, None, start_hash, None)
+    signatures = columns["signature"]
+    last = next((i for i in range(n - 1, -1, -1) if signatures[i] is not None), None)
+    return ObjectRows(check, n, columns["seq"][0], start_hash, columns["seq"][last] if last is not None else None,
+                      _merkle_root(check.hashes))
+
+
+def _merkle_root(hashes: list[bytes | None]) -> bytes | None:
+    """RFC 6962 root of the object's rows (record hashes are its leaf hashes), what digests list,
+    if every hash is known."""
+    if not hashes or None in hashes:
+        return None
+    return merkle.root_of_hashes(hashes)  # type: ignore[arg-type]
+
+
+class ParsedObject(NamedTuple):
+    columns: Columns | None
+    start_hash: bytes | None  # what the first row links to, from the metadata
+    problem: str | None  # the schema differs from the sink's
+    unreadable: str | None
+
+
+def parse_columns(body: bytes) -> ParsedObject:
+    """Parquet bytes -> columns as hashed, the start hash, a schema problem, an unreadable reason."""
+    try:
+        table, schema = read_object(body)
+        problem = schema_problem(schema)
+        missing = [name for name in ROW_COLUMNS if name not in table.column_names]
+        if missing:
+            return ParsedObject(None, None, problem, f"cannot check rows without columns {missing}")
+        return ParsedObject(TableColumns(table, problem is None), prev_hash_of(schema), problem, None)
+    except (pa.ArrowException, OSError, ValueError) as e:
+        return ParsedObject(None, None, None, f"not readable as Parquet: {e}")
+
+
+@lru_cache(maxsize=4)
+def public_keys(pems: tuple[bytes, ...]) -> PublicKeys:
+    """PublicKeys from PEMs, once per process (the keys themselves cannot be pickled to a worker)."""
+    keys = PublicKeys()
+    for pem in pems:
+        keys.add_pem(pem)
+    return keys
+
+
+def check_body(chain: str, obj: DataObject, body: bytes, pems: tuple[bytes, ...], tenant: str | None = None
+               ) -> tuple[ObjectRows | None, str | None, str | None]:
+    """One object's bytes -> (its rows checked alone, schema problem, unreadable reason).
+
+    Top-level and free of I/O so a process pool can run it.
+    """
+    columns, start_hash, problem, unreadable = parse_columns(body)
+    if columns is None:
+        return None, problem, unreadable
+    try:
+        rows = check_object_alone(chain, obj, columns, public_keys(pems), start_hash)
+        rows = rows._replace(check=rows.check._replace(hashes=[]))  # used up in the Merkle root; not sent back
+        if tenant is not None:
+            rows = rows._replace(tenant_events=sum(1 for t in columns["tenant"] if t == tenant))
+        return rows, problem, None
+    except (ValueError, TypeError, orjson.JSONEncodeError) as e:
+        return None, problem, f"cannot check rows: {e}"
+
+

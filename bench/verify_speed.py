@@ -9,11 +9,13 @@ format, so reruns only time the verification:
 
     .venv/bin/python bench/verify_speed.py [--events 600000] [--workers N] [--repeat 3] [--profile]
 
-Each timed run is a fresh interpreter, as `sealtrail verify` is, so the
-worker processes' start-up is counted every time; the best run is reported
-(other work on the machine only ever slows a run down). Each run also gives
-the CPU seconds of verify's processes (workers included) and how many cores
-other work took meanwhile, since the machine is shared.
+Each timed run is a fresh interpreter (bench/verify_once.py), as `sealtrail
+verify` is, so the worker processes' start-up is counted every time; the best
+run is reported (other work on the machine only ever slows a run down). Each
+run also gives the CPU seconds of verify's processes (workers included) and
+how many cores other work took meanwhile, since the machine is shared. Then
+the whole `sealtrail verify --path` command is timed from outside, start-up,
+imports and the manifest and listing included.
 
 --profile runs the verification in this process, chains one after another
 (workers=0, chain threads replaced by an inline executor), under cProfile, so
@@ -30,43 +32,38 @@ import pstats
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections import defaultdict
 from concurrent.futures import Executor, Future
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
-import psutil
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sealtrail import merkle
 from sealtrail.chain import Accepted, ChainHead, seal_batch
-from sealtrail.config import S3Settings, Settings
 from sealtrail.encoding import format_ts
 from sealtrail.event import Event
 from sealtrail.evidence import verify
-from sealtrail.evidence.bundle import DirectoryStore
 from sealtrail.layout import data_key, public_key_key
-from sealtrail.record import GENESIS, SealedRecord, flatten, hashed_bytes
+from sealtrail.record import GENESIS, SealedRecord, flatten, hashed_bytes, record_hash
 from sealtrail.signing import Signer, key_id_of
 from sealtrail.sinks.digest import FORMAT as DIGEST_FORMAT
 from sealtrail.sinks.digest import DigestLink, ListedObject, build_digest, head_of
 from sealtrail.sinks.parquet import SCHEMA, to_parquet
 from sealtrail.sinks.store import sha256_b64
 from sealtrail.workload import generate
+from verify_once import PREFIX, SETTINGS, timed  # bench/ is this script's folder
 
 CHAINS = 6
 BATCH = 5000
 OBJECT_RECORDS = 50_000
-PREFIX = "trail/"
-SETTINGS = Settings(s3=S3Settings(prefix=PREFIX))
 
 
 def bundle_dir(events: int) -> Path:
     """/tmp/sealtrail-verify-bench/<N>-<fingerprint of the stored format>: rebuilt when the format changes."""
     sample = hashed_bytes("p000", 1, "2026-11-01T00:00:00.000000Z", 0, {"event_id": "e", "metadata": "{}"}, "k")
-    fingerprint = hashlib.sha256(f"{SCHEMA}|{DIGEST_FORMAT}|".encode() + sample).hexdigest()[:12]
+    fingerprint = hashlib.sha256(f"{SCHEMA}|{DIGEST_FORMAT}|".encode() + record_hash(GENESIS, sample)).hexdigest()[:12]
     return Path("/tmp/sealtrail-verify-bench") / f"{events}-{fingerprint}"
 
 
@@ -114,7 +111,7 @@ def build(root: Path, events: int) -> None:
             body = to_parquet(part, prev)
             write(tmp / key, body, now)
             listed = ListedObject(key, "1", sha256_b64(body), part[0].seq, part[-1].seq, len(body),
-                                  merkle.root([r.hash for r in part]).hex())
+                                  merkle.root_of_hashes([r.hash for r in part]).hex())
             dkey, dbody = build_digest(PREFIX, chain, [listed], head_of(part[-1]), link, signer, now.isoformat())
             write(tmp / dkey, dbody, now)
             link = DigestLink(dkey, hashlib.sha256(dbody).hexdigest(), part[-1].seq)
@@ -137,66 +134,24 @@ class InlineExecutor(Executor):
         return future
 
 
-class CpuWatch:
-    """This process's and its descendants' CPU seconds (pool workers included, sampled every 50 ms
-    so a worker that exits is still counted), and the machine's busy CPU seconds in the same window."""
-
-    def __init__(self) -> None:
-        self.seen: dict[int, float] = {}
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self) -> None:
-        me = psutil.Process()
-        for p in [me, *me.children(recursive=True)]:
-            try:
-                t = p.cpu_times()
-            except psutil.Error:
-                continue
-            self.seen[p.pid] = max(self.seen.get(p.pid, 0.0), t.user + t.system)
-
-    def _run(self) -> None:
-        while not self.stop.wait(0.05):
-            self._sample()
-
-    @staticmethod
-    def busy() -> float:
-        t = psutil.cpu_times()
-        return t.user + t.nice + t.system + t.irq + t.softirq + getattr(t, "steal", 0.0)
-
-    def __enter__(self) -> Self:
-        self._sample()
-        self.start_ours, self.start_busy = sum(self.seen.values()), self.busy()
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        self.thread.join()
-        self._sample()
-        self.ours = sum(self.seen.values()) - self.start_ours
-        self.machine = self.busy() - self.start_busy
-
-
-def timed(root: Path, workers: int | None) -> dict[str, Any]:
-    """Wall seconds, events verified, CPU seconds of verify's processes and of other work meanwhile."""
-    with CpuWatch() as cpu:
-        start = time.perf_counter()
-        report = verify.verify_store(DirectoryStore(root), SETTINGS, workers=workers)
-        seconds = time.perf_counter() - start
-    if not report.ok:
-        raise SystemExit(f"the benchmark trail does not verify: {report.findings[:3]}")
-    return {"seconds": seconds, "events": report.events, "cpu": cpu.ours,
-            "other_cores": max(0.0, cpu.machine - cpu.ours) / seconds}
-
-
-def cold_run(events: int, workers: int | None) -> dict[str, Any]:
+def cold_run(root: Path, workers: int | None) -> dict[str, Any]:
     """One timed verification in a fresh interpreter, as `sealtrail verify` runs (no forkserver left warm)."""
-    command = [sys.executable, __file__, "--events", str(events), "--once"]
+    command = [sys.executable, str(Path(__file__).with_name("verify_once.py")), str(root)]
     if workers is not None:
-        command += ["--workers", str(workers)]
+        command.append(str(workers))
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(out.splitlines()[-1])
+
+
+def whole_command(root: Path) -> tuple[float, dict[str, Any]]:
+    """Wall seconds of `sealtrail verify --path ROOT --json`: interpreter start, imports and listing included."""
+    start = time.perf_counter()
+    done = subprocess.run([str(Path(sys.executable).with_name("sealtrail")), "verify", "--path", str(root), "--json"],
+                          capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"sealtrail verify --path {root} exited {done.returncode}: {done.stderr[-500:]}")
+    return seconds, json.loads(done.stdout)
 
 
 def main() -> None:
@@ -205,13 +160,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="process pool size (default: verify's own choice)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs; the best is reported")
     parser.add_argument("--profile", action="store_true", help="one run in this process under cProfile")
-    parser.add_argument("--once", action="store_true", help=argparse.SUPPRESS)  # one run, as JSON
     args = parser.parse_args()
 
     root = bundle_dir(args.events)
-    if args.once:
-        print(json.dumps(timed(root, args.workers)))
-        return
     if not root.is_dir():
         start = time.perf_counter()
         build(root, args.events)
@@ -230,7 +181,7 @@ def main() -> None:
               f"= {run['events'] / run['seconds']:,.0f} events/s")
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
         return
-    runs = [cold_run(args.events, args.workers) for _ in range(args.repeat)]
+    runs = [cold_run(root, args.workers) for _ in range(args.repeat)]
     for run in runs:
         print(f"  {run['events']:,} events in {run['seconds']:.2f} s = {run['events'] / run['seconds']:,.0f} events/s"
               f"  ({run['cpu']:.2f} CPU s, {run['cpu'] / run['events'] * 1e6:.2f} us/event; "
@@ -238,6 +189,12 @@ def main() -> None:
     best = min(runs, key=lambda r: r["seconds"])
     print(f"verify: {best['events'] / best['seconds']:,.0f} events/s "
           f"(best of {len(runs)} cold runs, workers={'auto' if args.workers is None else args.workers})")
+    commands = [whole_command(root) for _ in range(args.repeat)]
+    seconds = min(c[0] for c in commands)
+    events = commands[0][1]["events"]
+    print(f"whole command `sealtrail verify --path`: {events:,} events in {seconds:.2f} s = "
+          f"{events / seconds:,.0f} events/s (best of {len(commands)}; interpreter start, imports and listing "
+          "included)")
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,84 @@
+"""One timed `verify_store` over a bundle folder, in a fresh interpreter, printed as JSON.
+
+bench/verify_speed.py runs this as its own process for each cold run. It is a
+separate script, importing no more than verify does, because verify's worker
+processes start from a forkserver that imports the caller's __main__ once:
+a benchmark script full of build-time imports would charge verify for them,
+where `sealtrail verify` itself pays only for its small CLI module.
+
+    .venv/bin/python bench/verify_once.py BUNDLE_DIR [WORKERS]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Self
+
+import psutil
+from sealtrail.config import S3Settings, Settings
+from sealtrail.evidence import verify
+from sealtrail.evidence.bundle import DirectoryStore
+
+PREFIX = "trail/"
+SETTINGS = Settings(s3=S3Settings(prefix=PREFIX))
+
+
+class CpuWatch:
+    """This process's and its descendants' CPU seconds (pool workers included, sampled every 50 ms
+    so a worker that exits is still counted), and the machine's busy CPU seconds in the same window."""
+
+    def __init__(self) -> None:
+        self.seen: dict[int, float] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        for p in [me, *me.children(recursive=True)]:
+            try:
+                t = p.cpu_times()
+            except psutil.Error:
+                continue
+            self.seen[p.pid] = max(self.seen.get(p.pid, 0.0), t.user + t.system)
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.05):
+            self._sample()
+
+    @staticmethod
+    def busy() -> float:
+        t = psutil.cpu_times()
+        return t.user + t.nice + t.system + t.irq + t.softirq + getattr(t, "steal", 0.0)
+
+    def __enter__(self) -> Self:
+        self._sample()
+        self.start_ours, self.start_busy = sum(self.seen.values()), self.busy()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self._sample()
+        self.ours = sum(self.seen.values()) - self.start_ours
+        self.machine = self.busy() - self.start_busy
+
+
+def timed(root: Path, workers: int | None) -> dict[str, Any]:
+    """Wall seconds, events verified, CPU seconds of verify's processes and of other work meanwhile."""
+    with CpuWatch() as cpu:
+        start = time.perf_counter()
+        report = verify.verify_store(DirectoryStore(root), SETTINGS, workers=workers)
+        seconds = time.perf_counter() - start
+    if not report.ok:
+        raise SystemExit(f"the benchmark trail does not verify: {report.findings[:3]}")
+    return {"seconds": seconds, "events": report.events, "cpu": cpu.ours,
+            "other_cores": max(0.0, cpu.machine - cpu.ours) / seconds}
+
+
+if __name__ == "__main__":
+    print(json.dumps(timed(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else None)))

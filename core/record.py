@@ -23,13 +23,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from sealtrail.encoding import canonical_text, format_ts
-from sealtrail.event import Event
 from sealtrail.ocsf import classify
+
+if TYPE_CHECKING:  # verify's worker processes import this module: no pydantic for them
+    from sealtrail.event import Event
 
 GENESIS = bytes(32)
 

@@ -15,13 +15,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from sealtrail.config import Settings
 from sealtrail.errors import ConfigError, KeyNotFoundError
+
+if TYPE_CHECKING:  # verify's worker processes import this module: no settings for them
+    from sealtrail.config import Settings
 
 HEAD_DOMAIN = b"sealtrail.head.v1"
 

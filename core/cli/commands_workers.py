@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import signal
 import threading
+from typing import TYPE_CHECKING
 
 import click
 
 from sealtrail.cli.main import Context, cli
 from sealtrail.cli.progress import say
-from sealtrail.config import Settings
+
+if TYPE_CHECKING:
+    from sealtrail.config import Settings
 
 
 def publish_public_key(settings: Settings, signer) -> None:  # type: ignore[no-untyped-def]

@@ -2,19 +2,23 @@
 
 Exit codes: 0 done (verify: intact), 1 verify found tampering or a gap,
 2 a usage, configuration or connection error. Commands import the rest of the
-package lazily, so `sealtrail schema` does not pay for Faust or pyarrow.
+package lazily, so `sealtrail schema` does not pay for Faust or pyarrow, and
+verify's worker processes, which import this module once as the caller's
+__main__, do not pay for the settings.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from sealtrail.config import Settings, load_settings
 from sealtrail.errors import SealtrailError
+
+if TYPE_CHECKING:
+    from sealtrail.config import Settings
 
 
 class Context:
@@ -26,6 +30,8 @@ class Context:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from sealtrail.config import load_settings
+
             self._settings = load_settings(self.overrides, self.config_file)
         return self._settings
 

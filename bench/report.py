@@ -81,8 +81,11 @@ def markdown(r: dict[str, Any]) -> str:
         "| stage | events/s | wall s | CPU s of the worker | events per CPU s | peak RSS |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
+    v = s["verify"]
+    if v.get("events") and v.get("cpu_s"):
+        v.setdefault("events_per_cpu_s", v["events"] / v["cpu_s"])
     for name, label in (("emit", "emit (AuditClient, one process)"), ("stream", "stream: chain and sign (`sealtrail stream`)"),
-                        ("sink", "sink: Parquet + locked PUT (`sealtrail sink`)"), ("verify", "verify (`verify_store`)")):
+                        ("sink", "sink: Parquet + locked PUT (`sealtrail sink`)"), ("verify", "verify (`verify_store` through S3, best of 3 fresh processes, workers included)")):
         x = s[name]
         lines.append(f"| {label} | {_n(x.get('events_per_s'))} | {_n(x.get('seconds'), 1)} | {_n(x.get('cpu_s'), 1)} "
                      f"| {_n(x.get('events_per_cpu_s'))} | {_mb(x.get('peak_rss'))} |")
@@ -90,6 +93,10 @@ def markdown(r: dict[str, Any]) -> str:
                  f"| {_n(e.get('seconds'), 1)} | stream {_n(e.get('stream_cpu_s'), 1)}, sink {_n(e.get('sink_cpu_s'), 1)}, "
                  f"emitter {_n(e.get('emitter_cpu_s'), 1)} | - | stream {_mb(e.get('stream_peak_rss'))}, "
                  f"sink {_mb(e.get('sink_peak_rss'))} |")
+    if v.get("whole_command_s"):
+        lines += ["", f"Verify's runs took {', '.join(f'{x:.2f}' for x in v.get('runs_s', []))} s; the whole "
+                      f"`sealtrail verify` command (interpreter start, imports, listing, digests) took "
+                      f"{v['whole_command_s']:.2f} s = {_n(v['events'] / v['whole_command_s'])} events/s."]
     lines += [
         "",
         "| same data, same run | events | events/s | events per CPU s | `sealtrail stream` is |",

@@ -1,12 +1,14 @@
-"""One timed `verify_store` over a bundle folder, in a fresh interpreter, printed as JSON.
+"""One timed `verify_store` over a bundle folder or the configured bucket, in a fresh interpreter, as JSON.
 
-bench/verify_speed.py runs this as its own process for each cold run. It is a
-separate script, importing no more than verify does, because verify's worker
-processes start from a forkserver that imports the caller's __main__ once:
-a benchmark script full of build-time imports would charge verify for them,
-where `sealtrail verify` itself pays only for its small CLI module.
+bench/verify_speed.py (a folder) and bench/run.py (the bucket, settings from
+SEALTRAIL_* and the stack state) run this as its own process for each run. It is a
+separate script that imports sealtrail only inside timed(), because verify's
+worker processes start from a forkserver that imports the caller's __main__
+once: a main module full of imports would charge verify for them, where
+`sealtrail verify` itself pays only for its small CLI module.
 
     .venv/bin/python bench/verify_once.py BUNDLE_DIR [WORKERS]
+    .venv/bin/python bench/verify_once.py --bucket
 """
 
 from __future__ import annotations
@@ -19,12 +21,8 @@ from pathlib import Path
 from typing import Any, Self
 
 import psutil
-from sealtrail.config import S3Settings, Settings
-from sealtrail.evidence import verify
-from sealtrail.evidence.bundle import DirectoryStore
 
-PREFIX = "trail/"
-SETTINGS = Settings(s3=S3Settings(prefix=PREFIX))
+PREFIX = "trail/"  # of the bundle folders bench/verify_speed.py builds
 
 
 class CpuWatch:
@@ -68,17 +66,31 @@ class CpuWatch:
         self.machine = self.busy() - self.start_busy
 
 
-def timed(root: Path, workers: int | None) -> dict[str, Any]:
-    """Wall seconds, events verified, CPU seconds of verify's processes and of other work meanwhile."""
+def timed(root: Path | None, workers: int | None) -> dict[str, Any]:
+    """Wall seconds, events verified, CPU seconds of verify's processes and of other work meanwhile.
+
+    root None: the bucket the settings name, through S3 (the store is made
+    inside the timing, as the command makes it).
+    """
+    from sealtrail.config import S3Settings, Settings, load_settings
+    from sealtrail.evidence import verify
+    from sealtrail.evidence.bundle import DirectoryStore
+
+    settings = Settings(s3=S3Settings(prefix=PREFIX)) if root is not None else load_settings()
     with CpuWatch() as cpu:
         start = time.perf_counter()
-        report = verify.verify_store(DirectoryStore(root), SETTINGS, workers=workers)
+        if root is None:
+            from sealtrail.sinks.store import S3Store
+
+            store: Any = S3Store(settings)
+        else:
+            store = DirectoryStore(root)
+        report = verify.verify_store(store, settings, workers=workers)
         seconds = time.perf_counter() - start
-    if not report.ok:
-        raise SystemExit(f"the benchmark trail does not verify: {report.findings[:3]}")
-    return {"seconds": seconds, "events": report.events, "cpu": cpu.ours,
+    return {"ok": report.ok, "findings": [f.as_dict() for f in report.findings[:5]], "seconds": seconds, "events": report.events, "objects": report.objects, "cpu": cpu.ours,
             "other_cores": max(0.0, cpu.machine - cpu.ours) / seconds}
 
 
 if __name__ == "__main__":
-    print(json.dumps(timed(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else None)))
+    where = None if sys.argv[1] == "--bucket" else Path(sys.argv[1])
+    print(json.dumps(timed(where, int(sys.argv[2]) if len(sys.argv) > 2 else None)))

@@ -42,6 +42,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sealtrail import merkle
 from sealtrail.chain import Accepted, ChainHead, seal_batch
+from sealtrail.config import Settings
 from sealtrail.encoding import format_ts
 from sealtrail.event import Event
 from sealtrail.evidence import verify
@@ -53,7 +54,7 @@ from sealtrail.sinks.digest import DigestLink, ListedObject, build_digest, head_
 from sealtrail.sinks.parquet import SCHEMA, to_parquet
 from sealtrail.sinks.store import sha256_b64
 from sealtrail.workload import generate
-from verify_once import PREFIX, SETTINGS, timed  # bench/ is this script's folder
+from verify_once import PREFIX, timed  # bench/ is this script's folder
 
 CHAINS = 6
 BATCH = 5000
@@ -89,7 +90,7 @@ def seal(events: int) -> tuple[Signer, dict[str, list[list[SealedRecord]]]]:
 def write(path: Path, body: bytes, now: datetime) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(body)
-    lock = {"mode": "COMPLIANCE", "retain_until": (now + timedelta(days=SETTINGS.retention.days + 2)).isoformat(),
+    lock = {"mode": "COMPLIANCE", "retain_until": (now + timedelta(days=Settings().retention.days + 2)).isoformat(),
             "last_modified": now.isoformat(), "checksum_sha256": sha256_b64(body)}
     path.with_name(path.name + ".lock.json").write_text(json.dumps(lock))
 
@@ -140,7 +141,10 @@ def cold_run(root: Path, workers: int | None) -> dict[str, Any]:
     if workers is not None:
         command.append(str(workers))
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.splitlines()[-1])
+    run = json.loads(out.splitlines()[-1])
+    if not run["ok"]:
+        raise SystemExit(f"the benchmark trail does not verify: {run['findings']}")
+    return run
 
 
 def whole_command(root: Path) -> tuple[float, dict[str, Any]]:
@@ -177,6 +181,8 @@ def main() -> None:
         profiler.enable()
         run = timed(root, 0)
         profiler.disable()
+        if not run["ok"]:
+            raise SystemExit(f"the benchmark trail does not verify: {run['findings']}")
         print(f"in-process, profiled: {run['events']:,} events in {run['seconds']:.2f} s "
               f"= {run['events'] / run['seconds']:,.0f} events/s")
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)

@@ -22,15 +22,14 @@ hot, pure half) and the results stitched here in sequence order.
 verify_store fetches chains in parallel threads and, for trails large enough
 to repay starting them, hashes objects in worker processes
 (sealtrail.evidence.workers): they start in the background from a forkserver
-that imports sealtrail.evidence.rows once, and objects are checked in the calling thread
-until they are up. Measured here on 2 cores (bench/verify_speed.py, 600,000
-events from a bundle folder, each run a fresh interpreter, best of 6, the
-machine otherwise idle): 180,000 events/s in one process (workers=0; the
-Arrow work runs outside the GIL) and 264,000 with two workers (runs ranged
-from 203,000), at 7.3 CPU us per event in all; the design before this one
-did 90,000 and 148,000 on the same bundle and host. Two workers run
-each row at about 6.5 us against 5 us for one alone, and the forkserver's
-imports cost about half a CPU second per run. Objects are checked
+that imports sealtrail.evidence.rows (and the caller's small __main__) once,
+and objects are checked in the calling thread until they are up. Measured
+here on 2 cores (bench/verify_speed.py, 600,000 events from a bundle folder,
+each run a fresh interpreter, the machine otherwise idle): 378,000 events/s
+best of 6 with two workers (runs ranged from 252,000, at 4.6 to 7.3 CPU us
+per event in all: the same work costs more when both cores are busy), and
+171,000 in one process (workers=0). Through the embedded S3 server, in
+bench/run.py, 312,000 events/s for 1,000,000 events. Objects are checked
 independently and stitched in order (ChainWalk links each object's first row
 to the last stored hash before it), so the order in which workers finish does
 not matter.

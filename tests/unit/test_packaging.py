@@ -94,3 +94,17 @@ def test_installed_package_points_at_this_checkout(tmp_path: Path) -> None:
     code = "import json, sealtrail, sealtrail.stream, sealtrail.sinks; print(json.dumps([sealtrail.__file__, sealtrail.stream.__file__, sealtrail.sinks.__file__]))"
     files = [Path(f).resolve() for f in json.loads(run_python(code, tmp_path, "-P"))]
     assert files == [ROOT / "core" / "__init__.py", ROOT / "stream" / "__init__.py", ROOT / "sinks" / "__init__.py"]
+
+
+# What verify's worker processes import (their forkserver loads sealtrail.evidence.rows and the
+# caller's __main__, the `sealtrail` script, once): each of these adds tenths of a second per run.
+WORKER_HEAVY = ("boto3", "botocore", "pydantic", "pydantic_settings", "faust", "confluent_kafka")
+
+
+@pytest.mark.parametrize("module", ["sealtrail.evidence.rows", "sealtrail.cli.main"])
+def test_verify_worker_imports_are_light(tmp_path: Path, module: str) -> None:
+    code = (
+        f"import json, sys, {module}; "
+        f"print(json.dumps(sorted(m for m in {WORKER_HEAVY!r} if any(k == m or k.startswith(m + '.') for k in sys.modules))))"
+    )
+    assert json.loads(run_python(code, tmp_path, "-P")) == []

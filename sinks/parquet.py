@@ -9,6 +9,9 @@ The chain hash is stored on signed heads only (core/record.py says why); the
 hash the object's first record links to is in the file's key-value metadata
 (``sealtrail.prev_hash``), so each object can be checked on its own, and a
 changed value there breaks the link to the object's first signed head.
+``sealtrail.format`` names the rules the rows were hashed by (RECORD_FORMAT),
+so a verifier years from now knows which ones to apply, and says so plainly
+when it does not know them rather than reporting every row as changed.
 Sequence numbers, offsets and times are nearly sorted, so they are delta
 encoded rather than dictionary encoded (about 6 bytes per event less).
 """
@@ -59,6 +62,10 @@ SCHEMA = pa.schema(
 )
 _TIMESTAMPS = ("sealed_at", "occurred_at")
 PREV_HASH_META = b"sealtrail.prev_hash"
+FORMAT_META = b"sealtrail.format"
+# v2: hash_n = SHA-256(0x00 || hash_{n-1} || SHA-256(content_n)) (sealtrail.record.chain_hash), row_check
+# from the same digest. v1, before release, linked SHA-256(hash_{n-1} || content_n) and had no marker.
+RECORD_FORMAT = "sealtrail.record.v2"
 _DELTA = ("seq", "src_offset", "sealed_at", "occurred_at")
 _PLAIN = ("row_check", "hash", "signature")  # random bytes: a dictionary only costs
 ENCODING = {name: "DELTA_BINARY_PACKED" for name in _DELTA}
@@ -68,8 +75,11 @@ WRITE_OPTIONS = {"compression": "zstd", "use_dictionary": DICTIONARY, "column_en
 
 
 def schema_for(prev_hash: bytes | None) -> pa.Schema:
-    """SCHEMA, with the hash the object's first record links to in its metadata."""
-    return SCHEMA if prev_hash is None else SCHEMA.with_metadata({PREV_HASH_META: prev_hash.hex().encode()})
+    """SCHEMA, with the record format and the hash the object's first record links to in its metadata."""
+    meta = {FORMAT_META: RECORD_FORMAT.encode()}
+    if prev_hash is not None:
+        meta[PREV_HASH_META] = prev_hash.hex().encode()
+    return SCHEMA.with_metadata(meta)
 
 
 def to_table(records: list[SealedRecord], prev_hash: bytes | None) -> pa.Table:
@@ -134,6 +144,12 @@ def prev_hash_of(schema: pa.Schema) -> bytes | None:
         return bytes.fromhex(value.decode()) if value is not None and len(value) == 64 else None
     except ValueError:
         return None
+
+
+def format_of(schema: pa.Schema) -> str | None:
+    """The record format an object says it was written in (None: no marker, as before markers existed)."""
+    value = (schema.metadata or {}).get(FORMAT_META)
+    return value.decode("utf-8", "replace") if value is not None else None
 
 
 def read_table(body: bytes) -> pa.Table:

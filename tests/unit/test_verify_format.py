@@ -14,20 +14,24 @@ import pytest
 import pyarrow.parquet as pq
 
 from sealtrail.evidence.findings import FindingKind as K
-from sealtrail.sinks.parquet import PREV_HASH_META, read_table
+from sealtrail.sinks.parquet import FORMAT_META, PREV_HASH_META, RECORD_FORMAT, format_of, read_table
 
 from .test_verify import SCHEMA, DirectoryStore, kinds, pristine, verify, write_bundle
 
 
-def set_start_hash(store: DirectoryStore, key: str, value: bytes | None) -> None:
+def set_metadata(store: DirectoryStore, key: str, name: bytes, value: bytes | None) -> None:
     path = store.root / key
     table = pq.read_table(path)
     meta = dict(table.schema.metadata or {})
     if value is None:
-        meta.pop(PREV_HASH_META, None)
+        meta.pop(name, None)
     else:
-        meta[PREV_HASH_META] = value
+        meta[name] = value
     pq.write_table(pa.Table.from_pylist(table.to_pylist(), schema=SCHEMA.with_metadata(meta)), path)
+
+
+def set_start_hash(store: DirectoryStore, key: str, value: bytes | None) -> None:
+    set_metadata(store, key, PREV_HASH_META, value)
 
 
 def test_only_signed_heads_store_their_hash() -> None:
@@ -39,6 +43,32 @@ def test_only_signed_heads_store_their_hash() -> None:
         hashes, signatures = table.column("hash").to_pylist(), table.column("signature").to_pylist()
         assert [h is not None for h in hashes] == [s is not None for s in signatures]
         assert all(isinstance(c, int) for c in table.column("row_check").to_pylist())
+
+
+def test_objects_name_their_record_format() -> None:
+    trail = pristine()
+    data = [body for key, body in trail.objects.items() if "/data/" in key]
+    assert data and all(format_of(read_table(body).schema) == RECORD_FORMAT for body in data)
+
+
+def test_an_unknown_record_format_is_reported_as_such(tmp_path: Path) -> None:
+    """Not as a changed row per record: the verifier says it does not know the rules the rows were hashed by."""
+    trail = pristine()
+    store = write_bundle(tmp_path, trail)
+    key = trail.key("p001", 1)
+    set_metadata(store, key, FORMAT_META, b"sealtrail.record.v9")
+    report = verify(store)
+    assert not report.ok
+    rows = [f for f in report.findings if f.key == key and f.kind != K.CHECKSUM_MISMATCH]  # the bytes changed too
+    assert [f.kind for f in rows] == [K.UNREADABLE_OBJECT]
+    assert "'sealtrail.record.v9'" in rows[0].detail and RECORD_FORMAT in rows[0].detail
+
+
+def test_an_object_without_a_format_marker_is_read_as_the_current_format(tmp_path: Path) -> None:
+    trail = pristine()
+    store = write_bundle(tmp_path, trail)
+    set_metadata(store, trail.key("p000", 1), FORMAT_META, None)
+    assert not {K.CELL_CHANGED, K.UNREADABLE_OBJECT} & kinds(verify(store))
 
 
 def test_changed_start_hash_is_named(tmp_path: Path) -> None:

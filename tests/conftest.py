@@ -7,8 +7,13 @@ test makes its own topics, key prefixes and databases with ``unique_name``.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import NamedTuple
 
 import pytest
@@ -26,16 +31,40 @@ class RunningStack(NamedTuple):
     state: StackState
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    home = tmp_path_factory.mktemp("stack")
-    overrides = {"home": str(home), "kafka": {"partitions": 6}}
-    state = start_stack(load_settings(overrides))
+@contextmanager
+def stack_home(name: str) -> Iterator[Path]:
+    """A stack's home outside pytest's temporary root, removed afterwards (kept with SEALTRAIL_KEEP_TEST_STACK=1).
+
+    PostgreSQL runs as its own system user and must traverse every folder
+    above its data. Another pytest session on the machine resets pytest's
+    root folder to mode 0700 when it starts, and the stack's PostgreSQL then
+    dies mid-run with "Permission denied".
+    """
+    home = Path(tempfile.mkdtemp(prefix=f"sealtrail-test-{name}-"))
     try:
-        # loaded again: only now does stack.json exist to supply endpoints and keys
-        yield RunningStack(load_settings(overrides), state)
+        yield home
     finally:
-        stop_stack(load_settings(overrides))
+        if not os.environ.get("SEALTRAIL_KEEP_TEST_STACK"):
+            shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[RunningStack]:
+    with stack_home("stack") as home:
+        overrides = {"home": str(home), "kafka": {"partitions": 6}}
+        state = start_stack(load_settings(overrides))
+        try:
+            # loaded again: only now does stack.json exist to supply endpoints and keys
+            yield RunningStack(load_settings(overrides), state)
+        finally:
+            stop_stack(load_settings(overrides))
+
+
+@pytest.fixture
+def own_stack_home() -> Iterator[Path]:
+    """A home for a test's own stack (see stack_home)."""
+    with stack_home("own") as home:
+        yield home
 
 
 @pytest.fixture

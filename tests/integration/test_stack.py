@@ -205,9 +205,9 @@ def test_stale_state_is_cleaned_up(tmp_path: Path, stack: Any) -> None:
     assert not (tmp_path / "stack.json").exists()
 
 
-def test_data_survives_down_and_up(tmp_path: Path) -> None:
+def test_data_survives_down_and_up(own_stack_home: Path) -> None:
     """A stack of its own, so stopping it does not disturb the session stack."""
-    overrides = {"home": str(tmp_path / "home"), "kafka": {"partitions": 2}}
+    overrides = {"home": str(own_stack_home), "kafka": {"partitions": 2}}
     state = stack_api.start(load_settings(overrides))
     try:
         key = "persist/object.bin"

@@ -38,7 +38,7 @@ from sealtrail.record import EVENT_COLUMNS, GENESIS, hashed_bytes, record_hash
 from sealtrail.signing import PublicKeys, head_message
 from sealtrail.sinks.digest import FORMAT as DIGEST_FORMAT
 from sealtrail.sinks.digest import signed_message
-from sealtrail.sinks.parquet import RECORD_FORMAT, format_of, prev_hash_of, read_table, text_columns
+from sealtrail.sinks.parquet import RECORD_FORMAT, foreign_format, prev_hash_of, read_table, text_columns
 
 FORMAT = "sealtrail.proof.v2"  # v2: record hashes by sealtrail.record.v2 (sinks.parquet.RECORD_FORMAT)
 RECORD_FIELDS = frozenset({"seq", "sealed_at", "src_offset", "key_id", *EVENT_COLUMNS})
@@ -71,9 +71,9 @@ def _columns(store: Any, obj: DataObject, version_id: str | None) -> tuple[dict[
         table = read_table(stored.body)
     except (OSError, ValueError) as e:
         raise NotProvableError(f"{obj.key} is not readable as Parquet ({e}): run sealtrail verify") from e
-    written_in = format_of(table.schema)
-    if written_in not in (None, RECORD_FORMAT):
-        raise NotProvableError(f"{obj.key} is written in record format {written_in!r}; this version proves "
+    foreign = foreign_format(table.schema)
+    if foreign is not None:
+        raise NotProvableError(f"{obj.key} is written in record format {foreign!r}; this version proves "
                                f"{RECORD_FORMAT!r} only")
     return text_columns(table), table.schema
 

@@ -45,7 +45,7 @@ from sealtrail.record import (
     hashed_bytes,
 )
 from sealtrail.signing import PublicKeys, head_message
-from sealtrail.sinks.parquet import RECORD_FORMAT, SCHEMA, format_of, prev_hash_of
+from sealtrail.sinks.parquet import RECORD_FORMAT, SCHEMA, foreign_format, prev_hash_of
 
 K = FindingKind
 ROW_COLUMNS = tuple(SCHEMA.names)
@@ -410,9 +410,9 @@ def parse_columns(body: bytes) -> ParsedObject:
     """Parquet bytes -> columns as hashed, the start hash, a schema problem, an unreadable reason."""
     try:
         table, schema = read_object(body)
-        written_in = format_of(schema)
-        if written_in not in (None, RECORD_FORMAT):  # no marker: written as v2 was, before markers
-            return ParsedObject(None, None, None, f"written in record format {written_in!r}; this verifier "
+        foreign = foreign_format(schema)
+        if foreign is not None:
+            return ParsedObject(None, None, None, f"written in record format {foreign!r}; this verifier "
                                                   f"knows {RECORD_FORMAT!r} only, so its rows cannot be checked")
         problem = schema_problem(schema)
         missing = [name for name in ROW_COLUMNS if name not in table.column_names]

@@ -152,6 +152,13 @@ def format_of(schema: pa.Schema) -> str | None:
     return value.decode("utf-8", "replace") if value is not None else None
 
 
+def foreign_format(schema: pa.Schema) -> str | None:
+    """The object's record format if it is one this version cannot check (an object without a marker
+    was written before markers existed, by the rules of RECORD_FORMAT)."""
+    written_in = format_of(schema)
+    return written_in if written_in not in (None, RECORD_FORMAT) else None
+
+
 def read_table(body: bytes) -> pa.Table:
     """Parquet bytes -> table, through an Arrow buffer rather than a Python file object.
 

@@ -348,6 +348,17 @@ def test_prove_refuses_an_object_whose_rows_were_changed(bundle: Path) -> None:
         build_proof(DirectoryStore(bundle), SETTINGS, event_id(0, 5), bundle)
 
 
+def test_prove_refuses_an_object_in_a_record_format_it_does_not_know(bundle: Path) -> None:
+    import pyarrow.parquet as pq
+
+    path = bundle / data_key(PREFIX, DAY, "p000", 6, 10)
+    table = pq.read_table(path)
+    meta = {**(table.schema.metadata or {}), b"sealtrail.format": b"sealtrail.record.v9"}
+    pq.write_table(table.replace_schema_metadata(meta), path)
+    with pytest.raises(NotProvableError, match="'sealtrail.record.v9'"):
+        build_proof(DirectoryStore(bundle), SETTINGS, event_id(0, 5), bundle)
+
+
 def test_prove_finds_the_start_hash_from_earlier_objects_when_the_object_does_not_record_it(bundle: Path) -> None:
     """Without the prev_hash metadata, the start is recomputed from the object before (which has no
     signed head here, so from the chain's start)."""

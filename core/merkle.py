@@ -22,12 +22,12 @@ from collections.abc import Sequence
 from hashlib import sha256
 
 EMPTY_ROOT = sha256(b"").digest()
-_LEAF = b"\x00"
+LEAF_PREFIX = b"\x00"  # RFC 6962: a leaf hash is SHA-256(0x00 || leaf); record hashes are built the same way
 _NODE = b"\x01"
 
 
 def leaf_hash(leaf: bytes) -> bytes:
-    return sha256(_LEAF + leaf).digest()
+    return sha256(LEAF_PREFIX + leaf).digest()
 
 
 def _parents(level: list[bytes]) -> list[bytes]:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from sealtrail.encoding import canonical_text, format_ts
+from sealtrail.merkle import LEAF_PREFIX
 from sealtrail.ocsf import classify
 
 if TYPE_CHECKING:  # verify's worker processes import this module: no pydantic for them
@@ -125,7 +126,7 @@ def hashed_bytes(
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
 
-RECORD_HASH_PREFIX = b"\x00"  # RFC 6962's leaf prefix: a record hash is its leaf hash in the object's Merkle tree
+RECORD_HASH_PREFIX = LEAF_PREFIX  # so a record hash is its own leaf hash in the object's Merkle tree
 
 
 def content_digest(content: bytes) -> bytes:

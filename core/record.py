@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -63,10 +64,43 @@ EVENT_COLUMNS = (
     "status_id",
 )
 OCSF_COLUMNS = EVENT_COLUMNS[-6:]
+# Input accounting (record format v3): every input offset of a chain's partition is one record of the
+# chain. A sealed event leaves these null; a rejected input or a repeated event id names what it was,
+# never the input's content (no secret a producer let slip is locked away for years).
+ACCOUNT_COLUMNS = ("kind", "reason", "input_bytes", "input_sha256")
+ROW_COLUMNS = (*EVENT_COLUMNS, *ACCOUNT_COLUMNS)  # what hashed_bytes covers besides the chain columns
 JSON_COLUMNS = frozenset({"before", "after", "metadata"})
 CHAIN_COLUMNS = ("seq", "sealed_at", "src_offset")
 SEAL_COLUMNS = ("row_check", "hash", "key_id", "signature")
-ALL_COLUMNS = ("chain", *CHAIN_COLUMNS, *EVENT_COLUMNS, *SEAL_COLUMNS)
+ALL_COLUMNS = ("chain", *CHAIN_COLUMNS, *ROW_COLUMNS, *SEAL_COLUMNS)
+
+
+class RecordKind(StrEnum):
+    """What an input offset became. Stored in the kind column; null there means EVENT, so event rows
+    hash exactly as they did in record format v2."""
+
+    EVENT = "event"
+    REJECTED = "rejected"  # not a valid event: the reason, its size and SHA-256 are kept, not the bytes
+    DUPLICATE = "duplicate"  # an event id the chain already sealed: event_id names the one it repeats
+
+
+def kind_of(columns: dict[str, Any]) -> RecordKind:
+    kind = columns.get("kind")
+    return RecordKind(kind) if kind else RecordKind.EVENT
+
+
+def rejected_columns(reason: str, raw: bytes | None) -> dict[str, Any]:
+    """The columns of a rejected input: why, how big, and the SHA-256 a producer can match its bytes to."""
+    raw = raw or b""
+    return {"kind": RecordKind.REJECTED.value, "reason": reason, "input_bytes": len(raw),
+            "input_sha256": hashlib.sha256(raw).hexdigest()}
+
+
+def duplicate_columns(event_id: str, raw: bytes | None) -> dict[str, Any]:
+    """The columns of an input that repeats an event id the chain sealed before."""
+    raw = raw or b""
+    return {"kind": RecordKind.DUPLICATE.value, "event_id": event_id, "input_bytes": len(raw),
+            "input_sha256": hashlib.sha256(raw).hexdigest()}
 
 
 @lru_cache(maxsize=4096)
@@ -105,6 +139,9 @@ def hashed_bytes(
 ) -> bytes:
     """RFC 8785 bytes of the record's content: every column but the signature, nulls omitted.
 
+    The accounting columns (ACCOUNT_COLUMNS) are null on sealed events, so an
+    event's content is the same in record formats v2 and v3.
+
     ``key_id`` is set on the records that end a sealed batch (the signed
     heads): hashing it makes a stripped signature visible, since the record
     then names a key but carries nothing to check. Keys are fixed ASCII names
@@ -116,7 +153,7 @@ def hashed_bytes(
     if key_id is not None:
         doc["key_id"] = key_id
     get = columns.get  # the stream runs this once per event: no per-column membership test
-    for name in EVENT_COLUMNS:
+    for name in ROW_COLUMNS:
         value = get(name)
         if value is not None:
             doc[name] = value
@@ -175,6 +212,8 @@ class SealedRecord:
     key_id: str | None = None
     signature: bytes | None = None
     check: int | None = None  # row_check(content); None: computed when written
+    prev: bytes | None = None  # the hash this record links to: on the wire only, so the sink and head
+    # recovery can follow hash links (a zombie writer's record does not link to the chain it lost)
 
     def content(self) -> bytes:
         return hashed_bytes(self.chain, self.seq, self.sealed_at, self.src_offset, self.columns, self.key_id)
@@ -187,8 +226,12 @@ class SealedRecord:
         """The audit.chained partition of this chain (chain pNNN lives in partition NNN)."""
         return int(self.chain[1:])
 
+    @property
+    def kind(self) -> RecordKind:
+        return kind_of(self.columns)
+
     def to_wire(self) -> bytes:
-        """JSON for audit.chained (binary fields as hex)."""
+        """JSON for audit.chained (binary fields as hex; accounting columns only where set)."""
         return orjson.dumps(
             {
                 "chain": self.chain,
@@ -200,6 +243,7 @@ class SealedRecord:
                 "key_id": self.key_id,
                 "signature": self.signature.hex() if self.signature else None,
                 "row_check": self.check,
+                "prev": self.prev.hex() if self.prev is not None else None,
             }
         )
 
@@ -207,14 +251,20 @@ class SealedRecord:
     def from_wire(cls, raw: bytes) -> SealedRecord:
         d = orjson.loads(raw)
         sig = d.get("signature")
+        prev = d.get("prev")
+        columns = {name: d.get(name) for name in EVENT_COLUMNS}
+        for name in ACCOUNT_COLUMNS:  # only where set, as the stream built them
+            if d.get(name) is not None:
+                columns[name] = d[name]
         return cls(
             chain=d["chain"],
             seq=d["seq"],
             sealed_at=d["sealed_at"],
             src_offset=d["src_offset"],
-            columns={name: d.get(name) for name in EVENT_COLUMNS},
+            columns=columns,
             hash=bytes.fromhex(d["hash"]),
             key_id=d.get("key_id"),
             signature=bytes.fromhex(sig) if sig else None,
             check=d.get("row_check"),
+            prev=bytes.fromhex(prev) if prev else None,
         )

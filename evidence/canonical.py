@@ -25,14 +25,15 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sealtrail.record import CHAIN_COLUMNS, EVENT_COLUMNS, JSON_COLUMNS
-from sealtrail.sinks.parquet import SCHEMA, text_columns, timestamp_text
+from sealtrail.record import CHAIN_COLUMNS, JSON_COLUMNS, ROW_COLUMNS
+from sealtrail.sinks.parquet import REQUIRED_FOR_EVENTS, text_columns, timestamp_text, upgraded
 
 # The keys of hashed_bytes' document, in the order OPT_SORT_KEYS puts them (all ASCII).
-HASHED_ORDER = tuple(sorted(("chain", *CHAIN_COLUMNS, *EVENT_COLUMNS, "key_id")))
-_FIELDS = {f.name: f for f in SCHEMA}
+HASHED_ORDER = tuple(sorted(("chain", *CHAIN_COLUMNS, *ROW_COLUMNS, "key_id")))
 _NEEDS_ESCAPE = r'["\\\x00-\x1f]'  # what orjson escapes in a string; everything else goes in as UTF-8
-assert not _FIELDS[HASHED_ORDER[0]].nullable, "the first key must be present in every row"
+# Columns every sealed event has. The rows accounting for a rejected input or a repeated event id
+# (kind not null) lack some of them: they are rare, and go through the reference with their chunk.
+assert HASHED_ORDER[0] in REQUIRED_FOR_EVENTS, "the first key must be present in every event row"
 
 
 def _text(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
@@ -93,6 +94,7 @@ class Contents:
     """
 
     def __init__(self, chain: str, table: pa.Table) -> None:
+        table = upgraded(table)
         parts: list[Any] = []
         escaped: set[int] = set()
         for i, name in enumerate(HASHED_ORDER):
@@ -108,12 +110,15 @@ class Contents:
             for chunk in column.chunks:
                 escaped.update(offset + r for r in _escaped_rows(chunk, escapable))
                 offset += len(chunk)
-            if _FIELDS[name].nullable or pa.types.is_dictionary(column.type):
+            if name not in REQUIRED_FOR_EVENTS or pa.types.is_dictionary(column.type):
                 parts.append(pa.chunked_array([_wrapped(c, key + quote, quote) for c in column.chunks],
                                               None if column.num_chunks else pa.string()))
             else:
                 parts += [key + quote, _text(column), quote]
         parts.append("}")
+        kind = table.column("kind")
+        if kind.null_count < len(kind):  # accounting rows: the literals above assume an event's columns
+            escaped.update(pc.indices_nonzero(pc.is_valid(kind)).to_pylist())
         self.parts = _merged(parts)
         self.escaped = sorted(escaped)
 

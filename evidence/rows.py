@@ -39,13 +39,13 @@ from sealtrail.evidence.canonical import HASHED_ORDER, TableColumns, read_object
 from sealtrail.evidence.findings import Finding, FindingKind
 from sealtrail.layout import DataObject
 from sealtrail.record import (
-    EVENT_COLUMNS,
     JSON_COLUMNS,
+    ROW_COLUMNS as HASHED_COLUMNS,
     RECORD_HASH_PREFIX,
     hashed_bytes,
 )
 from sealtrail.signing import PublicKeys, head_message
-from sealtrail.sinks.parquet import RECORD_FORMAT, SCHEMA, foreign_format, prev_hash_of
+from sealtrail.sinks.parquet import SCHEMA, SCHEMAS, foreign_format, prev_hash_of, schema_of_format, upgraded
 
 K = FindingKind
 ROW_COLUMNS = tuple(SCHEMA.names)
@@ -60,9 +60,10 @@ HASH_CHUNK_ROWS = 4096  # rows canonicalised at a time: column-wise, 4096 measur
 
 
 def schema_problem(schema: pa.Schema) -> str | None:
-    """Why a table's schema is not the sink's, or None. Column names, order, types and nullability."""
+    """Why a table's schema is not the sink's for its record format, or None. Column names, order, types
+    and nullability."""
     got = [(f.name, f.type, f.nullable) for f in schema]
-    want = [(f.name, f.type, f.nullable) for f in SCHEMA]
+    want = [(f.name, f.type, f.nullable) for f in schema_of_format(schema)]
     if got == want:
         return None
     names, want_names = [g[0] for g in got], [w[0] for w in want]
@@ -129,8 +130,10 @@ def _contents_fast(chain: str, columns: Columns, lo: int, hi: int) -> Iterator[b
             sources.append(list(repeat(chain, n)))
         elif name in JSON_COLUMNS:
             sources.append([None if v is None else _Fragment(v) for v in columns[name][lo:hi]])
-        else:
+        elif name in columns:
             sources.append(columns[name][lo:hi])
+        else:  # an accounting column of an object from before record format v3
+            sources.append(list(repeat(None, n)))
     nulls = _null_rows(sources, n)
     order = HASHED_ORDER
     for i, values in enumerate(zip(*sources, strict=True)):
@@ -143,7 +146,7 @@ def _contents_fast(chain: str, columns: Columns, lo: int, hi: int) -> Iterator[b
 def _content_ref(chain: str, columns: Columns, i: int) -> bytes:
     row = columns.row(i) if isinstance(columns, TableColumns) else {name: columns[name][i] for name in columns}
     return hashed_bytes(chain, row["seq"], row["sealed_at"], row["src_offset"],
-                        {name: row[name] for name in EVENT_COLUMNS}, row["key_id"])
+                        {name: row.get(name) for name in HASHED_COLUMNS}, row["key_id"])
 
 
 def _contents(chain: str, columns: Columns, lo: int, hi: int) -> list[bytes]:
@@ -413,8 +416,9 @@ def parse_columns(body: bytes) -> ParsedObject:
         foreign = foreign_format(schema)
         if foreign is not None:
             return ParsedObject(None, None, None, f"written in record format {foreign!r}; this verifier "
-                                                  f"knows {RECORD_FORMAT!r} only, so its rows cannot be checked")
+                                                  f"knows {sorted(SCHEMAS)} only, so its rows cannot be checked")
         problem = schema_problem(schema)
+        table = upgraded(table)
         missing = [name for name in ROW_COLUMNS if name not in table.column_names]
         if missing:
             return ParsedObject(None, None, problem, f"cannot check rows without columns {missing}")

@@ -22,11 +22,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from sealtrail.record import EVENT_COLUMNS, SealedRecord
+from sealtrail.record import ACCOUNT_COLUMNS, CHAIN_COLUMNS, EVENT_COLUMNS, ROW_COLUMNS, SEAL_COLUMNS, SealedRecord
 
 TS = pa.timestamp("us", tz="UTC")
 
-SCHEMA = pa.schema(
+SCHEMA_V2 = pa.schema(
     [
         pa.field("seq", pa.int64(), nullable=False),
         pa.field("sealed_at", TS, nullable=False),
@@ -60,12 +60,33 @@ SCHEMA = pa.schema(
         pa.field("signature", pa.binary()),
     ]
 )
+# v3 (input accounting): every event column may be null, for the rows that account for a rejected
+# input or a repeated event id; the accounting columns sit before the seal columns.
+REQUIRED_FOR_EVENTS = frozenset(f.name for f in SCHEMA_V2 if not f.nullable)
+_ACCOUNT_FIELDS = [
+    pa.field("kind", pa.string()),
+    pa.field("reason", pa.string()),
+    pa.field("input_bytes", pa.int64()),
+    pa.field("input_sha256", pa.string()),
+]
+_CHAIN_FIELDS = [f for f in SCHEMA_V2 if f.name in CHAIN_COLUMNS]
+_SEAL_FIELDS = [f for f in SCHEMA_V2 if f.name in SEAL_COLUMNS]
+SCHEMA = pa.schema(
+    _CHAIN_FIELDS
+    + [SCHEMA_V2.field(name).with_nullable(True) for name in EVENT_COLUMNS]
+    + _ACCOUNT_FIELDS
+    + _SEAL_FIELDS
+)
 _TIMESTAMPS = ("sealed_at", "occurred_at")
 PREV_HASH_META = b"sealtrail.prev_hash"
 FORMAT_META = b"sealtrail.format"
+# v3: v2 plus input accounting (sealtrail.record.ACCOUNT_COLUMNS): rows for rejected inputs and repeated
+# event ids, so every input offset of a chain is one row; event rows hash as in v2.
 # v2: hash_n = SHA-256(0x00 || hash_{n-1} || SHA-256(content_n)) (sealtrail.record.chain_hash), row_check
 # from the same digest. v1, before release, linked SHA-256(hash_{n-1} || content_n) and had no marker.
-RECORD_FORMAT = "sealtrail.record.v2"
+RECORD_FORMAT = "sealtrail.record.v3"
+RECORD_FORMAT_V2 = "sealtrail.record.v2"
+SCHEMAS = {RECORD_FORMAT: SCHEMA, RECORD_FORMAT_V2: SCHEMA_V2}
 _DELTA = ("seq", "src_offset", "sealed_at", "occurred_at")
 _PLAIN = ("row_check", "hash", "signature")  # random bytes: a dictionary only costs
 ENCODING = {name: "DELTA_BINARY_PACKED" for name in _DELTA}
@@ -89,7 +110,7 @@ def to_table(records: list[SealedRecord], prev_hash: bytes | None) -> pa.Table:
         "sealed_at": [r.sealed_at for r in records],
         "src_offset": [r.src_offset for r in records],
     }
-    for name in EVENT_COLUMNS:
+    for name in ROW_COLUMNS:
         columns[name] = [r.columns.get(name) for r in records]
     columns["row_check"] = [r.check_value() for r in records]
     columns["hash"] = [r.hash if r.signature is not None else None for r in records]
@@ -154,9 +175,29 @@ def format_of(schema: pa.Schema) -> str | None:
 
 def foreign_format(schema: pa.Schema) -> str | None:
     """The object's record format if it is one this version cannot check (an object without a marker
-    was written before markers existed, by the rules of RECORD_FORMAT)."""
+    was written before markers existed, by the rules of v2)."""
     written_in = format_of(schema)
-    return written_in if written_in not in (None, RECORD_FORMAT) else None
+    return written_in if written_in is not None and written_in not in SCHEMAS else None
+
+
+def schema_of_format(schema: pa.Schema) -> pa.Schema:
+    """The schema the sink wrote objects of this one's record format with (v2 without a marker)."""
+    return SCHEMAS.get(format_of(schema) or RECORD_FORMAT_V2, SCHEMA)
+
+
+def upgraded(table: pa.Table) -> pa.Table:
+    """A table of an older record format with the v3 columns it lacks added as nulls (readers see one shape).
+
+    v2 objects hold sealed events only, so their accounting columns are null, which is what v3
+    stores for an event.
+    """
+    missing = [name for name in ACCOUNT_COLUMNS if name not in table.column_names]
+    if not missing:
+        return table
+    for name in missing:
+        field = SCHEMA.field(name)
+        table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+    return table
 
 
 def read_table(body: bytes) -> pa.Table:

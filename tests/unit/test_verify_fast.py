@@ -21,13 +21,14 @@ from sealtrail.evidence.rows import _contents, _contents_fast
 from sealtrail.record import (
     CHAIN_COLUMNS,
     EVENT_COLUMNS,
+    ROW_COLUMNS,
     JSON_COLUMNS,
     OCSF_COLUMNS,
     hashed_bytes,
 )
-from sealtrail.sinks.parquet import SCHEMA, TS, text_columns, timestamp_text
+from sealtrail.sinks.parquet import REQUIRED_FOR_EVENTS, SCHEMA, TS, text_columns, timestamp_text
 
-NULLABLE = {f.name for f in SCHEMA if f.nullable}
+NULLABLE = {f.name for f in SCHEMA if f.name not in REQUIRED_FOR_EVENTS}
 NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')  # what orjson escapes in a string
 OCSF = set(OCSF_COLUMNS)
 TEXT = st.text(st.characters(codec="utf-8"), max_size=20)
@@ -55,12 +56,21 @@ def rows(draw: st.DrawFn) -> dict[str, object]:
         else:
             value = draw(TEXT)
         row[name] = None if name in NULLABLE and draw(st.booleans()) else value
+    kind = draw(st.none() | st.sampled_from(["rejected", "duplicate"]))
+    row["kind"] = kind
+    row["reason"] = draw(TEXT) if kind == "rejected" else None
+    row["input_bytes"] = draw(st.integers(0, 2**40)) if kind else None
+    row["input_sha256"] = draw(st.from_regex(r"[0-9a-f]{64}", fullmatch=True)) if kind else None
+    if kind:  # an accounting row holds no event, but for the event id a duplicate repeats
+        for name in EVENT_COLUMNS:
+            if name != "event_id" or kind == "rejected":
+                row[name] = None
     row["key_id"] = draw(st.none() | st.from_regex(r"ed25519-[0-9a-f]{16}", fullmatch=True))
     return row
 
 
 def test_hashed_key_order_is_the_sorted_order() -> None:
-    assert list(HASHED_ORDER) == sorted(["chain", *CHAIN_COLUMNS, *EVENT_COLUMNS, "key_id"])
+    assert list(HASHED_ORDER) == sorted(["chain", *CHAIN_COLUMNS, *ROW_COLUMNS, "key_id"])
 
 
 @settings(max_examples=300, deadline=None)
@@ -68,7 +78,7 @@ def test_hashed_key_order_is_the_sorted_order() -> None:
 def test_fast_contents_equal_hashed_bytes(chain: str, batch: list[dict[str, object]]) -> None:
     columns = {name: [row[name] for row in batch] for name in batch[0]}
     want = [
-        hashed_bytes(chain, r["seq"], r["sealed_at"], r["src_offset"], {n: r[n] for n in EVENT_COLUMNS}, r["key_id"])
+        hashed_bytes(chain, r["seq"], r["sealed_at"], r["src_offset"], {n: r.get(n) for n in ROW_COLUMNS}, r["key_id"])
         for r in batch
     ]
     assert list(_contents_fast(chain, columns, 0, len(batch))) == want
@@ -94,7 +104,7 @@ def test_timestamp_text_equals_format_ts_and_text_columns(times: list[datetime])
 
 def parquet_of(batch: list[dict[str, object]], dictionary: bool = True) -> bytes:
     """Rows written as the sink's schema (timestamps parsed from their hashed text), seal columns made up."""
-    columns: dict[str, list] = {name: [row[name] for row in batch] for name in batch[0]}
+    columns: dict[str, list] = {name: [row.get(name) for row in batch] for name in SCHEMA.names}
     columns["row_check"] = [0] * len(batch)
     columns["hash"] = [None] * len(batch)
     columns["signature"] = [None] * len(batch)
@@ -122,7 +132,7 @@ def typed_rows(draw: st.DrawFn) -> dict[str, object]:
 
 def reference(chain: str, batch: list[dict[str, object]]) -> list[bytes]:
     return [
-        hashed_bytes(chain, r["seq"], r["sealed_at"], r["src_offset"], {n: r[n] for n in EVENT_COLUMNS}, r["key_id"])
+        hashed_bytes(chain, r["seq"], r["sealed_at"], r["src_offset"], {n: r.get(n) for n in ROW_COLUMNS}, r["key_id"])
         for r in batch
     ]
 
@@ -137,11 +147,11 @@ def test_column_wise_contents_equal_hashed_bytes(chain: str, batch: list[dict[st
     assert _contents(chain, columns, 0, len(batch)) == want
     assert _contents(chain, columns, 1, len(batch)) == want[1:]
     built = Contents(chain, table)
-    plain = [i for i, r in enumerate(batch) if not any(
+    plain = [i for i, r in enumerate(batch) if not r.get("kind") and not any(
         isinstance(r[n], str) and NEEDS_ESCAPE.search(r[n]) for n in r if n not in JSON_COLUMNS)]
     if len(plain) == len(batch):
         assert built.build(0, len(batch)) == want
-    else:  # a row needing escapes is left to the reference, never built with other bytes
+    else:  # a row needing escapes, or an accounting row, is left to the reference
         assert built.build(0, len(batch)) is None
         assert built.escaped == [i for i in range(len(batch)) if i not in plain]
     for i in plain:

@@ -10,6 +10,7 @@ import click
 
 from sealtrail.cli.main import Context, cli
 from sealtrail.cli.progress import say
+from sealtrail.metrics_server import serve_metrics
 
 if TYPE_CHECKING:
     from sealtrail.config import Settings
@@ -29,13 +30,6 @@ def publish_public_key(settings: Settings, signer) -> None:  # type: ignore[no-u
     if not store.exists(key):
         lock = policy_for(settings).longest_lock(datetime.now(timezone.utc))
         store.put_locked(key, signer.public_pem, lock.mode, lock.retain_until)
-
-
-def start_metrics(port: int, registry) -> int:  # type: ignore[no-untyped-def]
-    from prometheus_client import start_http_server
-
-    server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
-    return server.server_port
 
 
 @cli.command()
@@ -96,7 +90,7 @@ def stream(ctx: Context) -> None:
     keys = KeySource(settings)
     publish_public_key(settings, keys.current())
     metrics = StreamMetrics()
-    port = start_metrics(settings.stream.metrics_port, metrics.registry)
+    port = serve_metrics(settings.stream.metrics_port, metrics.registry, "stream.metrics_port").server_port
     say(f"stream worker: key {keys.current().key_id}, metrics on http://127.0.0.1:{port}/metrics")
     app = build_app(settings, keys, metrics)
     faust.Worker(app, loglevel="info", quiet=True, redirect_stdouts=False).execute_from_commandline()
@@ -112,7 +106,7 @@ def sink(ctx: Context) -> None:
     keys = KeySource(ctx.settings)
     publish_public_key(ctx.settings, keys.current())
     worker = SinkWorker(ctx.settings, keys)
-    port = start_metrics(ctx.settings.sink.metrics_port, worker.metrics.registry)
+    port = serve_metrics(ctx.settings.sink.metrics_port, worker.metrics.registry, "sink.metrics_port").server_port
     say(f"sink worker: bucket {ctx.settings.s3.bucket}, metrics on http://127.0.0.1:{port}/metrics")
     _stop_on_signals(worker.stop)
 

@@ -12,7 +12,15 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sealtrail.record import GENESIS, SealedRecord, chain_hash, content_digest, hashed_bytes, row_check_of
+from sealtrail.record import (
+    GENESIS,
+    SealedRecord,
+    chain_hash,
+    content_digest,
+    duplicate_columns,
+    hashed_bytes,
+    row_check_of,
+)
 from sealtrail.signing import Signer, head_message
 
 
@@ -61,11 +69,14 @@ class ChainHead:
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """A valid event ready to seal: its input position and its flat columns."""
+    """One input ready to seal at its input position: a valid event's flat columns, or the accounting
+    columns of a rejected input (sealtrail.record.rejected_columns). raw is the input's bytes, for the
+    size and SHA-256 a duplicate's row keeps."""
 
     partition: int
     offset: int
     columns: dict[str, Any]
+    raw: bytes | None = None
 
 
 @dataclass
@@ -75,12 +86,17 @@ class SealResult:
 
 
 def seal_batch(heads: dict[int, ChainHead], batch: list[Accepted], signer: Signer, sealed_at: str) -> SealResult:
-    """Chain every accepted event onto its partition's head and sign each chain's new head.
+    """Chain every input onto its partition's head and sign each chain's new head.
 
-    Events whose id the chain sealed recently are dropped (exactly once in the
-    trail despite at-least-once delivery), including a repeat within the batch.
-    The record that ends each chain's part of the batch names the key (under
-    its hash) and carries the signature. ``heads`` is advanced in place.
+    Every input offset becomes one record, so the trail accounts for all of
+    them (an auditor checks the offsets are contiguous): a valid event is
+    sealed; a rejected input is sealed as its accounting row; an event whose
+    id the chain sealed recently (a producer retry, also within the batch)
+    is sealed as a duplicate row naming that id, so it is in the trail once
+    as an event. Inputs at or before a head's src_offset were sealed before
+    a restart and are skipped. The record that ends each chain's part of the
+    batch names the key (under its hash) and carries the signature. ``heads``
+    is advanced in place. Items must be in offset order per partition.
     """
     todo: list[Accepted] = []
     last_of: dict[int, int] = {}
@@ -89,10 +105,11 @@ def seal_batch(heads: dict[int, ChainHead], batch: list[Accepted], signer: Signe
         head = heads[item.partition]
         if item.offset <= head.src_offset:
             continue  # already sealed before a restart or rebalance
-        if not head.recent.add_new(item.columns["event_id"]):
+        columns = item.columns
+        if "kind" not in columns and not head.recent.add_new(columns["event_id"]):
             duplicates += 1
-            head.src_offset = item.offset
-            continue
+            item = Accepted(item.partition, item.offset, duplicate_columns(columns["event_id"], item.raw))
+        head.src_offset = item.offset
         last_of[item.partition] = len(todo)
         todo.append(item)
     sealed: list[SealedRecord] = []
@@ -105,8 +122,6 @@ def seal_batch(heads: dict[int, ChainHead], batch: list[Accepted], signer: Signe
         hashed = chain_hash(head.hash, digest)
         signature = signer.sign(head_message(head.chain, seq, sealed_at, hashed)) if key_id else None
         sealed.append(SealedRecord(head.chain, seq, sealed_at, item.offset, item.columns, hashed, key_id, signature,
-                                   row_check_of(digest)))
+                                   row_check_of(digest), head.hash))
         head.seq, head.hash = seq, hashed
-        if item.offset > head.src_offset:  # a later duplicate may already have moved it on
-            head.src_offset = item.offset
     return SealResult(sealed, duplicates)

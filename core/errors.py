@@ -13,6 +13,7 @@ a message and an exit code in one place::
     ├── SpoolError             the spool file is unusable (locked by another process, corrupt, unwritable)
     ├── CaptureError           PostgreSQL change capture: not installed, table missing, relay already running
     ├── ChainGapError          audit.chained skips sequence numbers (the sink's input is not the stream's output)
+    ├── ChainForkError         the bucket's head and audit.chained disagree: the stream seals nothing on that chain
     ├── KeyNotFoundError       no public key for a key id
     └── NotProvableError       no inclusion proof for an event: not in the trail, or no digest lists a root (exit 1)
 
@@ -68,6 +69,15 @@ class ChainGapError(SealtrailError):
     def __init__(self, chain: str, expected: int, got: int) -> None:
         super().__init__(f"chain {chain}: expected seq {expected}, got {got}")
         self.chain, self.expected, self.got = chain, expected, got
+
+
+class ChainForkError(SealtrailError):
+    """The bucket and audit.chained disagree about a chain: sealing on it would fork it."""
+
+    def __init__(self, chain: str, bucket: str, chained: str) -> None:
+        super().__init__(f"chain {chain} forks: the bucket's head is {bucket}, audit.chained holds {chained}; "
+                         "nothing is sealed on it until an operator has looked")
+        self.chain, self.bucket, self.chained = chain, bucket, chained
 
 
 class KeyNotFoundError(SealtrailError):

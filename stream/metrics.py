@@ -12,9 +12,15 @@ class StreamMetrics:
         self.consumed = Counter("sealtrail_events_consumed_total", "records read from audit.events", registry=r)
         self.sealed = Counter("sealtrail_events_sealed_total", "events appended to a chain", ["chain"], registry=r)
         self.rejected = Counter(
-            "sealtrail_events_rejected_total", "events sent to the dead-letter topic", ["reason"], registry=r
+            "sealtrail_events_rejected_total", "inputs rejected (a rejected row in the trail, and a dead letter)", ["reason"], registry=r
         )
-        self.duplicates = Counter("sealtrail_duplicates_total", "event ids already sealed, dropped", registry=r)
+        self.duplicates = Counter(
+            "sealtrail_duplicates_total", "event ids already sealed, kept in the trail as duplicate rows", registry=r
+        )
+        self.dlq_failures = Counter(
+            "sealtrail_dlq_failures_total", "dead letters refused or not delivered (the trail still accounts for them)",
+            registry=r,
+        )
         self.redacted = Counter(
             "sealtrail_secrets_redacted_total", "secrets a producer let through, redacted by the stream", registry=r
         )

@@ -12,17 +12,18 @@ seals an event twice.
 
 from __future__ import annotations
 
-import base64
+import hashlib
 import logging
 import threading
 import time
 from datetime import datetime, timezone
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.config import Settings
+from sealtrail.record import rejected_columns
 from sealtrail.encoding import format_ts
 from sealtrail.errors import ConfigError, ServiceUnavailable
 from sealtrail.kafka import make_consumer, make_producer, partition_count
@@ -35,29 +36,57 @@ from sealtrail.stream.validate import Rejection, validate_counted
 log = logging.getLogger("sealtrail.stream")
 
 
-def dead_letter(message: Message, rejection: Rejection, at: str) -> bytes:
-    """The DLQ record: the reason, where the input came from, and the input itself, losslessly."""
+DLQ_SAMPLE_BYTES = 64 * 1024  # of the input, for an operator to see what was wrong with it
+DLQ_MAX_BYTES = 1024 * 1024  # a dead letter is never larger: below any broker's message limit
+
+
+def dead_letter(message: Message, rejection: Rejection, at: str, redactor: Redactor | None = None) -> bytes:
+    """The DLQ record, bounded: the reason, where the input came from, its full length and SHA-256, and
+    its first DLQ_SAMPLE_BYTES as text, secrets redacted.
+
+    The trail itself accounts for every rejected offset (a rejected row); this record is for the
+    operator fixing the producer, so it may be cut short, but never so large that producing it fails:
+    400 KB of control bytes, which JSON escapes six-fold, once made a record the broker refused and
+    stopped the worker on every restart.
+    """
     raw = message.value() or b""
-    try:
-        payload = {"raw": raw.decode("utf-8")}
-    except UnicodeDecodeError:
-        payload = {"raw_base64": base64.b64encode(raw).decode("ascii")}
-    return orjson.dumps(
-        {
-            **rejection.as_dict(),
-            "topic": message.topic(),
-            "partition": message.partition(),
-            "offset": message.offset(),
-            "rejected_at": at,
-            **payload,
-        }
-    )
+    sample = raw[:DLQ_SAMPLE_BYTES].decode("utf-8", "backslashreplace")
+    redacted = 0
+    if redactor is not None:
+        sample, redacted = redactor.redact_text(sample)
+    doc = {
+        **rejection.as_dict(),
+        "topic": message.topic(),
+        "partition": message.partition(),
+        "offset": message.offset(),
+        "rejected_at": at,
+        "input_bytes": len(raw),
+        "input_sha256": hashlib.sha256(raw).hexdigest(),
+        "truncated": len(raw) > DLQ_SAMPLE_BYTES,
+        "redacted": redacted,
+        "raw": sample,
+    }
+    body = orjson.dumps(doc)
+    if len(body) > DLQ_MAX_BYTES:
+        return minimal_dead_letter(message, rejection, at)
+    return body
+
+
+def minimal_dead_letter(message: Message, rejection: Rejection, at: str) -> bytes:
+    """What is left when the full dead letter cannot be produced: where, why, how big, which bytes."""
+    raw = message.value() or b""
+    return orjson.dumps({
+        "reason": rejection.reason.value, "field": None, "detail": "input not included",
+        "topic": message.topic(), "partition": message.partition(), "offset": message.offset(),
+        "rejected_at": at, "input_bytes": len(raw), "input_sha256": hashlib.sha256(raw).hexdigest(),
+    })
 
 
 class SealWorker:
     """One stream worker: owns some partitions of audit.events through the consumer group."""
 
-    def __init__(self, settings: Settings, keys: Signer | KeySource, metrics: StreamMetrics | None = None) -> None:
+    def __init__(self, settings: Settings, keys: Signer | KeySource, metrics: StreamMetrics | None = None,
+                 store: object | None = None) -> None:
         self.settings = settings
         self.keys = keys
         self.metrics = metrics or StreamMetrics()
@@ -66,6 +95,16 @@ class SealWorker:
         self.sealed_total = 0
         self.rejected_total = 0
         self._consumer: Consumer | None = None
+        self._store = store
+
+    @property
+    def store(self):  # type: ignore[no-untyped-def]
+        """The bucket, which head recovery reads (made on first use: the S3 client is not cheap)."""
+        if self._store is None:
+            from sealtrail.sinks.store import S3Store
+
+            self._store = S3Store(self.settings)
+        return self._store
 
     def check_topics(self) -> None:
         topics = self.settings.kafka.topics
@@ -81,7 +120,7 @@ class SealWorker:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = [tp.partition for tp in partitions]
         started = time.monotonic()
-        recovered = recover_heads(self.settings, numbers)
+        recovered = recover_heads(self.settings, numbers, self.store)
         for tp in partitions:
             head = recovered[tp.partition]
             self.heads[tp.partition] = head
@@ -125,7 +164,7 @@ class SealWorker:
         wall = datetime.now(timezone.utc)
         now = format_ts(wall)
         newest_ts: dict[int, int] = {}
-        accepted: list[Accepted] = []
+        inputs: list[Accepted] = []  # every input, in offset order: each becomes one record of its chain
         rejected: list[tuple[Message, Rejection]] = []
         last_offset: dict[int, int] = {}
         redactions = 0
@@ -139,17 +178,19 @@ class SealWorker:
                 continue  # revoked in this very poll
             last_offset[p] = m.offset()
             newest_ts[p] = m.timestamp()[1]
-            result, redacted = validate_counted(m.value(), cfg.max_event_bytes, self.redactor)
+            raw = m.value()
+            result, redacted = validate_counted(raw, cfg.max_event_bytes, self.redactor)
             redactions += redacted
             if isinstance(result, Rejection):
                 rejected.append((m, result))
+                inputs.append(Accepted(p, m.offset(), rejected_columns(result.reason.value, raw)))
             else:
-                accepted.append(Accepted(p, m.offset(), result))
+                inputs.append(Accepted(p, m.offset(), result, raw))
         if not last_offset:
             return
-        self.metrics.consumed.inc(len(accepted) + len(rejected))
+        self.metrics.consumed.inc(len(inputs))
         self.metrics.redacted.inc(redactions)
-        result = seal_batch(self.heads, accepted, self.keys.current(), now)
+        result = seal_batch(self.heads, inputs, self.keys.current(), now)
         failures: list[KafkaError] = []
 
         def on_delivery(err: KafkaError | None, _msg: Message) -> None:
@@ -165,7 +206,7 @@ class SealWorker:
                 on_delivery=on_delivery,
             )
         for m, rejection in rejected:
-            producer.produce(topics.dlq, dead_letter(m, rejection, now), key=m.key(), on_delivery=on_delivery)
+            self._dead_letter(producer, m, rejection, now)
         self._await_acks(producer)
         if failures:
             # Nothing is committed: a restart resumes from what audit.chained really holds.
@@ -176,11 +217,36 @@ class SealWorker:
         )
         self._count(result.sealed, rejected, result.duplicates)
         self.metrics.batch_seconds.observe(time.monotonic() - started)
-        self.metrics.batch_records.observe(len(accepted) + len(rejected))
+        self.metrics.batch_records.observe(len(inputs))
         wall_ms = wall.timestamp() * 1000
         for p, ts in newest_ts.items():
             if ts > 0 and p in self.heads:
                 self.metrics.lag_seconds.labels(self.heads[p].chain).set(max(0.0, (wall_ms - ts) / 1000))
+
+    def _dead_letter(self, producer, message: Message, rejection: Rejection, now: str) -> None:
+        """Produce a dead letter; a failure falls back to the minimal one and never stops the worker.
+
+        The rejected row in the trail is the durable account of the input (it is sealed and acknowledged
+        before the input offset is committed); the dead letter only helps an operator.
+        """
+        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                self.metrics.dlq_failures.inc()
+                log.error("dead letter for %s/%s@%s not delivered: %s",
+                          message.topic(), message.partition(), message.offset(), err.str())
+
+        builds = (lambda: dead_letter(message, rejection, now, self.redactor),
+                  lambda: minimal_dead_letter(message, rejection, now))
+        for attempt, build in enumerate(builds):
+            try:
+                producer.produce(self.settings.kafka.topics.dlq, build(), key=message.key(), on_delivery=on_delivery)
+                return
+            except (KafkaException, BufferError, ValueError) as e:
+                self.metrics.dlq_failures.inc()
+                log.error("dead letter for %s/%s@%s refused (%s)%s", message.topic(), message.partition(),
+                          message.offset(), e, "; trying a minimal one" if attempt == 0 else "")
+        log.error("no dead letter for %s/%s@%s; the trail's rejected row accounts for it",
+                  message.topic(), message.partition(), message.offset())
 
     def _await_acks(self, producer) -> None:
         """Block until the broker has everything: committing input before that could lose events."""

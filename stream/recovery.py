@@ -1,36 +1,122 @@
-"""Reading chain heads back from audit.chained, the only state that cannot disagree with the output.
+"""Where each chain stands, from durable state: the bucket's stored head and what audit.chained holds beyond it.
 
-A worker that starts, restarts after kill -9, or takes over partitions in a
-rebalance resumes each chain from the last record actually acknowledged on
-audit.chained, and skips input at or before that record's source offset. No
-local state, table or changelog can then fork a chain or seal an event twice.
+Kafka's retention (7 days by default) ages audit.chained out, so it cannot be
+the only witness of a chain head: a worker that recovered from an empty
+topic once restarted every chain at seq 0, and the sink dropped what followed
+as replays. So a worker that starts, restarts after kill -9, or takes over
+partitions resumes each chain from the newer of
+
+- the bucket's head: the last record of the chain's newest data object,
+  locked and signed, and
+- the last record audit.chained holds, provided it continues the bucket's
+  chain: the record at the bucket's seq has the bucket's hash, or the first
+  record beyond it links to that hash (its prev).
+
+When the two disagree the chain has forked (a second writer, or a topic that
+holds another trail): ChainForkError names the chain and both heads and the
+worker seals nothing. Input at or before the head's source offset is skipped,
+so nothing is sealed twice. Event ids for the dedupe window come from the
+records read (audit.chained, and the bucket's newest object when the topic
+holds less than the bucket).
 """
 
 from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
 from sealtrail.chain import ChainHead, RecentIds, chain_id
 from sealtrail.config import Settings
-from sealtrail.errors import ConfigError
+from sealtrail.errors import ChainForkError, ConfigError
 from sealtrail.kafka import read_to_end
 
+log = logging.getLogger("sealtrail.stream")
 
-def recover_heads(settings: Settings, partitions: list[int]) -> dict[int, ChainHead]:
+
+@dataclass(frozen=True, slots=True)
+class StoredHead:
+    """The last record of a chain in the bucket, and the event ids of the object that holds it."""
+
+    seq: int
+    hash: bytes
+    src_offset: int
+    key: str
+    event_ids: tuple[str, ...] = ()
+
+
+def bucket_heads(store: Any, prefix: str, chains: list[str]) -> dict[str, StoredHead]:
+    """Each chain's stored head, from the names and the newest object of each chain."""
+    from sealtrail.sinks.parquet import read_table
+    from sealtrail.sinks.worker import stored_objects
+
+    objects = stored_objects(store, prefix)
+    heads: dict[str, StoredHead] = {}
+    for chain in chains:
+        mine = objects.get(chain)
+        if not mine:
+            continue
+        table = read_table(store.get(mine[-1].key).body)
+        last = table.num_rows - 1
+        value = table.column("hash")[last].as_py()
+        if value is None:  # the sink cuts objects at signed heads only, and heads keep their hash
+            raise ConfigError("s3.prefix", f"{mine[-1].key} does not end at a signed head")
+        ids = tuple(i for i in table.column("event_id").to_pylist() if i is not None)
+        heads[chain] = StoredHead(table.column("seq")[last].as_py(), value, table.column("src_offset")[last].as_py(),
+                                  mine[-1].key, ids)
+    return heads
+
+
+def resume_from(chain: str, stored: StoredHead | None, tail: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The record a chain resumes after: the last of the tail, or the bucket's head; a pure decision.
+
+    tail is what audit.chained holds for the chain, in offset order (wire records). Returns None for
+    a new chain, the tail's last record, or a dict with the stored head's seq, hash and src_offset.
+    """
+    last = tail[-1] if tail else None
+    if stored is None:
+        return last
+    bucket = {"seq": stored.seq, "hash": stored.hash.hex(), "src_offset": stored.src_offset}
+    at = next((d for d in tail if d["seq"] == stored.seq), None)
+    if at is not None and at["hash"] != bucket["hash"]:
+        raise ChainForkError(chain, f"seq {stored.seq} {bucket['hash'][:16]} in {stored.key}",
+                             f"seq {stored.seq} {at['hash'][:16]}")
+    if last is None or last["seq"] <= stored.seq:
+        return bucket  # the topic aged out, or holds less than the sink already stored
+    after = next(d for d in tail if d["seq"] > stored.seq)
+    if after["seq"] != stored.seq + 1 or (after.get("prev") and after["prev"] != bucket["hash"]):
+        raise ChainForkError(chain, f"seq {stored.seq} {bucket['hash'][:16]} in {stored.key}",
+                             f"seq {after['seq']} linking to {str(after.get('prev'))[:16]}")
+    return last
+
+
+def recover_heads(settings: Settings, partitions: list[int], store: Any = None) -> dict[int, ChainHead]:
     heads = {p: ChainHead(chain_id(p), recent=RecentIds(settings.stream.dedupe_window)) for p in partitions}
     if not partitions:
         return heads
-    last: dict[int, dict] = {}
+    tails: dict[int, list[dict[str, Any]]] = {p: [] for p in partitions}
     for records in read_to_end(settings, settings.kafka.topics.chained, partitions):
         for m in records:
-            d = orjson.loads(m.value())
-            heads[m.partition()].recent.add(d["event_id"])
-            last[m.partition()] = d
-    for p, d in last.items():
-        head = heads[p]
-        if d["chain"] != head.chain:
-            raise ConfigError(
-                "kafka.topics.chained", f"partition {p} holds chain {d['chain']}, expected {head.chain}"
-            )
-        head.seq, head.hash, head.src_offset = d["seq"], bytes.fromhex(d["hash"]), d["src_offset"]
+            tails[m.partition()].append(orjson.loads(m.value()))
+    stored = bucket_heads(store, settings.s3.prefix, [h.chain for h in heads.values()]) if store is not None else {}
+    for p, head in heads.items():
+        tail = tails[p]
+        if tail and tail[-1]["chain"] != head.chain:
+            raise ConfigError("kafka.topics.chained", f"partition {p} holds chain {tail[-1]['chain']}, "
+                                                      f"expected {head.chain}")
+        mine = stored.get(head.chain)
+        start = resume_from(head.chain, mine, tail)
+        if start is None:
+            continue
+        if mine is not None and (not tail or tail[-1]["seq"] < mine.seq):
+            for event_id in mine.event_ids:
+                head.recent.add(event_id)
+            log.warning("chain %s: audit.chained holds %s; resuming from the bucket's head at seq %d (%s)",
+                        head.chain, f"up to seq {tail[-1]['seq']}" if tail else "nothing", mine.seq, mine.key)
+        for d in tail:
+            if d.get("kind") is None and d.get("event_id"):
+                head.recent.add(d["event_id"])
+        head.seq, head.hash, head.src_offset = start["seq"], bytes.fromhex(start["hash"]), start["src_offset"]
     return heads

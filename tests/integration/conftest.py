@@ -42,6 +42,7 @@ class Trail:
             "SEALTRAIL_KAFKA__TOPICS__EVENTS": f"t{tag}.events",
             "SEALTRAIL_KAFKA__TOPICS__CHAINED": f"t{tag}.chained",
             "SEALTRAIL_KAFKA__TOPICS__DLQ": f"t{tag}.dlq",
+            "SEALTRAIL_KAFKA__TOPICS__QUARANTINE": f"t{tag}.quarantine",
             "SEALTRAIL_S3__PREFIX": f"t{tag}/",
             "SEALTRAIL_STREAM__GROUP": f"stream-{tag}",
             "SEALTRAIL_SINK__GROUP": f"sink-{tag}",
@@ -70,7 +71,8 @@ class Trail:
         topics = self.settings.kafka.topics
         admin = AdminClient({"bootstrap.servers": self.settings.kafka.bootstrap})
         futures = admin.create_topics(
-            [NewTopic(topics.events, partitions, 1), NewTopic(topics.chained, partitions, 1), NewTopic(topics.dlq, 1, 1)]
+            [NewTopic(topics.events, partitions, 1), NewTopic(topics.chained, partitions, 1), NewTopic(topics.dlq, 1, 1),
+             NewTopic(topics.quarantine, 1, 1)]
         )
         for f in futures.values():
             f.result(30)
@@ -131,16 +133,35 @@ class Trail:
             time.sleep(0.5)
 
     def event_ids(self) -> Counter:
-        """How often each event id occurs in the bucket's data objects."""
+        """How often each event id is sealed as an event in the bucket's data objects (accounting rows
+        for rejected inputs and repeated ids are not events)."""
         ids: Counter = Counter()
         for key in self.store.keys(data_prefix(self.settings.s3.prefix)):
-            ids.update(read_table(self.store.get(key).body).column("event_id").to_pylist())
+            table = read_table(self.store.get(key).body)
+            kinds = table.column("kind").to_pylist() if "kind" in table.column_names else [None] * table.num_rows
+            ids.update(i for i, k in zip(table.column("event_id").to_pylist(), kinds, strict=True) if k is None)
         return ids
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row of the bucket's data objects (seq, src_offset and the accounting columns), per chain."""
+        out = []
+        for key in self.store.keys(data_prefix(self.settings.s3.prefix)):
+            table = read_table(self.store.get(key).body).select(["seq", "src_offset", "event_id", "kind", "reason"])
+            chain = key.rsplit("/", 1)[-1].split("-")[0]
+            out.extend({"chain": chain, **row} for row in table.to_pylist())
+        return sorted(out, key=lambda r: (r["chain"], r["seq"]))
 
     def chained(self) -> list[dict[str, Any]]:
         out = []
         for batch in read_to_end(self.settings, self.settings.kafka.topics.chained, list(range(self.partitions))):
             out.extend(orjson.loads(m.value()) for m in batch)
+        return out
+
+    def quarantined(self) -> list[tuple[dict[str, str], bytes]]:
+        """The sink's quarantine topic: each record's headers and its wire bytes as read from audit.chained."""
+        out = []
+        for batch in read_to_end(self.settings, self.settings.kafka.topics.quarantine, [0]):
+            out.extend(({k: v.decode() for k, v in m.headers() or []}, m.value()) for m in batch)
         return out
 
     def dead_letters(self) -> list[dict[str, Any]]:

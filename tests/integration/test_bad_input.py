@@ -7,6 +7,8 @@ example runs through one real stream worker on its own topics.
 
 from __future__ import annotations
 
+import hashlib
+
 import time
 
 import orjson
@@ -53,7 +55,6 @@ INPUTS = st.one_of(
 def test_every_input_is_sealed_or_dead_lettered(make_trail, inputs: list[bytes]) -> None:  # type: ignore[no-untyped-def]
     sealable = [orjson.loads(v)["event_id"] for v in inputs if _is_sealable(v)]
     distinct_valid = set(sealable)
-    expected = len(distinct_valid) + len(inputs) - len(sealable)
     trail = make_trail(partitions=1)  # unkeyed input: one chain, so repeats of an id meet the same dedupe window
     trail.env["SEALTRAIL_STREAM__MAX_EVENT_BYTES"] = str(LIMIT)  # below the broker's message size, to reach "oversized"
     trail.emit_raw(inputs)
@@ -61,25 +62,33 @@ def test_every_input_is_sealed_or_dead_lettered(make_trail, inputs: list[bytes])
     deadline = time.monotonic() + 120
     while True:
         sealed, letters = trail.chained(), trail.dead_letters()
-        if len(sealed) + len(letters) >= expected or time.monotonic() > deadline:
+        if len(sealed) >= len(inputs) or time.monotonic() > deadline:
             break
         time.sleep(1)
     time.sleep(1)  # anything beyond the expected count would show up now
-    sealed, letters = trail.chained(), trail.dead_letters()
+    rows, letters = trail.chained(), trail.dead_letters()
+    sealed = [r for r in rows if not r.get("kind")]
     unique_valid_ids = {r["event_id"] for r in sealed}
     assert len(unique_valid_ids) == len(sealed), "an event id was sealed twice"
     reasons = {d["reason"] for d in letters}
     assert reasons <= {r.value for r in RejectReason}, reasons
     for d in letters:
         assert d["detail"], d
-        assert ("raw" in d) != ("raw_base64" in d), "the dead letter must carry the input itself"
-    # Inputs that repeat an already-sealed event id are dropped as duplicates, by design;
-    # everything else is accounted for one by one.
-    duplicates = len(inputs) - len(sealed) - len(letters)
-    assert duplicates >= 0
+        raw = inputs[d["offset"]]
+        assert "raw" in d and (d["input_bytes"], d["input_sha256"]) == (len(raw), hashlib.sha256(raw).hexdigest())
+    # Every input is one row of the chain: an event, a rejected row or a duplicate row, offsets 0..n-1.
+    assert [r["src_offset"] for r in rows] == list(range(len(inputs)))
+    assert [r["seq"] for r in rows] == list(range(1, len(inputs) + 1))
+    rejected = [r for r in rows if r.get("kind") == "rejected"]
+    duplicates = [r for r in rows if r.get("kind") == "duplicate"]
     assert unique_valid_ids == distinct_valid
-    assert duplicates == len(sealable) - len(distinct_valid)
-    assert len(letters) == len(inputs) - len(sealable), "an invalid input is missing from the dead-letter topic"
+    assert len(duplicates) == len(sealable) - len(distinct_valid)
+    assert {r["event_id"] for r in duplicates} <= distinct_valid
+    assert len(rejected) == len(letters) == len(inputs) - len(sealable), "an invalid input is unaccounted for"
+    assert sorted(r["reason"] for r in rejected) == sorted(d["reason"] for d in letters)
+    for r in rejected:  # size and digest of the input, never its content
+        raw = inputs[r["src_offset"]]
+        assert (r["input_bytes"], r["input_sha256"]) == (len(raw), hashlib.sha256(raw).hexdigest())
     assert all(p.poll() is None for p in trail.procs), "the stream worker died on bad input"
     trail.stop_all()
 
@@ -88,3 +97,26 @@ def _is_sealable(raw: bytes) -> bool:
     from sealtrail.stream.validate import validate
 
     return isinstance(validate(raw, LIMIT), dict)
+
+
+def test_poison_inputs_are_accounted_for_and_never_stop_the_worker(trail) -> None:  # type: ignore[no-untyped-def]
+    """400 KB of control bytes once became a 2.4 MB dead letter the broker refused, on every restart."""
+    from sealtrail.evidence.verify import verify_store
+
+    poison = [b"\x01" * 400_000, b'{"event_id": "' + b"\x1f" * 600_000 + b'"}', b"\xff" * 300_000]
+    ids = trail.emit(300, seed=3)
+    trail.emit_raw(poison)
+    ids += trail.emit(300, seed=4)
+    trail.start("stream")
+    trail.start("sink")
+    trail.wait_stored(600 + len(poison))
+    assert all(p.poll() is None for p in trail.procs), "a worker died on poison input"
+    assert set(trail.event_ids()) == set(ids)
+    rejected = [r for r in trail.rows() if r["kind"] == "rejected"]
+    assert len(rejected) == len(poison)
+    letters = trail.dead_letters()
+    assert len(letters) == len(poison)
+    assert all(d["truncated"] and len(orjson.dumps(d)) < 1024 * 1024 for d in letters)
+    assert sorted(d["input_bytes"] for d in letters) == sorted(len(p) for p in poison)
+    report = verify_store(trail.store, trail.settings)
+    assert report.ok, report.findings

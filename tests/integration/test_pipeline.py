@@ -25,19 +25,21 @@ def test_events_flow_into_locked_parquet_and_verify(trail) -> None:  # type: ign
     trail.emit_raw(MALFORMED)
     trail.start("stream")
     trail.start("sink")
-    trail.wait_stored(1500)
+    trail.wait_stored(1500 + len(MALFORMED))
 
     stored = trail.event_ids()
     assert set(stored) == set(ids)
     assert max(stored.values()) == 1, "an event was stored twice"
+    rejected = [r for r in trail.rows() if r["kind"] == "rejected"]
+    assert sorted(r["reason"] for r in rejected) == ["invalid_json", "invalid_utf8", "invalid_value"]
 
     letters = trail.dead_letters()
     assert sorted(d["reason"] for d in letters) == ["invalid_json", "invalid_utf8", "invalid_value"]
-    assert all("raw" in d or "raw_base64" in d for d in letters)
+    assert all("raw" in d and d["input_sha256"] for d in letters)
 
     report = verify_store(trail.store, trail.settings)
     assert report.ok, report.findings
-    assert report.events == 1500
+    assert report.events == 1500 + len(MALFORMED)  # every input is one row: 1,500 events, 3 rejected rows
     assert len(report.chains) == trail.partitions
 
     key = next(iter(trail.store.keys(data_prefix(trail.settings.s3.prefix))))

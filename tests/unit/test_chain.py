@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sealtrail.chain import Accepted, ChainHead, RecentIds, chain_id, seal_batch
-from sealtrail.record import GENESIS, SealedRecord, hashed_bytes
+from sealtrail.record import GENESIS, RecordKind, SealedRecord, duplicate_columns, hashed_bytes, rejected_columns
 from sealtrail.signing import PublicKeys, Signer, head_message
 
 SIGNER = Signer.from_pem(
@@ -71,6 +71,7 @@ class Ref:
     event_id: str
     hash: bytes
     signed: bool
+    duplicate: bool = False
 
 
 def reference_chain(batches: list[list[Accepted]], window: int) -> tuple[dict[str, list[Ref]], int]:
@@ -90,11 +91,12 @@ def reference_chain(batches: list[list[Accepted]], window: int) -> tuple[dict[st
                 if a.partition != p or a.offset <= consumed:
                     continue
                 consumed = a.offset
-                seen = [r.event_id for r in records] + [k.columns["event_id"] for k in kept]
+                seen = [r.event_id for r in records if not r.duplicate] + [
+                    k.columns["event_id"] for k in kept if "kind" not in k.columns]
                 recent = seen[-window:] if window else []
-                if a.columns["event_id"] in recent:
+                if a.columns["event_id"] in recent:  # sealed as a duplicate row: every offset is accounted for
                     duplicates += 1
-                    continue
+                    a = Accepted(a.partition, a.offset, duplicate_columns(a.columns["event_id"], a.raw))
                 kept.append(a)
             for n, a in enumerate(kept):  # the batch's last record names the key under its hash
                 signed = n == len(kept) - 1
@@ -102,7 +104,8 @@ def reference_chain(batches: list[list[Accepted]], window: int) -> tuple[dict[st
                 key_id = SIGNER.key_id if signed else None
                 content = hashed_bytes(chain, seq, sealed_at, a.offset, a.columns, key_id)
                 prev = hashlib.sha256(b"\x00" + prev + hashlib.sha256(content).digest()).digest()
-                records.append(Ref(chain, seq, sealed_at, a.offset, a.columns["event_id"], prev, signed))
+                records.append(Ref(chain, seq, sealed_at, a.offset, a.columns["event_id"], prev, signed,
+                                   "kind" in a.columns))
         out[chain] = records
     return out, duplicates
 
@@ -216,7 +219,8 @@ def test_retry_within_window_dropped_and_counted() -> None:
     # producer retry of event 1 (new offset, same id), then a new event
     second = seal_batch(heads, [Accepted(0, 2, columns(1)), Accepted(0, 3, columns(3))], SIGNER, "S2")
     assert second.duplicates == 1
-    assert [(r.seq, r.src_offset, r.columns["event_id"]) for r in second.sealed] == [(3, 3, columns(3)["event_id"])]
+    assert [(r.seq, r.src_offset, r.columns["event_id"], r.kind) for r in second.sealed] == [
+        (3, 2, columns(1)["event_id"], RecordKind.DUPLICATE), (4, 3, columns(3)["event_id"], RecordKind.EVENT)]
     assert heads[0].src_offset == 3
 
 
@@ -224,8 +228,9 @@ def test_retry_within_one_batch_dropped() -> None:
     heads = {0: ChainHead("p000", recent=RecentIds(10))}
     result = seal_batch(heads, [Accepted(0, 0, columns(1)), Accepted(0, 1, columns(1)), Accepted(0, 2, columns(1))], SIGNER, "S")
     assert result.duplicates == 2
-    assert [r.seq for r in result.sealed] == [1]
-    assert result.sealed[0].signature is not None
+    assert [(r.seq, r.kind) for r in result.sealed] == [
+        (1, RecordKind.EVENT), (2, RecordKind.DUPLICATE), (3, RecordKind.DUPLICATE)]
+    assert result.sealed[-1].signature is not None
 
 
 def test_retry_outside_window_sealed_again() -> None:
@@ -235,12 +240,28 @@ def test_retry_outside_window_sealed_again() -> None:
     assert [r.columns["event_id"] for r in result.sealed] == [columns(n)["event_id"] for n in [1, 2, 3, 1]]
 
 
-def test_duplicate_only_batch_signs_nothing_but_consumes_offset() -> None:
+def test_duplicate_only_batch_seals_its_accounting_row_signed() -> None:
     heads = {0: ChainHead("p000", recent=RecentIds(5))}
     seal_batch(heads, [Accepted(0, 0, columns(1))], SIGNER, "S1")
-    result = seal_batch(heads, [Accepted(0, 1, columns(1))], SIGNER, "S2")
-    assert result.sealed == [] and result.duplicates == 1
-    assert (heads[0].seq, heads[0].src_offset) == (1, 1)
+    raw = b'{"the": "retried input"}'
+    result = seal_batch(heads, [Accepted(0, 1, columns(1), raw)], SIGNER, "S2")
+    assert result.duplicates == 1
+    [row] = result.sealed
+    assert row.kind == RecordKind.DUPLICATE and row.signature is not None
+    assert row.columns == duplicate_columns(columns(1)["event_id"], raw)
+    assert row.columns["input_sha256"] == hashlib.sha256(raw).hexdigest()
+    assert (heads[0].seq, heads[0].src_offset) == (2, 1)
+
+
+def test_rejected_inputs_are_sealed_in_offset_order_and_never_deduplicated() -> None:
+    heads = {0: ChainHead("p000", recent=RecentIds(5))}
+    bad = rejected_columns("invalid_json", b"{not json")
+    result = seal_batch(heads, [Accepted(0, 0, columns(1)), Accepted(0, 1, bad), Accepted(0, 2, dict(bad)),
+                                Accepted(0, 3, columns(2))], SIGNER, "S")
+    assert [(r.seq, r.src_offset, r.kind) for r in result.sealed] == [
+        (1, 0, RecordKind.EVENT), (2, 1, RecordKind.REJECTED), (3, 2, RecordKind.REJECTED), (4, 3, RecordKind.EVENT)]
+    assert "{not json" not in repr(result.sealed[1].columns)  # its size and digest, never its content
+    assert all(r.prev == p for r, p in zip(result.sealed[1:], [r.hash for r in result.sealed], strict=False))
 
 
 def test_replay_after_restart_skipped_and_chain_continues() -> None:

@@ -36,6 +36,7 @@ class TopicNames(_Frozen):
     events: str = "audit.events"
     chained: str = "audit.chained"
     dlq: str = "audit.dlq"
+    quarantine: str = "audit.quarantine"
 
 
 class KafkaSettings(_Frozen):

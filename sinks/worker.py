@@ -9,6 +9,12 @@ each chain are read from the bucket itself, and data objects that a crash left
 without a digest get one, so a crash anywhere between those steps leaves
 neither a gap, an overlap nor an undigested object. S3 outages are retried with
 backoff for as long as they last; nothing is committed meanwhile.
+
+A record that does not continue its chain (another record at a seq the bucket
+holds, a non-linking prev, a gap, an old seq the sink cannot check; see
+sinks/writer.py) is never dropped silently: its wire bytes go to the
+quarantine topic with headers naming chain, seq, reason and where it was read,
+and offsets are committed only after the broker acknowledged them.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import time
 from datetime import datetime, timezone
 
 import pyarrow as pa
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
 
@@ -29,7 +35,7 @@ from sealtrail.chain import chain_id
 from sealtrail.config import Settings
 from sealtrail.encoding import format_ts
 from sealtrail.errors import SealtrailError, ServiceUnavailable
-from sealtrail.kafka import make_consumer
+from sealtrail.kafka import make_consumer, make_producer
 from sealtrail.layout import DataObject, data_prefix, digest_prefix, parse_data_key, parse_digest_key
 from sealtrail.record import GENESIS, SealedRecord
 from sealtrail.signing import KeySource, Signer
@@ -37,7 +43,7 @@ from sealtrail.sinks.digest import DigestLink, ListedObject, build_digest, head_
 from sealtrail.sinks.parquet import ObjectWriter, prev_hash_of, read_table, text_columns
 from sealtrail.sinks.retention import policy_for
 from sealtrail.sinks.store import S3Store, sha256_b64
-from sealtrail.sinks.writer import ChainBuffer, Pending, object_key_for
+from sealtrail.sinks.writer import Added, ChainBuffer, Pending, Verdict, object_key_for
 
 log = logging.getLogger("sealtrail.sink")
 
@@ -54,6 +60,9 @@ class SinkMetrics:
         )
         self.retries = Counter("sealtrail_sink_put_retries_total", "S3 calls retried", registry=r)
         self.digests = Counter("sealtrail_sink_digests_written_total", "signed digest objects written", registry=r)
+        self.forks = Counter(
+            "sealtrail_sink_forks_total", "records sent to the quarantine topic instead of S3", ["reason"], registry=r
+        )
         self.stored_seq = Gauge("sealtrail_sink_stored_seq", "last sequence stored per chain", ["chain"], registry=r)
 
 
@@ -95,6 +104,29 @@ def last_hash(store: S3Store, obj: DataObject | None) -> bytes:
     if value is None:  # the sink cuts objects at signed heads only, and heads keep their hash
         raise SealtrailError(f"{obj.key} does not end at a signed head; the sink cannot link the next object")
     return value
+
+
+def stored_hashes(store: S3Store, obj: DataObject | None) -> tuple[bytes, dict[int, bytes]]:
+    """The hash of an object's last record (GENESIS before the first object) and every record hash
+    of it that can be recomputed, by seq: what tells a replay of it after a crash from a fork."""
+    if obj is None:
+        return GENESIS, {}
+    from sealtrail.evidence.rows import object_hashes  # verify's canonical fast path, once per assignment
+
+    table = read_table(store.get(obj.key).body)
+    head = table.column("hash")[table.num_rows - 1].as_py()
+    if head is None:  # the sink cuts objects at signed heads only, and heads keep their hash
+        raise SealtrailError(f"{obj.key} does not end at a signed head; the sink cannot link the next object")
+    try:
+        hashes = object_hashes(obj.chain, text_columns(table), prev_hash_of(table.schema))
+    except Exception as e:  # noqa: BLE001 - an unreadable object costs only the replay check, which then quarantines
+        log.warning("%s: record hashes not recomputed (%r); replays of it will be quarantined as unverifiable",
+                    obj.key, e)
+        hashes = []
+    seqs = table.column("seq").to_pylist()
+    known = {seq: h for seq, h in zip(seqs, hashes, strict=False) if h is not None}
+    known[obj.last] = head
+    return head, known
 
 
 def latest_digest(store: S3Store, prefix: str, chain: str) -> DigestLink | None:
@@ -147,6 +179,9 @@ class SinkWorker:
         self.buffers: dict[int, ChainBuffer] = {}
         self.open: dict[int, OpenObject] = {}
         self.digests: dict[int, DigestLink | None] = {}
+        self.quarantine: Producer | None = None  # made at the first fork
+        self.quarantined = 0  # sent since offsets were last committed (acknowledged or failed)
+        self._quarantine_errors: list[str] = []
         self.events_written = 0
         self.objects_written = 0
         self._stop = threading.Event()
@@ -172,8 +207,8 @@ class SinkWorker:
             chain = chain_id(tp.partition)
             mine = objects.get(chain, [])
             stored[chain] = mine[-1].last if mine else 0
-            head_hash = retry(last_hash, self.store, mine[-1] if mine else None)
-            self.buffers[tp.partition] = ChainBuffer(chain, stored[chain], head_hash)
+            head_hash, known = retry(stored_hashes, self.store, mine[-1] if mine else None)
+            self.buffers[tp.partition] = ChainBuffer(chain, stored[chain], head_hash, known=known)
             self.digests[tp.partition] = retry(self._catch_up, chain, mine)
             self.metrics.stored_seq.labels(chain).set(stored[chain])
         consumer.assign(partitions)
@@ -248,11 +283,66 @@ class SinkWorker:
                         continue
                     buffer = self.buffers.get(m.partition())
                     if buffer is not None:
-                        buffer.add(SealedRecord.from_wire(m.value()), m.offset(), now)
+                        record = SealedRecord.from_wire(m.value())
+                        added = buffer.add(record, m.offset(), now)
+                        if added.verdict is Verdict.FORK:
+                            self._quarantine(m, record, added)
+                self._await_quarantine()  # before any commit moves the group past a quarantined record
                 self._flush_due(consumer, force=False)
+            self._await_quarantine()
             self._flush_due(consumer, force=True)
         finally:
             consumer.close()
+            if self.quarantine is not None:
+                self.quarantine.flush(10)
+
+    def _quarantine(self, m: Message, record: SealedRecord, added: Added) -> None:
+        """Send a record that does not continue its chain to the quarantine topic, as it was read."""
+        assert added.reason is not None
+        topic = self.settings.kafka.topics.quarantine
+        known = added.known.hex() if added.known is not None else None
+        if added.reason == "gap":
+            why = f"seq {added.expected} was expected next"
+        elif added.reason == "unverifiable":
+            why = f"the sink no longer knows the hash it stored at seq {record.seq}"
+        elif record.seq == added.expected:
+            why = f"prev {record.prev.hex() if record.prev else None} does not link to the chain's last hash {known}"
+        else:
+            why = f"the sink holds hash {known} at that seq"
+        log.error("chain %s seq %d: %s record, hash %s, known hash %s (%s); quarantined to %s "
+                  "(audit.chained partition %d offset %d)", record.chain, record.seq, added.reason, record.hash.hex(),
+                  known, why, topic, m.partition(), m.offset())
+        if self.quarantine is None:
+            self.quarantine = make_producer(self.settings)
+
+        def delivered(err, _msg) -> None:  # type: ignore[no-untyped-def]
+            if err is not None:
+                self._quarantine_errors.append(err.str())
+
+        headers = {
+            "chain": record.chain, "seq": str(record.seq), "reason": str(added.reason), "expected": str(added.expected),
+            "hash": record.hash.hex(), "known_hash": known or "", "topic": m.topic() or "",
+            "partition": str(m.partition()), "offset": str(m.offset()),
+        }
+        self.quarantine.produce(topic, m.value(), key=record.chain.encode(), headers=list(headers.items()),
+                                on_delivery=delivered)
+        self.quarantine.poll(0)
+        self.quarantined += 1
+        self.metrics.forks.labels(str(added.reason)).inc()
+
+    def _await_quarantine(self) -> None:
+        """Wait until the broker acknowledged every quarantined record; raise if it refused one."""
+        if self.quarantine is None or not self.quarantined:
+            return
+        while (left := self.quarantine.flush(5.0)) > 0:
+            if self._stop.is_set():
+                raise ServiceUnavailable("kafka", f"{left} quarantined records not acknowledged; nothing committed")
+            log.warning("%d quarantined records not yet acknowledged by the broker; not committing", left)
+        if self._quarantine_errors:
+            errors, self._quarantine_errors = self._quarantine_errors, []
+            raise SealtrailError(f"quarantine topic {self.settings.kafka.topics.quarantine} refused records "
+                                 f"({errors[0]}); nothing committed past them")
+        self.quarantined = 0
 
     def _flush_due(self, consumer: Consumer, force: bool) -> None:
         """Move flushable records into each chain's open object; PUT the objects that are big or old enough.

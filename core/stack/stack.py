@@ -49,7 +49,7 @@ _STOP_TIMEOUT_S = {broker.SERVICE: 10.0, s3server.SERVICE: 30.0, postgres.SERVIC
 def start(settings: Settings, *, progress: Progress | None = None) -> StackState:
     """Start the S3 server, the broker and PostgreSQL under ``settings.home`` and write its state file.
 
-    Creates the audit bucket (Object Lock on) and the three topics if they are
+    Creates the audit bucket (Object Lock on) and the four topics if they are
     missing; data from an earlier run under the same home is reused.
     """
     say = progress or _quiet
@@ -62,7 +62,8 @@ def start(settings: Settings, *, progress: Progress | None = None) -> StackState
     ports = dict(zip(port_names, free_ports(len(port_names)), strict=True))
     region = settings.s3.region
     topics = settings.kafka.topics
-    wanted_topics = {topics.events: settings.kafka.partitions, topics.chained: settings.kafka.partitions, topics.dlq: 1}
+    wanted_topics = {topics.events: settings.kafka.partitions, topics.chained: settings.kafka.partitions, topics.dlq: 1,
+                     topics.quarantine: 1}
     s3_endpoint = s3server.endpoint(ports)
     kafka_bootstrap = broker.bootstrap(ports[broker.SERVICE])
     db_url = postgres.database_url(ports[postgres.SERVICE], creds)
@@ -96,7 +97,8 @@ def start(settings: Settings, *, progress: Progress | None = None) -> StackState
             s3_access_key=creds.s3_access_key,
             s3_secret_key=creds.s3_secret_key,
             bucket=settings.s3.bucket,
-            topics={"events": topics.events, "chained": topics.chained, "dlq": topics.dlq},
+            topics={"events": topics.events, "chained": topics.chained, "dlq": topics.dlq,
+                    "quarantine": topics.quarantine},
             database_url=db_url,
             pids=pids,
             ports=ports,

@@ -6,10 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sealtrail.errors import ChainGapError
 from sealtrail.layout import parse_data_key
-from sealtrail.record import GENESIS, SealedRecord
-from sealtrail.sinks.writer import ChainBuffer, object_key_for
+from sealtrail.record import GENESIS, SealedRecord, record_hash
+from sealtrail.sinks.writer import ChainBuffer, ForkReason, Verdict, object_key_for
 
 
 def rec(seq: int, signed: bool = False, chain: str = "p002", sealed_at: str = "2026-11-01T23:59:59.000000Z") -> SealedRecord:
@@ -17,6 +16,18 @@ def rec(seq: int, signed: bool = False, chain: str = "p002", sealed_at: str = "2
         chain, seq, sealed_at, 100 + seq, {"event_id": f"e{seq}"}, GENESIS,
         "ed25519-0000000000000000" if signed else None, b"s" * 64 if signed else None,
     )
+
+
+def chain_of(n: int, tag: str = "a", start: bytes = GENESIS) -> list[SealedRecord]:
+    """n linked records (real hashes and prev links); another tag makes another chain at the same seqs."""
+    out, prev = [], start
+    for seq in range(1, n + 1):
+        r = SealedRecord("p002", seq, "2026-11-01T23:59:59.000000Z", seq, {"event_id": f"{tag}{seq}"}, GENESIS,
+                         "ed25519-0000000000000000" if seq % 2 == 0 else None, None, prev=prev)
+        r.hash = record_hash(prev, r.content())
+        out.append(r)
+        prev = r.hash
+    return out
 
 
 def test_add_buffers_the_next_seq() -> None:
@@ -27,32 +38,116 @@ def test_add_buffers_the_next_seq() -> None:
     assert buf.first_at == 5.0
 
 
-def test_add_skips_already_stored_seqs() -> None:
-    buf = ChainBuffer("p002", stored_seq=5)
-    for seq in range(1, 6):
-        assert buf.add(rec(seq), offset=seq, now=1.0) is False
-    assert buf.items == [] and buf.first_at is None
-    assert buf.add(rec(6), offset=6, now=1.0) is True
-
-
-def test_add_skips_already_buffered_seqs() -> None:
+def test_identical_replay_of_stored_seqs_is_dropped() -> None:
+    records = chain_of(8)
     buf = ChainBuffer("p002", stored_seq=0)
-    buf.add(rec(1), 0, 1.0)
-    buf.add(rec(2), 1, 1.0)
-    assert buf.add(rec(2), 1, 2.0) is False
-    assert buf.add(rec(1), 0, 2.0) is False
+    for r in records[:6]:
+        assert buf.add(r, r.seq, 1.0)
+    buf.take(6, now=2.0)  # stored since assignment: the sink remembers their hashes
+    for r in records[:6]:
+        added = buf.add(r, r.seq, 3.0)
+        assert added.verdict is Verdict.REPLAY and not added and added.known == r.hash
+    assert buf.items == [] and buf.first_at is None
+    assert buf.add(records[6], 6, 4.0).verdict is Verdict.ACCEPTED
+
+
+def test_identical_replay_of_the_bucket_head_is_dropped() -> None:
+    """After assignment the sink knows the last stored record's hash (read from the bucket)."""
+    records = chain_of(5)
+    buf = ChainBuffer("p002", stored_seq=5, stored_hash=records[4].hash)
+    assert buf.add(records[4], 4, 1.0).verdict is Verdict.REPLAY
+
+
+def test_identical_replay_of_buffered_seqs_is_dropped() -> None:
+    records = chain_of(3)
+    buf = ChainBuffer("p002", stored_seq=0)
+    buf.add(records[0], 0, 1.0)
+    buf.add(records[1], 1, 1.0)
+    assert buf.add(records[1], 1, 2.0).verdict is Verdict.REPLAY
+    assert buf.add(records[0], 0, 2.0).verdict is Verdict.REPLAY
     assert [p.record.seq for p in buf.items] == [1, 2]
 
 
+@pytest.mark.parametrize("where", ["stored", "bucket-head", "buffered"])
+def test_different_record_at_a_held_seq_is_a_fork(where: str) -> None:
+    """A stream that restarted its chains from seq 0: new records at seqs the sink holds are not replays."""
+    old, new = chain_of(6), chain_of(6, tag="restarted")
+    if where == "bucket-head":
+        buf, seq = ChainBuffer("p002", stored_seq=6, stored_hash=old[5].hash), 6
+    else:
+        buf = ChainBuffer("p002", stored_seq=0)
+        for r in old:
+            buf.add(r, r.seq, 1.0)
+        if where == "stored":
+            buf.take(6, now=1.0)
+        seq = 3
+    before = (buf.stored_seq, list(buf.items))
+    added = buf.add(new[seq - 1], 99, 2.0)
+    assert added.verdict is Verdict.FORK and added.reason is ForkReason.FORK and not added
+    assert added.known == old[seq - 1].hash and added.expected == 7
+    assert (buf.stored_seq, buf.items) == before  # nothing changed
+
+
+def test_next_seq_that_does_not_link_is_a_fork() -> None:
+    old, new = chain_of(4), chain_of(4, tag="zombie")
+    buf = ChainBuffer("p002", stored_seq=0)
+    for r in old[:3]:
+        buf.add(r, r.seq, 1.0)
+    new[3].seq = 4  # the expected seq, but it links to another chain's record 3
+    added = buf.add(new[3], 4, 2.0)
+    assert added.verdict is Verdict.FORK and added.reason is ForkReason.FORK
+    assert added.known == old[2].hash and added.expected == 4
+    assert len(buf.items) == 3
+    assert buf.add(old[3], 4, 2.0).verdict is Verdict.ACCEPTED
+
+
+def test_next_seq_after_the_bucket_head_must_link_to_it() -> None:
+    old = chain_of(5)
+    foreign = chain_of(5, tag="x")
+    buf = ChainBuffer("p002", stored_seq=4, stored_hash=old[3].hash)
+    assert buf.add(foreign[4], 5, 1.0).reason is ForkReason.FORK
+    assert buf.add(old[4], 5, 1.0).verdict is Verdict.ACCEPTED
+
+
+def test_first_record_links_to_genesis() -> None:
+    stray = chain_of(2)[1]
+    stray.seq = 1  # prev is record 1's hash, not GENESIS
+    assert ChainBuffer("p002", stored_seq=0).add(stray, 0, 1.0).reason is ForkReason.FORK
+
+
+def test_record_without_prev_is_not_link_checked() -> None:
+    """Records from before the wire carried prev have only their seq to go by."""
+    buf = ChainBuffer("p002", stored_seq=7, stored_hash=b"\x01" * 32)
+    assert buf.add(rec(8), 8, 1.0).verdict is Verdict.ACCEPTED
+
+
 @pytest.mark.parametrize(("stored", "buffered", "arriving"), [(0, 0, 2), (5, 0, 7), (5, 2, 9), (0, 3, 100)])
-def test_gap_raises(stored: int, buffered: int, arriving: int) -> None:
+def test_seq_beyond_the_expected_one_is_a_gap_verdict(stored: int, buffered: int, arriving: int) -> None:
     buf = ChainBuffer("p002", stored_seq=stored)
     for seq in range(stored + 1, stored + buffered + 1):
         buf.add(rec(seq), seq, 1.0)
-    with pytest.raises(ChainGapError) as e:
-        buf.add(rec(arriving), 99, 1.0)
-    assert (e.value.chain, e.value.expected, e.value.got) == ("p002", stored + buffered + 1, arriving)
+    added = buf.add(rec(arriving), 99, 1.0)  # no exception: the sink keeps running
+    assert added.verdict is Verdict.FORK and added.reason is ForkReason.GAP and not added
+    assert added.expected == stored + buffered + 1 and added.known is None
     assert len(buf.items) == buffered  # nothing half-added
+
+
+def test_old_seq_the_sink_no_longer_knows_is_unverifiable() -> None:
+    records = chain_of(10)
+    buf = ChainBuffer("p002", stored_seq=0, remember=3)
+    for r in records:
+        buf.add(r, r.seq, 1.0)
+    buf.take(10, now=1.0)
+    assert sorted(buf.known) == [8, 9, 10]  # bounded: the newest hashes only
+    assert buf.add(records[8], 9, 2.0).verdict is Verdict.REPLAY
+    added = buf.add(records[2], 3, 2.0)  # may be the very record, but the sink cannot tell
+    assert added.verdict is Verdict.FORK and added.reason is ForkReason.UNVERIFIABLE
+    # and after a restart only what the worker read back from the bucket is known
+    fresh = ChainBuffer("p002", stored_seq=10, stored_hash=records[9].hash)
+    assert fresh.add(records[9], 10, 1.0).verdict is Verdict.REPLAY
+    assert fresh.add(records[8], 9, 1.0).reason is ForkReason.UNVERIFIABLE
+    seeded = ChainBuffer("p002", stored_seq=10, stored_hash=records[9].hash, known={r.seq: r.hash for r in records[5:]})
+    assert seeded.add(records[6], 7, 1.0).verdict is Verdict.REPLAY
 
 
 @pytest.mark.parametrize(
@@ -84,8 +179,8 @@ def test_take_advances_stored_seq() -> None:
     assert [p.record.seq for p in buf.items] == [13]
     assert buf.first_at == 1.0  # the leftover keeps its arrival time: it is not held a second full interval
     # the next record continues from the leftover, and replays of what was taken are skipped
-    assert buf.add(rec(12, True), 1012, 10.0) is False
-    assert buf.add(rec(14, True), 1014, 10.0) is True
+    assert buf.add(rec(12, True), 1012, 10.0).verdict is Verdict.REPLAY
+    assert buf.add(rec(14, True), 1014, 10.0).verdict is Verdict.ACCEPTED
     taken = buf.take(buf.cut(), now=11.0)
     assert [p.record.seq for p in taken] == [13, 14]
     assert buf.stored_seq == 14 and buf.items == [] and buf.first_at is None

@@ -40,6 +40,11 @@ class StreamMetrics:
             "high watermarks are not trusted on every broker)",
             ["chain"], registry=r,
         )
+        self.overtaken = Counter(
+            "sealtrail_chain_overtaken_total",
+            "batches whose records another writer overtook on audit.chained (sealed again from the chain)",
+            registry=r,
+        )
         self.recoveries = Counter(
             "sealtrail_chain_recoveries_total", "chain heads read back from audit.chained", registry=r
         )

@@ -192,10 +192,13 @@ class SealWorker:
         self.metrics.redacted.inc(redactions)
         result = seal_batch(self.heads, inputs, self.keys.current(), now)
         failures: list[KafkaError] = []
+        landed: dict[int, list[int]] = {}  # audit.chained offsets the broker gave each partition's records
 
-        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:
             if err is not None:
                 failures.append(err)
+            else:
+                landed.setdefault(msg.partition(), []).append(msg.offset())
 
         for record in result.sealed:
             producer.produce(
@@ -211,10 +214,9 @@ class SealWorker:
         if failures:
             # Nothing is committed: a restart resumes from what audit.chained really holds.
             raise ServiceUnavailable("kafka", f"{len(failures)} records not delivered: {failures[0].str()}")
-        consumer.commit(
-            offsets=[TopicPartition(topics.events, p, off + 1) for p, off in last_offset.items()],
-            asynchronous=False,
-        )
+        for p in self._overtaken(result.sealed, landed):
+            last_offset.pop(p, None)  # this batch's input is sealed again from the recovered head
+        self._commit(consumer, [TopicPartition(topics.events, p, off + 1) for p, off in last_offset.items()])
         self._count(result.sealed, rejected, result.duplicates)
         self.metrics.batch_seconds.observe(time.monotonic() - started)
         self.metrics.batch_records.observe(len(inputs))
@@ -222,6 +224,56 @@ class SealWorker:
         for p, ts in newest_ts.items():
             if ts > 0 and p in self.heads:
                 self.metrics.lag_seconds.labels(self.heads[p].chain).set(max(0.0, (wall_ms - ts) / 1000))
+
+    def _overtaken(self, sealed: list, landed: dict[int, list[int]]) -> list[int]:
+        """Partitions where another writer's records came in between ours on audit.chained.
+
+        Without transactions nothing stops a worker that was frozen past its session (a GC pause, a
+        stalled VM) from sending, when it wakes, the batch it sealed on a head another worker has
+        since moved on. So each batch's records must land exactly where this worker's chain ends;
+        where they do not, the chain is followed again by its hash links (recovery, which the sink
+        follows too) and the input is sealed again from there. Our records that do not link are
+        passed over by both and never reach the bucket.
+        """
+        counts: dict[int, int] = {}
+        for record in sealed:
+            counts[record.partition] = counts.get(record.partition, 0) + 1
+        overtaken = []
+        for p, n in counts.items():
+            head = self.heads.get(p)
+            if head is None:
+                continue
+            offsets = sorted(landed.get(p, []))
+            if (len(offsets) == n and offsets[0] >= 0 and offsets == list(range(offsets[0], offsets[0] + n))
+                    and head.next_out in (-1, offsets[0])):
+                head.next_out = offsets[-1] + 1
+                continue
+            mine = head.hash
+            log.info("chain %s: %d record(s) landed at %s, expected from %d; following the chain again",
+                     head.chain, n, offsets[:3], head.next_out)
+            recovered = recover_heads(self.settings, [p], self.store)[p]
+            self.heads[p] = recovered
+            self.metrics.recoveries.inc()
+            if recovered.hash == mine:
+                continue  # the offsets were not what we expected (or not reported), but the chain is ours
+            log.error("chain %s: another writer's records landed between ours on %s; the chain continues at "
+                      "seq %d, and input from offset %d is sealed again", recovered.chain,
+                      self.settings.kafka.topics.chained, recovered.seq, recovered.src_offset + 1)
+            self.metrics.overtaken.inc()
+            if self._consumer is not None:
+                self._consumer.seek(TopicPartition(self.settings.kafka.topics.events, p, recovered.src_offset + 1))
+            overtaken.append(p)
+        return overtaken
+
+    def _commit(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
+        """Commit input offsets; refused when the group took the partitions away meanwhile, which is safe:
+        the new owner resumes from the chain itself, never from committed offsets alone."""
+        if not offsets:
+            return
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as e:
+            log.warning("input offsets not committed (%s); the partitions' new owner resumes from the chain", e)
 
     def _dead_letter(self, producer, message: Message, rejection: Rejection, now: str) -> None:
         """Produce a dead letter; a failure falls back to the minimal one and never stops the worker.

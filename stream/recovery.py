@@ -69,27 +69,37 @@ def bucket_heads(store: Any, prefix: str, chains: list[str]) -> dict[str, Stored
     return heads
 
 
-def resume_from(chain: str, stored: StoredHead | None, tail: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The record a chain resumes after: the last of the tail, or the bucket's head; a pure decision.
+def resume_from(chain: str, stored: StoredHead | None, tail: list[dict[str, Any]]
+                ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The record a chain resumes after, and the tail records on the chain; a pure decision.
 
-    tail is what audit.chained holds for the chain, in offset order (wire records). Returns None for
-    a new chain, the tail's last record, or a dict with the stored head's seq, hash and src_offset.
+    tail is what audit.chained holds for the chain, in offset order (wire records). The chain is
+    followed by hash links from the bucket's head (or from the tail's first record when the bucket
+    has none): a record is on it if it has the next seq and links to the record before (its prev).
+    Records that do not link were written by a writer that lost the chain (a worker frozen past its
+    session and thawed after another took over) and are passed over, as the sink passes them over.
+    Returns (None, []) for a new chain; the start is the last linked tail record, or a dict with the
+    stored head's seq, hash and src_offset. ChainForkError when the tail goes beyond the bucket but
+    nothing in it continues the bucket's chain, or holds the bucket's last seq with other content only.
     """
-    last = tail[-1] if tail else None
-    if stored is None:
-        return last
-    bucket = {"seq": stored.seq, "hash": stored.hash.hex(), "src_offset": stored.src_offset}
-    at = next((d for d in tail if d["seq"] == stored.seq), None)
-    if at is not None and at["hash"] != bucket["hash"]:
-        raise ChainForkError(chain, f"seq {stored.seq} {bucket['hash'][:16]} in {stored.key}",
-                             f"seq {stored.seq} {at['hash'][:16]}")
-    if last is None or last["seq"] <= stored.seq:
-        return bucket  # the topic aged out, or holds less than the sink already stored
-    after = next(d for d in tail if d["seq"] > stored.seq)
-    if after["seq"] != stored.seq + 1 or (after.get("prev") and after["prev"] != bucket["hash"]):
-        raise ChainForkError(chain, f"seq {stored.seq} {bucket['hash'][:16]} in {stored.key}",
-                             f"seq {after['seq']} linking to {str(after.get('prev'))[:16]}")
-    return last
+    bucket = {"seq": stored.seq, "hash": stored.hash.hex(), "src_offset": stored.src_offset} if stored else None
+    current = bucket
+    linked: list[dict[str, Any]] = []
+    for d in tail:
+        if current is None:
+            current = d  # no bucket head: the oldest record the topic holds starts the chain
+            linked.append(d)
+        elif d["seq"] == current["seq"] + 1 and (not d.get("prev") or d["prev"] == current["hash"]):
+            current = d
+            linked.append(d)
+    if stored is not None and bucket is not None:
+        at = [d["hash"] for d in tail if d["seq"] == stored.seq]
+        beyond = [d for d in tail if d["seq"] > stored.seq]
+        if (at and bucket["hash"] not in at) or (beyond and current is bucket):
+            theirs = f"seq {stored.seq} {at[0][:16]}" if at and bucket["hash"] not in at else (
+                f"seq {beyond[0]['seq']} linking to {str(beyond[0].get('prev'))[:16]}")
+            raise ChainForkError(chain, f"seq {stored.seq} {bucket['hash'][:16]} in {stored.key}", theirs)
+    return current, linked
 
 
 def recover_heads(settings: Settings, partitions: list[int], store: Any = None) -> dict[int, ChainHead]:
@@ -97,25 +107,35 @@ def recover_heads(settings: Settings, partitions: list[int], store: Any = None) 
     if not partitions:
         return heads
     tails: dict[int, list[dict[str, Any]]] = {p: [] for p in partitions}
+    ends: dict[int, int] = {}
     for records in read_to_end(settings, settings.kafka.topics.chained, partitions):
         for m in records:
             tails[m.partition()].append(orjson.loads(m.value()))
+            ends[m.partition()] = m.offset() + 1
     stored = bucket_heads(store, settings.s3.prefix, [h.chain for h in heads.values()]) if store is not None else {}
     for p, head in heads.items():
         tail = tails[p]
         if tail and tail[-1]["chain"] != head.chain:
             raise ConfigError("kafka.topics.chained", f"partition {p} holds chain {tail[-1]['chain']}, "
                                                       f"expected {head.chain}")
+        head.next_out = ends.get(p, -1)
         mine = stored.get(head.chain)
-        start = resume_from(head.chain, mine, tail)
+        start, linked = resume_from(head.chain, mine, tail)
         if start is None:
             continue
-        if mine is not None and (not tail or tail[-1]["seq"] < mine.seq):
-            for event_id in mine.event_ids:
-                head.recent.add(event_id)
+        on_chain = {id(d) for d in linked}
+        below = [d for d in tail if mine is not None and d["seq"] <= mine.seq]  # already in the bucket
+        passed = len(tail) - len(linked) - len(below)
+        if passed:
+            log.warning("chain %s: %d record(s) on audit.chained do not link to the chain (written by a worker "
+                        "that had lost it); passed over", head.chain, passed)
+        if mine is not None and not any(d["seq"] == mine.seq for d in below) and not linked:
             log.warning("chain %s: audit.chained holds %s; resuming from the bucket's head at seq %d (%s)",
                         head.chain, f"up to seq {tail[-1]['seq']}" if tail else "nothing", mine.seq, mine.key)
-        for d in tail:
+        if mine is not None and len(below) < settings.stream.dedupe_window:
+            for event_id in mine.event_ids:  # the topic holds less than the window: the bucket's newest ids
+                head.recent.add(event_id)
+        for d in below + [d for d in tail if id(d) in on_chain]:
             if d.get("kind") is None and d.get("event_id"):
                 head.recent.add(d["event_id"])
         head.seq, head.hash, head.src_offset = start["seq"], bytes.fromhex(start["hash"]), start["src_offset"]

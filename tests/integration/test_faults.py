@@ -369,3 +369,38 @@ def test_chained_topic_aged_out_while_the_workers_were_stopped(trail) -> None:  
     assert_accounted(trail)
     report = verify_store(trail.store, trail.settings)
     assert report.ok, report.findings
+
+
+def test_frozen_stream_worker_cannot_fork_a_chain(trail) -> None:  # type: ignore[no-untyped-def]
+    """SIGSTOP one of two stream workers past its session while events flow, let the other take its
+    partitions, SIGCONT it: whatever it held and sends on waking must neither fork nor break a chain."""
+    trail.start("sink")
+    frozen = trail.start("stream")
+    emitter = Emitter(trail, wave=200, pause=0.1)
+    emitter.start()
+    try:
+        time.sleep(8)  # the first worker owns every partition and is sealing
+        trail.start("stream")
+        time.sleep(8)  # the group shares the partitions between the two
+        os.kill(frozen.pid, signal.SIGSTOP)
+        time.sleep(trail.settings.kafka.session_timeout_ms / 1000 + 12)  # the other takes its partitions
+        os.kill(frozen.pid, signal.SIGCONT)
+        time.sleep(10)  # it wakes, sends what it held, loses its partitions, maybe gets some back
+    finally:
+        emitter.halt.set()
+        emitter.join()
+        if frozen.poll() is None:
+            os.kill(frozen.pid, signal.SIGCONT)
+    assert emitter.error is None, emitter.error
+    trail.wait_stored(len(set(emitter.ids)), timeout=180)
+    time.sleep(3)
+    stored = trail.event_ids()
+    assert set(stored) == set(emitter.ids), f"{len(set(emitter.ids) - set(stored))} acknowledged events lost"
+    assert max(stored.values()) == 1, "an event was stored twice"
+    rows = trail.rows()
+    for p in range(trail.partitions):
+        seqs = [r["seq"] for r in rows if r["chain"] == f"p{p:03d}"]
+        assert seqs == list(range(1, len(seqs) + 1)), f"chain p{p:03d} forked or has a gap"
+    assert_accounted(trail)
+    report = verify_store(trail.store, trail.settings)
+    assert report.ok, report.findings

@@ -99,11 +99,44 @@ def events_dataset(settings: Settings, store_kind: str = "s3", root: Path | str 
 
 def open_events(settings: Settings, store_kind: str = "s3", root: Path | str | None = None
                 ) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the view `events` over the trail, in UTC."""
+    """A DuckDB connection in UTC with the views `trail` (every row: events and the rows accounting for
+    rejected inputs and repeated event ids) and `events` (the sealed events alone, kind IS NULL)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    con.register("events", events_dataset(settings, store_kind, root))
+    con.register("trail", events_dataset(settings, store_kind, root))
+    con.execute("CREATE VIEW events AS SELECT * FROM trail WHERE kind IS NULL")
     return con
+
+
+def locate_input(settings: Settings, partition: int, offset: int, bundle: Any = None) -> dict[str, Any] | None:
+    """What input offset `offset` of audit.events partition `partition` became in the trail, or None.
+
+    Every input offset is one row of its partition's chain: a sealed event, a rejected input or a
+    duplicate of an event id sealed before (which is then named with its own seq).
+    """
+    from sealtrail.chain import chain_id
+
+    con = open_events(settings, "dir", bundle) if bundle is not None else open_events(settings)
+    try:
+        rows = _rows(con, "SELECT chain, seq, src_offset, event_id, kind, reason, input_bytes, input_sha256 "
+                          "FROM trail WHERE chain = ? AND src_offset = ? ORDER BY seq", [chain_id(partition), offset])
+        if not rows:
+            return None
+        row = rows[0]
+        found: dict[str, Any] = {"partition": partition, "offset": offset, "chain": row["chain"], "seq": row["seq"],
+                                 "kind": row["kind"] or "event", "event_id": row["event_id"]}
+        if row["kind"] == "rejected":
+            found.update(reason=row["reason"], input_bytes=row["input_bytes"], input_sha256=row["input_sha256"])
+        elif row["kind"] == "duplicate":
+            first = _rows(con, "SELECT chain, seq, src_offset FROM events WHERE event_id = ? ORDER BY chain, seq "
+                               "LIMIT 1", [row["event_id"]])
+            found.update(input_bytes=row["input_bytes"], input_sha256=row["input_sha256"],
+                         duplicate_of={"event_id": row["event_id"], **(first[0] if first else {})})
+        if len(rows) > 1:
+            found["also_at_seqs"] = [r["seq"] for r in rows[1:]]  # verify reports this as an input repeat
+        return found
+    finally:
+        con.close()
 
 
 def _instant(name: str, value: datetime | str) -> str:

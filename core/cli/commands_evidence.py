@@ -8,22 +8,43 @@ from pathlib import Path
 import click
 
 from sealtrail.cli.main import Context, cli
-from sealtrail.errors import ConfigError
+from sealtrail.errors import ConfigError, NotProvableError
 
 
 @cli.command()
-@click.argument("event_id")
+@click.argument("event_id", required=False)
+@click.option("--partition", type=click.IntRange(0), help="audit.events partition of an acknowledgement")
+@click.option("--offset", type=click.IntRange(0), help="audit.events offset of an acknowledgement (with --partition)")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
               help="write the proof to this file instead of stdout")
 @click.option("--path", "bundle", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="prove from an exported bundle folder instead of the bucket")
 @click.pass_obj
-def prove(ctx: Context, event_id: str, out: Path | None, bundle: Path | None) -> int:
+def prove(ctx: Context, event_id: str | None, partition: int | None, offset: int | None, out: Path | None,
+          bundle: Path | None) -> int:
     """Print an inclusion proof of EVENT_ID: the record, a Merkle path, and the signed digest over it.
 
-    Exit 0 with the proof, 1 when the trail holds nothing to prove (unknown event,
-    or its object not yet digested), 2 on an error.
+    With --partition and --offset (what a producer's acknowledgement holds), say first what that
+    input became: sealed at seq N (then its proof follows), rejected with reason R, or a duplicate
+    of an event sealed before. Exit 0 with the answer, 1 when the trail holds nothing to prove
+    (unknown event or offset, or its object not yet digested), 2 on an error.
     """
+    if (partition is None) != (offset is None):
+        raise ConfigError("--partition/--offset", "give both, the partition and the offset of an acknowledgement")
+    if partition is None and not event_id:
+        raise ConfigError("EVENT_ID", "name an event id, or an acknowledgement with --partition and --offset")
+    located = None
+    if partition is not None and offset is not None:
+        from sealtrail.evidence.query import locate_input
+
+        located = locate_input(ctx.settings, partition, offset, bundle)
+        if located is None:
+            raise NotProvableError(f"input offset {offset} of partition {partition} is not in the trail "
+                                   "(not sealed yet, or lost: run sealtrail verify)")
+        if located["kind"] != "event":
+            _emit(json.dumps({"input": located}, indent=2) + "\n", out)
+            return 0
+        event_id = located["event_id"]
     from sealtrail.evidence.proof import build_proof
 
     if bundle is not None:
@@ -34,15 +55,19 @@ def prove(ctx: Context, event_id: str, out: Path | None, bundle: Path | None) ->
         from sealtrail.sinks.store import S3Store
 
         store = S3Store(ctx.settings)
-    text = json.dumps(build_proof(store, ctx.settings, event_id, bundle), indent=2) + "\n"
+    proof = build_proof(store, ctx.settings, event_id, bundle)
+    _emit(json.dumps({"input": located, **proof} if located else proof, indent=2) + "\n", out)
+    return 0
+
+
+def _emit(text: str, out: Path | None) -> None:
     if out is None:
         click.echo(text, nl=False)
-    else:
-        try:
-            out.write_text(text)
-        except OSError as e:
-            raise ConfigError("--out", f"cannot write {out}: {e}") from e
-    return 0
+        return
+    try:
+        out.write_text(text)
+    except OSError as e:
+        raise ConfigError("--out", f"cannot write {out}: {e}") from e
 
 
 @cli.command("check-proof")

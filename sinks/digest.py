@@ -41,13 +41,17 @@ class ListedObject:
     last: int
     size: int
     merkle_root: str | None = None  # hex RFC 6962 root over the rows' record hashes in seq order
+    input_first: int | None = None  # the audit.events offsets its rows account for (record format v3)
+    input_last: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """The digest entry; merkle_root only when known, so digests without one keep their bytes."""
+        """The digest entry; merkle_root and the input range only when known, so older digests keep their bytes."""
         entry: dict[str, Any] = {"key": self.key, "version_id": self.version_id, "sha256": self.sha256,
                                  "first": self.first, "last": self.last, "size": self.size}
         if self.merkle_root is not None:
             entry["merkle_root"] = self.merkle_root
+        if self.input_first is not None and self.input_last is not None:
+            entry["input"] = {"first": self.input_first, "last": self.input_last}
         return entry
 
 
@@ -64,7 +68,7 @@ def head_of(record: SealedRecord) -> dict[str, Any]:
     if record.signature is None or record.key_id is None:
         raise ValueError(f"digest head {record.chain}/{record.seq} is not a signed record")
     return {"seq": record.seq, "hash": record.hash.hex(), "sealed_at": record.sealed_at,
-            "key_id": record.key_id, "signature": record.signature.hex()}
+            "src_offset": record.src_offset, "key_id": record.key_id, "signature": record.signature.hex()}
 
 
 DIGEST_DOMAIN = b"sealtrail.digest.v1|"

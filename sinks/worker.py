@@ -230,11 +230,14 @@ class SinkWorker:
         for obj in pending:
             stored = self.store.get(obj.key)
             table = read_table(stored.body)
+            offsets = table.column("src_offset")
             listed.append(ListedObject(obj.key, stored.version_id, sha256_b64(stored.body), obj.first, obj.last,
-                                       len(stored.body), stored_merkle_root(chain, table)))
-        last = {name: table.column(name)[table.num_rows - 1].as_py() for name in ("seq", "hash", "key_id", "signature")}
+                                       len(stored.body), stored_merkle_root(chain, table),
+                                       offsets[0].as_py(), offsets[table.num_rows - 1].as_py()))
+        last = {name: table.column(name)[table.num_rows - 1].as_py()
+                for name in ("seq", "hash", "src_offset", "key_id", "signature")}
         sealed_at = format_ts(table.column("sealed_at")[table.num_rows - 1].as_py())
-        head = {"seq": last["seq"], "hash": last["hash"].hex(), "sealed_at": sealed_at,
+        head = {"seq": last["seq"], "hash": last["hash"].hex(), "sealed_at": sealed_at, "src_offset": last["src_offset"],
                 "key_id": last["key_id"], "signature": last["signature"].hex() if last["signature"] else None}
         log.info("chain %s: digesting %d object(s) left undigested by a crash", chain, len(pending))
         return self._put_digest(chain, listed, head, link)
@@ -387,11 +390,13 @@ class SinkWorker:
         if existing is not None:
             self.metrics.skipped.inc()
             log.info("%s already stored; not writing it again", key)
-            listed = ListedObject(key, existing.version_id, existing.checksum_sha256, first, last, existing.size, root)
+            listed = ListedObject(key, existing.version_id, existing.checksum_sha256, first, last, existing.size, root,
+                                  building.first.src_offset, building.last.src_offset)
         else:
             body = building.writer.close()
             version = self._put_locked(key, body, building.events)
-            listed = ListedObject(key, version, sha256_b64(body), first, last, len(body), root)
+            listed = ListedObject(key, version, sha256_b64(body), first, last, len(body), root,
+                                  building.first.src_offset, building.last.src_offset)
             self.metrics.objects.inc()
             self.metrics.bytes.inc(len(body))
             self.objects_written += 1

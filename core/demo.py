@@ -104,8 +104,8 @@ def run_demo(home: Path, count: int, say: Callable[[str], None], bar) -> DemoRes
     t0 = time.monotonic()
     workers = [spawn_worker(settings, "stream", logs), spawn_worker(settings, "sink", logs)]
     try:
-        target = before + emitted
-        with bar("sealing into S3", emitted) as update:
+        target = before + emitted + len(MALFORMED)  # every input is a record: the malformed as rejected rows
+        with bar("sealing into S3", emitted + len(MALFORMED)) as update:
             deadline = time.monotonic() + max(120.0, count / 500)
             while True:
                 now_stored = stored_events(settings)

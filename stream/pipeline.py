@@ -96,6 +96,7 @@ class SealWorker:
         self.rejected_total = 0
         self._consumer: Consumer | None = None
         self._store = store
+        self._resumed_at: dict[int, int] = {}  # input offset each chain resumed at, per partition
 
     @property
     def store(self):  # type: ignore[no-untyped-def]
@@ -126,6 +127,7 @@ class SealWorker:
             self.heads[tp.partition] = head
             if head.seq > 0:
                 tp.offset = head.src_offset + 1
+                self._resumed_at[tp.partition] = tp.offset
             self.metrics.head_seq.labels(head.chain).set(head.seq)
         self.metrics.recoveries.inc(len(partitions))
         consumer.assign(partitions)
@@ -176,6 +178,16 @@ class SealWorker:
             p = m.partition()
             if p not in self.heads:
                 continue  # revoked in this very poll
+            head = self.heads[p]
+            if head.seq and m.offset() <= head.src_offset and m.offset() < self._resumed_at.get(p, -1):
+                # Read from below where the chain resumed: the partition starts again (a re-created topic).
+                # Skipping these as "already sealed" would lose them without a trace in the trail.
+                raise ConfigError(
+                    "kafka.topics.events",
+                    f"{m.topic()} partition {p} delivered offset {m.offset()}, below offset "
+                    f"{self._resumed_at[p]} where chain {head.chain} resumed: was the topic re-created? "
+                    "Nothing is sealed until an operator decides",
+                )
             last_offset[p] = m.offset()
             newest_ts[p] = m.timestamp()[1]
             raw = m.value()
@@ -260,6 +272,7 @@ class SealWorker:
                       "seq %d, and input from offset %d is sealed again", recovered.chain,
                       self.settings.kafka.topics.chained, recovered.seq, recovered.src_offset + 1)
             self.metrics.overtaken.inc()
+            self._resumed_at[p] = recovered.src_offset + 1
             if self._consumer is not None:
                 self._consumer.seek(TopicPartition(self.settings.kafka.topics.events, p, recovered.src_offset + 1))
             overtaken.append(p)

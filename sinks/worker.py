@@ -19,6 +19,7 @@ and offsets are committed only after the broker acknowledged them.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import logging
 import threading
@@ -43,7 +44,7 @@ from sealtrail.sinks.digest import DigestLink, ListedObject, build_digest, head_
 from sealtrail.sinks.parquet import ObjectWriter, prev_hash_of, read_table, text_columns
 from sealtrail.sinks.retention import policy_for
 from sealtrail.sinks.store import S3Store, sha256_b64
-from sealtrail.sinks.writer import Added, ChainBuffer, Pending, Verdict, object_key_for
+from sealtrail.sinks.writer import Added, ChainBuffer, ForkReason, Pending, Verdict, object_key_for
 
 log = logging.getLogger("sealtrail.sink")
 
@@ -179,6 +180,9 @@ class SinkWorker:
         self.buffers: dict[int, ChainBuffer] = {}
         self.open: dict[int, OpenObject] = {}
         self.digests: dict[int, DigestLink | None] = {}
+        # the bucket's objects per partition at assignment, and their first seqs
+        self.stored: dict[int, tuple[list[int], list[DataObject]]] = {}
+        self._looked_up: dict[int, tuple[str, dict[int, bytes]]] = {}  # the last object read back for a replay
         self.quarantine: Producer | None = None  # made at the first fork
         self.quarantined = 0  # sent since offsets were last committed (acknowledged or failed)
         self._quarantine_errors: list[str] = []
@@ -209,6 +213,7 @@ class SinkWorker:
             stored[chain] = mine[-1].last if mine else 0
             head_hash, known = retry(stored_hashes, self.store, mine[-1] if mine else None)
             self.buffers[tp.partition] = ChainBuffer(chain, stored[chain], head_hash, known=known)
+            self.stored[tp.partition] = ([o.first for o in mine], mine)
             self.digests[tp.partition] = retry(self._catch_up, chain, mine)
             self.metrics.stored_seq.labels(chain).set(stored[chain])
         consumer.assign(partitions)
@@ -217,6 +222,8 @@ class SinkWorker:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:  # an open object is dropped unwritten: its offsets were never committed
             self.buffers.pop(tp.partition, None)
+            self.stored.pop(tp.partition, None)
+            self._looked_up.pop(tp.partition, None)
             self.open.pop(tp.partition, None)
             self.digests.pop(tp.partition, None)
 
@@ -288,6 +295,8 @@ class SinkWorker:
                     if buffer is not None:
                         record = SealedRecord.from_wire(m.value())
                         added = buffer.add(record, m.offset(), now)
+                        if added.reason is ForkReason.UNVERIFIABLE:
+                            added = self._check_in_bucket(m.partition(), record, added)
                         if added.verdict is Verdict.FORK:
                             self._quarantine(m, record, added)
                 self._await_quarantine()  # before any commit moves the group past a quarantined record
@@ -298,6 +307,25 @@ class SinkWorker:
             consumer.close()
             if self.quarantine is not None:
                 self.quarantine.flush(10)
+
+    def _check_in_bucket(self, partition: int, record: SealedRecord, added: Added) -> Added:
+        """An old seq the buffer no longer remembers: read the stored object that holds it back from the
+        bucket (several uncommitted objects are replayed after crashes between PUT and commit)."""
+        firsts, objects = self.stored.get(partition, ([], []))
+        i = bisect.bisect_right(firsts, record.seq) - 1
+        if i < 0 or objects[i].last < record.seq:
+            return added
+        obj = objects[i]
+        cached = self._looked_up.get(partition)
+        if cached is None or cached[0] != obj.key:
+            _, hashes = self._retrying()(stored_hashes, self.store, obj)
+            cached = self._looked_up[partition] = (obj.key, hashes)
+        known = cached[1].get(record.seq)
+        if known is None:
+            return added
+        if known == record.hash:
+            return Added(Verdict.REPLAY, added.expected, known=known)
+        return Added(Verdict.FORK, added.expected, ForkReason.FORK, known)
 
     def _quarantine(self, m: Message, record: SealedRecord, added: Added) -> None:
         """Send a record that does not continue its chain to the quarantine topic, as it was read."""

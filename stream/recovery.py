@@ -30,7 +30,7 @@ import orjson
 
 from sealtrail.chain import ChainHead, RecentIds, chain_id
 from sealtrail.config import Settings
-from sealtrail.errors import ChainForkError, ConfigError
+from sealtrail.errors import ChainForkError, ConfigError, ServiceUnavailable
 from sealtrail.kafka import read_to_end
 
 log = logging.getLogger("sealtrail.stream")
@@ -102,6 +102,17 @@ def resume_from(chain: str, stored: StoredHead | None, tail: list[dict[str, Any]
     return current, linked
 
 
+def _with_retries(call: Any, *args: Any) -> Any:
+    """An S3 outage delays recovery, as it delays the sink; it never makes a worker guess a head."""
+    from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
+
+    def before_sleep(state: Any) -> None:
+        log.warning("S3 unavailable while reading the chain heads (%s); retrying", state.outcome.exception())
+
+    return Retrying(retry=retry_if_exception_type(ServiceUnavailable), wait=wait_random_exponential(0.2, max=5),
+                    stop=stop_after_delay(600), before_sleep=before_sleep, reraise=True)(call, *args)
+
+
 def recover_heads(settings: Settings, partitions: list[int], store: Any = None) -> dict[int, ChainHead]:
     heads = {p: ChainHead(chain_id(p), recent=RecentIds(settings.stream.dedupe_window)) for p in partitions}
     if not partitions:
@@ -112,7 +123,8 @@ def recover_heads(settings: Settings, partitions: list[int], store: Any = None) 
         for m in records:
             tails[m.partition()].append(orjson.loads(m.value()))
             ends[m.partition()] = m.offset() + 1
-    stored = bucket_heads(store, settings.s3.prefix, [h.chain for h in heads.values()]) if store is not None else {}
+    stored = _with_retries(bucket_heads, store, settings.s3.prefix, [h.chain for h in heads.values()]) \
+        if store is not None else {}
     for p, head in heads.items():
         tail = tails[p]
         if tail and tail[-1]["chain"] != head.chain:

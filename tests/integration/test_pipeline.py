@@ -63,10 +63,12 @@ def test_restarted_workers_add_nothing_twice(trail) -> None:  # type: ignore[no-
     assert again == first
     trail.start("stream")
     trail.start("sink")
-    trail.wait_stored(1000)
+    trail.wait_stored(1600)  # every input is a record: the 600 retries as duplicate rows
     stored = trail.event_ids()
     assert set(stored) == set(first) | set(more)
     assert max(stored.values()) == 1
+    duplicates = [r for r in trail.rows() if r["kind"] == "duplicate"]
+    assert sorted(r["event_id"] for r in duplicates) == sorted(first)
     assert verify_store(trail.store, trail.settings).ok
 
 

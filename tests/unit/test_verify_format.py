@@ -27,7 +27,9 @@ from sealtrail.sinks.parquet import (
 from .test_verify import SCHEMA, DirectoryStore, kinds, pristine, verify, write_bundle
 
 
-def set_metadata(store: DirectoryStore, key: str, name: bytes, value: bytes | None) -> None:
+def set_metadata(store: DirectoryStore, key: str, name: bytes, value: bytes | None, schema: pa.Schema = SCHEMA
+                 ) -> None:
+    """Rewrite an object with one metadata entry changed (None: removed), in `schema`'s columns."""
     path = store.root / key
     table = pq.read_table(path)
     meta = dict(table.schema.metadata or {})
@@ -35,7 +37,8 @@ def set_metadata(store: DirectoryStore, key: str, name: bytes, value: bytes | No
         meta.pop(name, None)
     else:
         meta[name] = value
-    pq.write_table(pa.Table.from_pylist(table.to_pylist(), schema=SCHEMA.with_metadata(meta)), path)
+    rows = [{k: v for k, v in row.items() if k in schema.names} for row in table.to_pylist()]
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema.with_metadata(meta)), path)
 
 
 def set_start_hash(store: DirectoryStore, key: str, value: bytes | None) -> None:
@@ -74,15 +77,7 @@ def test_an_unknown_record_format_is_reported_as_such(tmp_path: Path) -> None:
 
 def as_v2(store: DirectoryStore, key: str, marker: bytes | None) -> None:
     """Rewrite an object as record format v2 wrote it: no accounting columns, event columns required."""
-    path = store.root / key
-    table = pq.read_table(path)
-    meta = dict(table.schema.metadata or {})
-    if marker is None:
-        meta.pop(FORMAT_META, None)
-    else:
-        meta[FORMAT_META] = marker
-    rows = [{k: v for k, v in row.items() if k in SCHEMA_V2.names} for row in table.to_pylist()]
-    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA_V2.with_metadata(meta)), path)
+    set_metadata(store, key, FORMAT_META, marker, SCHEMA_V2)
 
 
 @pytest.mark.parametrize("marker", [RECORD_FORMAT_V2.encode(), None], ids=["v2-marker", "no-marker"])

@@ -160,6 +160,7 @@ def report_text(report: Report) -> str:
         lines.append(f"FAIL {d['kind']}: chain {d['chain']} seq {d['seq']} object {d['key']} "
                      f"version {d['version']}: {d['detail']}")
     lines.append("intact" if report.ok else f"{len(report.findings)} problems found")
+    lines += report.verdict_lines()
     return "\n".join(lines) + "\n"
 
 

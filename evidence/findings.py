@@ -10,6 +10,8 @@ settings) stay SealtrailError exceptions (exit code 2).
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -41,6 +43,25 @@ class FindingKind(StrEnum):
     # Object Lock
     RETENTION_SHORT = "retention_short"
     NOT_LOCKED = "not_locked"
+    # completeness: input offsets of the partition that no row of its chain accounts for
+    INPUT_GAP = "input_gap"
+
+
+# Findings that say the trail lacks something (events, inputs, objects), not that what is there was changed.
+COMPLETENESS_KINDS = frozenset({
+    FindingKind.INPUT_GAP,
+    FindingKind.OBJECT_DELETED,
+    FindingKind.TRUNCATED_TAIL,
+    FindingKind.DELETE_MARKER,
+    FindingKind.ROW_REMOVED,
+})
+_LABELS = {  # (one, many) for the text report's verdict lines
+    FindingKind.INPUT_GAP: ("input gap", "input gaps"),
+    FindingKind.OBJECT_DELETED: ("object deleted", "objects deleted"),
+    FindingKind.TRUNCATED_TAIL: ("truncated tail", "truncated tails"),
+    FindingKind.DELETE_MARKER: ("delete marker", "delete markers"),
+    FindingKind.ROW_REMOVED: ("rows removed", "rows removed"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +94,14 @@ class Report:
 
     chains maps a chain id to {"events", "head_seq", "head_hash", "signed_heads"}:
     what an auditor records to compare the next run against (a head that moved
-    backwards, or whose hash changed, is tampering no single run can see).
+    backwards, or whose hash changed, is tampering no single run can see); and
+    what the rows account for: the input offsets covered ("input_first",
+    "input_last") and the rejected and duplicate inputs among them.
+
+    Two verdicts: intact (nothing found but missing pieces: what is there is
+    as sealed) and complete (nothing is missing: no input gap, deleted or
+    hidden object, truncated tail or removed row). A run that verified no
+    object is neither. ok is "no findings at all".
     """
 
     chains: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -85,9 +113,37 @@ class Report:
     def ok(self) -> bool:
         return not self.findings
 
+    @property
+    def intact(self) -> bool:
+        return self.objects > 0 and all(f.kind in COMPLETENESS_KINDS for f in self.findings)
+
+    @property
+    def complete(self) -> bool:
+        return self.objects > 0 and not any(f.kind in COMPLETENESS_KINDS for f in self.findings)
+
+    def verdict_lines(self) -> list[str]:
+        """"intact: yes" and "complete: no (2 input gaps)", as the text report prints them."""
+        def counted(kinds: list[FindingKind], label: Callable[[FindingKind, int], str]) -> str:
+            counts = Counter(kinds)
+            return ", ".join(label(kind, n) for kind, n in sorted(counts.items(), key=lambda kv: kv[0].value))
+
+        def verdict(name: str, good: bool, kinds: list[FindingKind], label: Callable[[FindingKind, int], str]) -> str:
+            if good:
+                return f"{name}: yes"
+            return f"{name}: no ({counted(kinds, label) if kinds else 'no objects verified'})"
+
+        damaged = [f.kind for f in self.findings if f.kind not in COMPLETENESS_KINDS]
+        missing = [f.kind for f in self.findings if f.kind in COMPLETENESS_KINDS]
+        return [
+            verdict("intact", self.intact, damaged, lambda kind, n: f"{n} {kind.value}"),
+            verdict("complete", self.complete, missing, lambda kind, n: f"{n} {_LABELS[kind][n != 1]}"),
+        ]
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "intact": self.intact,
+            "complete": self.complete,
             "objects": self.objects,
             "events": self.events,
             "chains": {name: dict(summary) for name, summary in sorted(self.chains.items())},

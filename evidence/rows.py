@@ -42,10 +42,20 @@ from sealtrail.record import (
     JSON_COLUMNS,
     ROW_COLUMNS as HASHED_COLUMNS,
     RECORD_HASH_PREFIX,
+    RecordKind,
     hashed_bytes,
 )
 from sealtrail.signing import PublicKeys, head_message
-from sealtrail.sinks.parquet import SCHEMA, SCHEMAS, foreign_format, prev_hash_of, schema_of_format, upgraded
+from sealtrail.sinks.parquet import (
+    RECORD_FORMAT_V2,
+    SCHEMA,
+    SCHEMAS,
+    foreign_format,
+    format_of,
+    prev_hash_of,
+    schema_of_format,
+    upgraded,
+)
 
 K = FindingKind
 ROW_COLUMNS = tuple(SCHEMA.names)
@@ -324,12 +334,61 @@ def _signature_findings(chain: str, obj: DataObject, columns: Columns, keys: Pub
     return findings, valid, carried
 
 
+def partition_of(chain: str) -> int | str:
+    """The audit.events partition a chain seals (chain pNNN = partition NNN)."""
+    digits = chain[1:]
+    return int(digits) if chain[:1] == "p" and digits.isdigit() else chain
+
+
+def offset_finding(chain: str, key: str | None, expected: int, offset: int, prev_seq: int, seq: int,
+                   previous: int | None = None, between: str = "") -> Finding:
+    """INPUT_GAP where the row at seq has input offset `offset` and the one before it (at prev_seq) leaves
+    `expected` next: offsets expected..offset-1 are in no row, or offset went back (previous: the highest
+    offset before it)."""
+    part = partition_of(chain)
+    if offset >= expected:
+        lo, hi = expected, offset - 1
+        what = f"input offset {lo} of partition {part} is" if lo == hi else \
+            f"input offsets {lo}..{hi} of partition {part} are"
+        detail = f"{what} not in the trail (between seq {prev_seq} and seq {seq}{between})"
+    else:
+        detail = f"input offset {offset} of partition {part} appears again at seq {seq}"
+        if previous is not None and offset != previous:
+            detail += f" (after input offset {previous} at or before seq {prev_seq}: the offsets go backwards)"
+    return Finding(K.INPUT_GAP, key, None, chain, seq, detail)
+
+
+def input_findings(chain: str, obj: DataObject, seqs: Sequence[int], offsets: Sequence[int | None]) -> list[Finding]:
+    """Every place where consecutive rows' src_offset do not rise by exactly 1 (one row per input offset).
+
+    One list comparison when all are contiguous; otherwise a loop against the highest offset so far, so a
+    row that goes back is named once and the rows after it are not all blamed."""
+    n = len(offsets)
+    if n < 2:
+        return []
+    first = offsets[0]
+    if first is not None and offsets[-1] == first + n - 1 and list(offsets) == list(range(first, first + n)):
+        return []
+    findings: list[Finding] = []
+    high: int | None = None
+    for i in range(n):
+        offset = offsets[i]
+        if offset is None:  # only in an object whose schema is not the sink's (reported as such)
+            continue
+        if high is not None and offset != high + 1:
+            findings.append(offset_finding(chain, obj.key, high + 1, offset, seqs[i - 1], seqs[i], high))
+        if high is None or offset > high:
+            high = offset
+    return findings
+
+
 def check_object_rows(
     chain: str,
     obj: DataObject,
     columns: Columns,
     start_hash: bytes | None,
     keys: PublicKeys,
+    inputs: bool = True,
 ) -> ObjectCheck:
     """Check one object's rows: numbering, row checks, hash links to the signed heads, head signatures.
 
@@ -337,6 +396,9 @@ def check_object_rows(
     ``sealtrail.prev_hash`` metadata; None when unknown). Returns the
     findings, the hash and seq of the last row, how many head signatures
     verified, whether the last row carries a signature, and every row's hash.
+    inputs: check that src_offset rises by one per row (record format v3 and
+    later account for every input offset; v2 dropped rejected and repeated
+    inputs, so its offsets may skip).
     """
     seqs = columns["seq"]
     n = len(seqs)
@@ -358,6 +420,8 @@ def check_object_rows(
     bad, hashes = _row_mismatches(chain, columns, start_hash, head_ok)
     if order is None:  # with broken numbering, row findings would only echo the finding above
         findings.extend(_hash_findings(chain, obj, seqs, bad))
+        if inputs:
+            findings.extend(input_findings(chain, obj, seqs, columns["src_offset"]))
     sig_findings, valid, carried = _signature_findings(chain, obj, columns, keys, hashes)
     findings.extend(sig_findings)
     if n == 0:
@@ -380,18 +444,31 @@ class ObjectRows(NamedTuple):
     last_signed_seq: int | None
     merkle_root: bytes | None = None
     tenant_events: int = 0  # rows of the tenant asked about (verify --tenant)
+    first_src_offset: int | None = None  # the first row's input offset
+    last_src_offset: int | None = None  # the highest input offset of its rows (the last, when contiguous)
+    rejected: int = 0  # accounting rows of kind rejected
+    duplicates: int = 0  # accounting rows of kind duplicate
+    inputs: bool = True  # its rows account for every input offset (record format v3 and later)
 
 
 def check_object_alone(chain: str, obj: DataObject, columns: Columns, keys: PublicKeys,
-                       start_hash: bytes | None) -> ObjectRows:
-    check = check_object_rows(chain, obj, columns, start_hash, keys)
+                       start_hash: bytes | None, inputs: bool = True) -> ObjectRows:
+    check = check_object_rows(chain, obj, columns, start_hash, keys, inputs)
     n = len(columns["seq"])
     if not n:
-        return ObjectRows(check, 0, None, start_hash, None)
+        return ObjectRows(check, 0, None, start_hash, None, inputs=inputs)
     signatures = columns["signature"]
     last = next((i for i in range(n - 1, -1, -1) if signatures[i] is not None), None)
+    offsets = [o for o in columns["src_offset"] if o is not None] if None in columns["src_offset"] \
+        else columns["src_offset"]
+    kinds = columns["kind"] if "kind" in columns else ()
     return ObjectRows(check, n, columns["seq"][0], start_hash, columns["seq"][last] if last is not None else None,
-                      _merkle_root(check.hashes))
+                      _merkle_root(check.hashes),
+                      first_src_offset=offsets[0] if offsets else None,
+                      last_src_offset=max(offsets) if offsets else None,
+                      rejected=kinds.count(RecordKind.REJECTED.value) if kinds else 0,
+                      duplicates=kinds.count(RecordKind.DUPLICATE.value) if kinds else 0,
+                      inputs=inputs)
 
 
 def _merkle_root(hashes: list[bytes | None]) -> bytes | None:
@@ -407,6 +484,7 @@ class ParsedObject(NamedTuple):
     start_hash: bytes | None  # what the first row links to, from the metadata
     problem: str | None  # the schema differs from the sink's
     unreadable: str | None
+    inputs: bool = True  # record format v3 or later: one row per input offset
 
 
 def parse_columns(body: bytes) -> ParsedObject:
@@ -422,7 +500,8 @@ def parse_columns(body: bytes) -> ParsedObject:
         missing = [name for name in ROW_COLUMNS if name not in table.column_names]
         if missing:
             return ParsedObject(None, None, problem, f"cannot check rows without columns {missing}")
-        return ParsedObject(TableColumns(table, problem is None), prev_hash_of(schema), problem, None)
+        return ParsedObject(TableColumns(table, problem is None), prev_hash_of(schema), problem, None,
+                            format_of(schema) != RECORD_FORMAT_V2 and format_of(schema) is not None)
     except (pa.ArrowException, OSError, ValueError) as e:
         return ParsedObject(None, None, None, f"not readable as Parquet: {e}")
 
@@ -442,11 +521,11 @@ def check_body(chain: str, obj: DataObject, body: bytes, pems: tuple[bytes, ...]
 
     Top-level and free of I/O so a process pool can run it.
     """
-    columns, start_hash, problem, unreadable = parse_columns(body)
+    columns, start_hash, problem, unreadable, inputs = parse_columns(body)
     if columns is None:
         return None, problem, unreadable
     try:
-        rows = check_object_alone(chain, obj, columns, public_keys(pems), start_hash)
+        rows = check_object_alone(chain, obj, columns, public_keys(pems), start_hash, inputs)
         rows = rows._replace(check=rows.check._replace(hashes=[]))  # used up in the Merkle root; not sent back
         if tenant is not None:
             rows = rows._replace(tenant_events=sum(1 for t in columns["tenant"] if t == tenant))

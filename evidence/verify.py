@@ -53,6 +53,7 @@ from typing import Any
 from sealtrail.config import Settings
 from sealtrail.errors import ConfigError
 from sealtrail.evidence import rows
+from sealtrail.evidence import rows as rows_module
 from sealtrail.evidence.digests import (
     ChainWindow,
     StoredDigest,
@@ -122,6 +123,15 @@ class ChainWalk:
         self.tail_known = True
         self.tail_signed = True
         self.tail_key: str | None = None
+        # Input accounting: the highest input offset so far and the seq it was at (None: unknown, as
+        # before a chain's first row, at a window's start, or after an unreadable object).
+        self.prev_src_offset: int | None = None
+        self.prev_src_seq = 0
+        self.missing: str | None = None  # the seqs no object holds since the last row seen
+        self.input_first: int | None = None
+        self.input_last: int | None = None
+        self.rejected = 0
+        self.duplicates = 0
 
     def covers(self, obj: DataObject) -> bool:
         """False for an object overlapping what earlier objects hold (reported, not fed)."""
@@ -143,6 +153,27 @@ class ChainWalk:
                 f"no object holds {span} (the next object is {obj.key})",
             ))
             self.prev_hash = None
+            self.missing = f"; no object holds {span}" if self.missing is None else self.missing + f", {span}"
+
+    def _inputs(self, obj: DataObject, rows: ObjectRows) -> None:
+        """The input offsets between the last row seen and this object's first: one per seq."""
+        if rows.first_src_offset is None or rows.first_seq is None:
+            return
+        if self.input_first is None:
+            self.input_first = rows.first_src_offset
+        prev = self.prev_src_offset
+        if prev is not None and rows.inputs and rows.first_src_offset != prev + 1:
+            self.findings.append(rows_module.offset_finding(
+                self.chain, obj.key, prev + 1, rows.first_src_offset, self.prev_src_seq, rows.first_seq, prev,
+                self.missing or ""))
+        if rows.last_src_offset is not None and (prev is None or rows.last_src_offset > prev):
+            self.prev_src_offset, self.prev_src_seq = rows.last_src_offset, rows.check.last_seq
+            self.input_last = rows.last_src_offset
+        self.missing = None
+        if not rows.inputs:  # a v2 object's offsets may skip: nothing to hold the next object to
+            self.prev_src_offset = None
+        self.rejected += rows.rejected
+        self.duplicates += rows.duplicates
 
     def feed(self, obj: DataObject, columns: Columns | None, start_hash: bytes | None) -> None:
         """One object in sequence order; columns None means present but unreadable (already reported)."""
@@ -158,7 +189,9 @@ class ChainWalk:
         if rows is None:
             self.prev_hash, self.prev_seq = None, obj.last
             self.tail_known = False
+            self.prev_src_offset, self.missing = None, None  # its offsets are unknown
             return
+        self._inputs(obj, rows)
         check = rows.check
         self.findings.extend(check.findings)
         if self.window_start_hash is None and self.start_seq > 1 and rows.first_seq == self.start_seq:
@@ -201,6 +234,10 @@ class ChainWalk:
             "head_seq": self.head_seq,
             "head_hash": self.head_hash.hex() if self.head_hash else None,
             "signed_heads": self.signed,
+            "input_first": self.input_first,
+            "input_last": self.input_last,
+            "rejected": self.rejected,
+            "duplicates": self.duplicates,
         }
         if self.tenant_events:
             summary["tenant_events"] = self.tenant_events

@@ -27,7 +27,11 @@ from sealtrail.cli.progress import bar, say
 @click.pass_obj
 def verify(ctx: Context, as_json: bool, bundle: Path | None, key_files: tuple[Path, ...],
            anchor_file: Path | None, since, until, chains: tuple[str, ...], tenant: str | None) -> int:  # type: ignore[no-untyped-def]
-    """Recompute every chain from the stored Parquet; exit 0 intact, 1 tampered or gapped, 2 error.
+    """Recompute every chain from the stored Parquet; exit 0 intact and complete, 1 tampered or gapped, 2 error.
+
+    \b
+    intact: what is there is as sealed (no findings but missing pieces)
+    complete: nothing is missing (no input offset, object, tail or row gone)
 
     Keys stored in the bucket prove only that the trail is consistent with
     them; an auditor pins the keys they were given with --key. A window
@@ -88,7 +92,7 @@ def verify(ctx: Context, as_json: bool, bundle: Path | None, key_files: tuple[Pa
         from sealtrail.evidence.export import report_text
 
         click.echo(report_text(report), nl=False)
-    return 0 if report.ok else 1
+    return 0 if report.intact and report.complete else 1
 
 
 @cli.command()

@@ -38,7 +38,7 @@ from sealtrail.evidence.verify import (
     verify_store,
 )
 from sealtrail.layout import data_key, digest_key, parse_data_key, public_key_key
-from sealtrail.record import EVENT_COLUMNS, GENESIS, SealedRecord
+from sealtrail.record import EVENT_COLUMNS, GENESIS, SealedRecord, duplicate_columns, rejected_columns
 from sealtrail.signing import PublicKeys, Signer, head_message, key_id_of
 from sealtrail.sinks.parquet import SCHEMA, prev_hash_of, read_table, text_columns, to_parquet
 from sealtrail.sinks.digest import ListedObject, build_digest, head_of
@@ -107,7 +107,11 @@ def prev_of(records: list[SealedRecord], first: int) -> bytes:
     return records[first - 2].hash if first > 1 else GENESIS
 
 
-def build_trail(signer: Signer | None = None) -> Trail:
+def build_trail(signer: Signer | None = None, src_offset: Callable[[int, int], int] = lambda p, n: n,
+                inputs: Callable[[int, int], dict[str, Any]] | None = None) -> Trail:
+    """The pristine trail by default. src_offset(partition, n) is the input offset of chain p's n-th
+    record (0-based; n itself by default), so offsets can skip; inputs(partition, n) gives its columns
+    (an event's by default, or accounting columns such as rejected_columns)."""
     signer = signer or new_signer()
     heads = {p: ChainHead(f"p{p:03d}") for p in range(len(CHAINS))}
     records: dict[str, list[SealedRecord]] = {c: [] for c in CHAINS}
@@ -116,7 +120,9 @@ def build_trail(signer: Signer | None = None) -> Trail:
         batch = []
         for i in range(size):
             for p in range(len(CHAINS)):  # interleaved, as partitions arrive in one consume()
-                batch.append(Accepted(p, offset + i, columns_of(event(p, offset + i))))
+                n = offset + i
+                columns = inputs(p, n) if inputs is not None else columns_of(event(p, n))
+                batch.append(Accepted(p, src_offset(p, n), columns))
         offset += size
         for r in seal_batch(heads, batch, signer, f"{DAY}T10:00:0{b}.{b * 7:06d}Z").sealed:
             records[r.chain].append(r)
@@ -244,7 +250,13 @@ def test_intact_trail_has_no_findings(store: DirectoryStore) -> None:
             "digests": 1,
             "digested_seq": head.seq,
             "undigested_objects": 0,
+            "input_first": 0,
+            "input_last": sum(BATCHES) - 1,
+            "rejected": 0,
+            "duplicates": 0,
         }
+    assert report.intact and report.complete
+    assert report.as_dict()["intact"] is True and report.as_dict()["complete"] is True
     assert sorted(progress)[-1] == (6, 6)
     assert len(progress) == 6
 
@@ -452,8 +464,13 @@ def test_object_deleted_from_the_middle(store: DirectoryStore) -> None:
     assert {(f.kind, f.key, f.seq) for f in report.findings} == {
         (K.OBJECT_DELETED, None, 6),
         (K.OBJECT_DELETED, key, 6),
+        (K.INPUT_GAP, pristine().key("p001", 2), 11),  # the input offsets that went with it
     }
     assert any("6..10" in f.detail for f in report.findings)
+    [gap] = [f for f in report.findings if f.kind == K.INPUT_GAP]
+    assert gap.detail == ("input offsets 5..9 of partition 1 are not in the trail "
+                          "(between seq 5 and seq 11; no object holds seqs 6..10)")
+    assert report.intact and not report.complete
 
 
 def test_first_object_deleted(store: DirectoryStore) -> None:
@@ -561,7 +578,7 @@ def test_forged_tail_signed_with_a_key_planted_in_the_bucket(store: DirectorySto
     """Keys read from the bucket prove only that someone who could write there signed: pin the keys."""
     trail = build_trail(pristine().signer)
     mallory = new_signer()
-    more = [Accepted(0, 100 + i, columns_of(event(0, 100 + i))) for i in range(2)]
+    more = [Accepted(0, sum(BATCHES) + i, columns_of(event(0, 100 + i))) for i in range(2)]  # the next offsets
     forged = seal_batch(trail.heads, more, mallory, f"{DAY}T11:00:00.000000Z").sealed
     key = data_key(PREFIX, DAY, "p000", 19, 20)
     body = to_parquet(forged, trail.records["p000"][-1].hash)
@@ -666,6 +683,7 @@ def test_delete_marker_hides_an_object(store: DirectoryStore) -> None:
         (K.DELETE_MARKER, key, 6),
         (K.OBJECT_DELETED, None, 6),
         (K.OBJECT_DELETED, key, 6),  # listed by the digest
+        (K.INPUT_GAP, pristine().key("p001", 2), 11),
     }
 
 
@@ -747,3 +765,93 @@ def test_finding_wire_format() -> None:
                            "detail": "why"}
     assert {k.value for k in K} >= {"cell_changed", "object_injected", "unsigned_tail", "unreadable_object"}
     assert Report(findings=[f]).as_dict()["ok"] is False
+
+
+# ---------------------------------------------------------------------------
+# completeness: one row per input offset
+
+
+def test_skipped_input_offsets_are_an_input_gap(tmp_path: Path) -> None:
+    """Sealed as such (so every hash holds): chain p001 skips offsets 8..9 inside its second object
+    and 15 at the start of its third; the trail is intact but not complete."""
+    skip = lambda p, n: n + (2 if p == 1 and n >= 8 else 0) + (1 if p == 1 and n >= 13 else 0)  # noqa: E731
+    trail = build_trail(src_offset=skip)
+    assert [r.src_offset for r in trail.records["p001"]][6:12] == [6, 7, 10, 11, 12, 13]
+    report = verify(write_bundle(tmp_path, trail))
+    gaps = [f for f in report.findings if f.kind == K.INPUT_GAP]
+    assert kinds(report) == {K.INPUT_GAP}
+    assert [(f.chain, f.key, f.seq, f.detail) for f in gaps] == [
+        ("p001", trail.key("p001", 1), 9,
+         "input offsets 8..9 of partition 1 are not in the trail (between seq 8 and seq 9)"),
+        ("p001", trail.key("p001", 2), 14,
+         "input offset 15 of partition 1 is not in the trail (between seq 13 and seq 14)"),
+    ]
+    assert report.intact and not report.complete and not report.ok
+    doc = report.as_dict()
+    assert (doc["intact"], doc["complete"]) == (True, False)
+    assert (doc["chains"]["p001"]["input_first"], doc["chains"]["p001"]["input_last"]) == (0, 20)
+    assert report.verdict_lines() == ["intact: yes", "complete: no (2 input gaps)"]
+
+
+def test_input_offsets_across_an_object_boundary(tmp_path: Path) -> None:
+    skip = lambda p, n: n + (4 if p == 0 and n >= 10 else 0)  # noqa: E731  # seq 11 starts the third object
+    trail = build_trail(src_offset=skip)
+    report = verify(write_bundle(tmp_path, trail))
+    assert [(f.kind, f.key, f.seq, f.detail) for f in report.findings] == [
+        (K.INPUT_GAP, trail.key("p000", 2), 11,
+         "input offsets 10..13 of partition 0 are not in the trail (between seq 10 and seq 11)"),
+    ]
+
+
+def test_a_repeated_or_backward_input_offset_is_named() -> None:
+    obj = parse_data_key(data_key(PREFIX, DAY, "p003", 38, 43))
+    seqs = [38, 39, 40, 41, 42, 43]
+    findings = rows_module.input_findings("p003", obj, seqs, [16, 17, 17, 18, 12, 19])
+    assert [(f.kind, f.seq, f.detail) for f in findings] == [
+        (K.INPUT_GAP, 40, "input offset 17 of partition 3 appears again at seq 40"),
+        (K.INPUT_GAP, 42, "input offset 12 of partition 3 appears again at seq 42 "
+                          "(after input offset 18 at or before seq 41: the offsets go backwards)"),
+    ]
+    assert rows_module.input_findings("p003", obj, seqs, list(range(5, 11))) == []
+
+
+def test_no_input_gap_before_a_window_start(tmp_path: Path) -> None:
+    """A window (starts > 1) starts wherever its first object's offsets do."""
+    trail = pristine()
+    store = write_bundle(tmp_path, trail)
+    report = verify(store, starts={"p000": 6, "p001": 11})
+    assert K.INPUT_GAP not in kinds(report)
+    assert report.chains["p001"]["input_first"] == 10
+
+
+def test_accounting_rows_verify_intact_and_complete(tmp_path: Path) -> None:
+    """Rejected inputs and repeated event ids each take their offset's row: nothing is missing."""
+    def inputs(p: int, n: int) -> dict[str, Any]:
+        if n % 5 == 3:
+            return rejected_columns("invalid_json", b"{not json %d" % n)
+        if n % 5 == 4:
+            return duplicate_columns(str(uuid.UUID(int=(p << 64) | (n - 2), version=4)), b"{}")
+        return columns_of(event(p, n))
+
+    trail = build_trail(inputs=inputs)
+    kinds_sealed = [r.columns.get("kind") for r in trail.records["p000"]]
+    assert kinds_sealed.count("rejected") == 3 and kinds_sealed.count("duplicate") == 3
+    report = verify(write_bundle(tmp_path, trail))
+    assert report.findings == []
+    assert report.intact and report.complete and report.ok
+    summary = report.chains["p000"]
+    assert (summary["input_first"], summary["input_last"], summary["rejected"], summary["duplicates"]) == (0, 17, 3, 3)
+    assert summary["events"] == sum(BATCHES)  # rows, as before: accounting rows are in the chain
+
+
+def test_verdicts() -> None:
+    gap = Finding(K.INPUT_GAP, None, None, "p000", 3, "gap")
+    cell = Finding(K.CELL_CHANGED, "k", None, "p000", 4, "cell")
+    assert (Report(objects=1).intact, Report(objects=1).complete) == (True, True)
+    assert (Report(objects=1, findings=[gap]).intact, Report(objects=1, findings=[gap]).complete) == (True, False)
+    both = Report(objects=1, findings=[gap, cell])
+    assert (both.intact, both.complete) == (False, False)
+    assert both.verdict_lines() == ["intact: no (1 cell_changed)", "complete: no (1 input gap)"]
+    empty = Report()
+    assert empty.ok and not empty.intact and not empty.complete
+    assert empty.verdict_lines() == ["intact: no (no objects verified)", "complete: no (no objects verified)"]

@@ -162,7 +162,8 @@ def demo(ctx: Context, count: int) -> int:
     click.echo("")
     click.echo("sealtrail demo")
     click.echo(f"  published           {result.emitted} events (+{result.malformed} malformed -> audit.dlq)")
-    click.echo(f"  sealed in S3        {result.stored_after - result.stored_before} new, {result.stored_after} in the trail")
+    click.echo(f"  sealed in S3        {result.stored_after - result.stored_before} new records (every input: "
+               f"events and rejected rows), {result.stored_after} in the trail")
     click.echo(f"  objects             {v['objects']} locked Parquet objects")
     click.echo(f"  chains verified     {len(v['chains'])}, {'intact' if v['ok'] else 'FINDINGS: ' + str(len(v['findings']))}")
     click.echo("  timings             " + ", ".join(f"{k} {s:.1f}s" for k, s in result.seconds.items()))

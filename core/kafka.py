@@ -75,11 +75,12 @@ def read_to_end(
     partitions: list[int],
     batch: int = 10_000,
     idle_timeout_s: float = 30.0,
+    starts: dict[int, int] | None = None,
 ) -> Iterator[list[Message]]:
-    """Yield batches of every record in the given partitions, from the start to partition EOF."""
+    """Yield batches of every record in the given partitions, from starts (default: the start) to partition EOF."""
     consumer = make_consumer(settings, group="sealtrail-reader", **{"enable.auto.offset.store": False})
     try:
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        consumer.assign([TopicPartition(topic, p, (starts or {}).get(p, 0)) for p in partitions])
         pending = set(partitions)
         last_progress = time.monotonic()
         while pending:
@@ -111,3 +112,81 @@ def for_each_record(
             handle(m)
         count += len(records)
     return count
+
+
+def _records_at(consumer: Consumer, topic: str, offsets: dict[int, int], timeout_s: float) -> dict[int, Message | None]:
+    """The first record at or after each partition's offset (None at partition EOF); one fetch round."""
+    consumer.assign([TopicPartition(topic, p, o) for p, o in offsets.items()])
+    got: dict[int, Message | None] = {}
+    deadline = time.monotonic() + timeout_s
+    while len(got) < len(offsets):
+        if time.monotonic() > deadline:
+            raise ServiceUnavailable("kafka", f"no answer reading {topic} {sorted(set(offsets) - set(got))}")
+        for m in consumer.consume(len(offsets), timeout=0.5):
+            p, err = m.partition(), m.error()
+            if p not in offsets or p in got:
+                continue
+            if err is None:
+                if m.offset() >= offsets[p]:
+                    got[p] = m
+            elif err.code() == KafkaError._PARTITION_EOF:
+                got[p] = None
+            elif not err.retriable() and err.code() != KafkaError._TRANSPORT:
+                raise ServiceUnavailable("kafka", err.str())
+    return got
+
+
+def _probe_consumer(settings: Settings) -> Consumer:
+    """A reader that fetches little per probe: each answer needs one record, not a prefetched megabyte batch."""
+    return make_consumer(settings, group="sealtrail-reader", **{
+        "enable.auto.offset.store": False, "fetch.wait.max.ms": 20, "queued.max.messages.kbytes": 1024,
+        "fetch.max.bytes": 2 * 1024 * 1024, "max.partition.fetch.bytes": 256 * 1024})
+
+
+def last_records(settings: Settings, topic: str, partitions: list[int], timeout_s: float = 30.0
+                 ) -> dict[int, Message | None]:
+    """A record of each partition's last batch (None for an empty partition), read at the high watermark - 1.
+
+    On the embedded broker the high watermark is the last batch's base offset + 1, elsewhere the end:
+    either way the record at high - 1 is in the last batch, which is all a caller may rely on.
+    """
+    consumer = _probe_consumer(settings)
+    try:
+        highs = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s, cached=False)
+                 for p in partitions}
+        want = {p: max(lo, hi - 1) for p, (lo, hi) in highs.items() if hi > lo}
+        found = _records_at(consumer, topic, want, timeout_s) if want else {}
+    except KafkaException as e:
+        raise ServiceUnavailable("kafka", f"reading the end of {topic}: {e}") from e
+    finally:
+        consumer.close()
+    return {p: found.get(p) for p in partitions}
+
+
+def first_offsets_at_least(
+    settings: Settings, topic: str, targets: dict[int, int], key: Callable[[Message], int], timeout_s: float = 30.0
+) -> dict[int, int]:
+    """Per partition, the first offset whose record's key is at least the target, by binary search.
+
+    key must grow with the offset (a chain's seq along audit.chained does, but for the records of a
+    writer that lost the chain, which the caller's own checks pass over). All partitions are probed in
+    the same fetch rounds, so the cost is about log2(records) rounds however many partitions there are.
+    An answer at the high watermark means every record before it is below the target: read on to EOF.
+    """
+    consumer = _probe_consumer(settings)
+    try:
+        bounds = {}
+        for p in targets:
+            lo, hi = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s, cached=False)
+            bounds[p] = [lo, max(lo, hi)]
+        while active := {p: (lo + hi) // 2 for p, (lo, hi) in bounds.items() if lo < hi}:
+            for p, m in _records_at(consumer, topic, active, timeout_s).items():
+                if m is None or key(m) >= targets[p]:
+                    bounds[p][1] = active[p]
+                else:
+                    bounds[p][0] = min(m.offset() + 1, bounds[p][1])
+    except KafkaException as e:
+        raise ServiceUnavailable("kafka", f"searching {topic}: {e}") from e
+    finally:
+        consumer.close()
+    return {p: lo for p, (lo, _hi) in bounds.items()}

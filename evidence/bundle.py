@@ -65,8 +65,21 @@ class DirectoryStore:
             if key.startswith(prefix) and not key.endswith(LOCK_SUFFIX):
                 yield key
 
-    def versions(self, prefix: str) -> Iterator[ObjectVersion]:
+    def page(self, prefix: str, start_after: str | None = None, max_keys: int = 1000) -> tuple[list[str], bool]:
+        """As S3Store.page: keys after start_after, at most max_keys, and whether more follow."""
+        keys = sorted(k for k in self.keys(prefix) if start_after is None or k > start_after)
+        return keys[:max_keys], len(keys) > max_keys
+
+    def folders(self, prefix: str, start_after: str | None = None) -> Iterator[str]:
+        """As S3Store.folders: the distinct key prefixes up to the next / under prefix, after start_after."""
+        folders = {prefix + key[len(prefix):].split("/", 1)[0] + "/" for key in self.keys(prefix)
+                   if "/" in key[len(prefix):]}
+        yield from sorted(f for f in folders if start_after is None or f > start_after)
+
+    def versions(self, prefix: str, start_after: str | None = None) -> Iterator[ObjectVersion]:
         for key in self.keys(prefix):
+            if start_after is not None and key <= start_after:
+                continue
             path = self._path(key)
             stat = path.stat()
             lock = self._lock(key)

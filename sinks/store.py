@@ -128,10 +128,40 @@ class S3Store:
         except (ClientError, BotoCoreError, EndpointConnectionError) as e:
             raise _map(e, f"LIST {prefix}") from e
 
-    def versions(self, prefix: str) -> Iterator[ObjectVersion]:
-        """Every version and delete marker: what Object Lock cannot prevent, verify must see."""
+    def page(self, prefix: str, start_after: str | None = None, max_keys: int = 1000) -> tuple[list[str], bool]:
+        """One listing request: up to max_keys keys after start_after, and whether more follow.
+
+        What lets a worker find its place in a trail of any age with a few
+        requests (sinks/index.py) instead of listing it all."""
+        args = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": max_keys}
+        if start_after:
+            args["StartAfter"] = start_after
         try:
-            pages = self.client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=prefix)
+            resp = self.client.list_objects_v2(**args)
+        except (ClientError, BotoCoreError, EndpointConnectionError) as e:
+            raise _map(e, f"LIST {prefix}") from e
+        return [item["Key"] for item in resp.get("Contents", [])], bool(resp.get("IsTruncated"))
+
+    def folders(self, prefix: str, start_after: str | None = None) -> Iterator[str]:
+        """The "folders" (common prefixes up to the next /) under prefix, after start_after, in order."""
+        args = {"Bucket": self.bucket, "Prefix": prefix, "Delimiter": "/"}
+        if start_after:
+            args["StartAfter"] = start_after
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(**args):
+                for item in page.get("CommonPrefixes", []):
+                    yield item["Prefix"]
+        except (ClientError, BotoCoreError, EndpointConnectionError) as e:
+            raise _map(e, f"LIST {prefix}") from e
+
+    def versions(self, prefix: str, start_after: str | None = None) -> Iterator[ObjectVersion]:
+        """Every version and delete marker (of keys after start_after): what Object Lock cannot prevent,
+        verify must see."""
+        args = {"Bucket": self.bucket, "Prefix": prefix}
+        if start_after:
+            args["KeyMarker"] = start_after
+        try:
+            pages = self.client.get_paginator("list_object_versions").paginate(**args)
             for page in pages:
                 for v in page.get("Versions", []):
                     yield ObjectVersion(

@@ -5,7 +5,8 @@ HEAD it (a locked bucket keeps every re-upload as another retained version, so
 a replay must not PUT again), PUT with checksum and retention, write the
 chain's next digest (sinks/digest.py), and only then commit the offsets. On
 every partition assignment the last stored sequence and the last digest of
-each chain are read from the bucket itself, and data objects that a crash left
+each chain are read from the bucket itself (a few requests per chain however old
+the trail is, sinks/index.py), and data objects that a crash left
 without a digest get one, so a crash anywhere between those steps leaves
 neither a gap, an overlap nor an undigested object. S3 outages are retried with
 backoff for as long as they last; nothing is committed meanwhile.
@@ -19,7 +20,6 @@ and offsets are committed only after the broker acknowledged them.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import logging
 import threading
@@ -37,9 +37,10 @@ from sealtrail.config import Settings
 from sealtrail.encoding import format_ts
 from sealtrail.errors import SealtrailError, ServiceUnavailable
 from sealtrail.kafka import make_consumer, make_producer
-from sealtrail.layout import DataObject, data_prefix, digest_prefix, parse_data_key, parse_digest_key
+from sealtrail.layout import DataObject, data_prefix, parse_data_key
 from sealtrail.record import GENESIS, SealedRecord
 from sealtrail.signing import KeySource, Signer
+from sealtrail.sinks import index
 from sealtrail.sinks.digest import DigestLink, ListedObject, build_digest, head_of
 from sealtrail.sinks.parquet import ObjectWriter, prev_hash_of, read_table, text_columns
 from sealtrail.sinks.retention import policy_for
@@ -130,13 +131,13 @@ def stored_hashes(store: S3Store, obj: DataObject | None) -> tuple[bytes, dict[i
     return head, known
 
 
-def latest_digest(store: S3Store, prefix: str, chain: str) -> DigestLink | None:
-    """The chain's newest digest, which the next one links to."""
-    named = [(parsed[1], key) for key in store.keys(digest_prefix(prefix, chain)) if (parsed := parse_digest_key(key))]
-    if not named:
+def latest_digest(store: S3Store, prefix: str, chain: str, newest: index.NewestDigest | None = None
+                  ) -> DigestLink | None:
+    """The chain's newest digest, which the next one links to (found by sinks/index.py, not by a listing)."""
+    newest = newest if newest is not None else index.newest_digest(store, prefix, chain)
+    if newest is None:
         return None
-    last, key = max(named)
-    return DigestLink(key, hashlib.sha256(store.get(key).body).hexdigest(), last)
+    return DigestLink(newest.key, hashlib.sha256(newest.body).hexdigest(), newest.last)
 
 
 class OpenObject:
@@ -180,9 +181,9 @@ class SinkWorker:
         self.buffers: dict[int, ChainBuffer] = {}
         self.open: dict[int, OpenObject] = {}
         self.digests: dict[int, DigestLink | None] = {}
-        # the bucket's objects per partition at assignment, and their first seqs
-        self.stored: dict[int, tuple[list[int], list[DataObject]]] = {}
-        self._looked_up: dict[int, tuple[str, dict[int, bytes]]] = {}  # the last object read back for a replay
+        # the objects beyond each partition's newest digest at assignment (a crash left them undigested)
+        self.stored: dict[int, list[DataObject]] = {}
+        self._looked_up: dict[int, tuple[DataObject, dict[int, bytes]]] = {}  # the last object read back for a replay
         self.quarantine: Producer | None = None  # made at the first fork
         self.quarantined = 0  # sent since offsets were last committed (acknowledged or failed)
         self._quarantine_errors: list[str] = []
@@ -204,17 +205,20 @@ class SinkWorker:
         )
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Read each chain's head back from the bucket: a few requests per chain, however old the trail."""
         retry = self._retrying()
-        objects = retry(stored_objects, self.store, self.settings.s3.prefix)
+        prefix = self.settings.s3.prefix
         stored = {}
         for tp in partitions:
             chain = chain_id(tp.partition)
-            mine = objects.get(chain, [])
-            stored[chain] = mine[-1].last if mine else 0
-            head_hash, known = retry(stored_hashes, self.store, mine[-1] if mine else None)
+            newest = retry(index.newest_digest, self.store, prefix, chain)
+            undigested = retry(index.objects_after, self.store, prefix, chain, newest)
+            head = undigested[-1] if undigested else (newest.last_object() if newest is not None else None)
+            stored[chain] = head.last if head else 0
+            head_hash, known = retry(stored_hashes, self.store, head)
             self.buffers[tp.partition] = ChainBuffer(chain, stored[chain], head_hash, known=known)
-            self.stored[tp.partition] = ([o.first for o in mine], mine)
-            self.digests[tp.partition] = retry(self._catch_up, chain, mine)
+            self.stored[tp.partition] = undigested
+            self.digests[tp.partition] = retry(self._catch_up, chain, newest, undigested)
             self.metrics.stored_seq.labels(chain).set(stored[chain])
         consumer.assign(partitions)
         log.info("assigned %s; stored heads %s", [tp.partition for tp in partitions], stored)
@@ -227,10 +231,10 @@ class SinkWorker:
             self.open.pop(tp.partition, None)
             self.digests.pop(tp.partition, None)
 
-    def _catch_up(self, chain: str, objects: list[DataObject]) -> DigestLink | None:
+    def _catch_up(self, chain: str, newest: index.NewestDigest | None, pending: list[DataObject]
+                  ) -> DigestLink | None:
         """Digest the data objects a crash left undigested (written, but the digest PUT never happened)."""
-        link = latest_digest(self.store, self.settings.s3.prefix, chain)
-        pending = [o for o in objects if o.first > (link.last if link else 0)]
+        link = latest_digest(self.store, self.settings.s3.prefix, chain, newest)
         if not pending:
             return link
         listed = []
@@ -311,15 +315,15 @@ class SinkWorker:
     def _check_in_bucket(self, partition: int, record: SealedRecord, added: Added) -> Added:
         """An old seq the buffer no longer remembers: read the stored object that holds it back from the
         bucket (several uncommitted objects are replayed after crashes between PUT and commit)."""
-        firsts, objects = self.stored.get(partition, ([], []))
-        i = bisect.bisect_right(firsts, record.seq) - 1
-        if i < 0 or objects[i].last < record.seq:
-            return added
-        obj = objects[i]
         cached = self._looked_up.get(partition)
-        if cached is None or cached[0] != obj.key:
+        if cached is None or not cached[0].first <= record.seq <= cached[0].last:
+            undigested = [o for o in self.stored.get(partition, []) if o.first <= record.seq <= o.last]
+            obj = undigested[0] if undigested else self._retrying()(
+                index.object_holding, self.store, self.settings.s3.prefix, record.chain, record.seq)
+            if obj is None:
+                return added
             _, hashes = self._retrying()(stored_hashes, self.store, obj)
-            cached = self._looked_up[partition] = (obj.key, hashes)
+            cached = self._looked_up[partition] = (obj, hashes)
         known = cached[1].get(record.seq)
         if known is None:
             return added

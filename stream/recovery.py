@@ -18,6 +18,10 @@ worker seals nothing. Input at or before the head's source offset is skipped,
 so nothing is sealed twice. Event ids for the dedupe window come from the
 records read (audit.chained, and the bucket's newest object when the topic
 holds less than the bucket).
+
+Neither read grows with the trail's age: the bucket's head is found from the
+digest names by a search (sinks/index.py), and audit.chained is read from
+dedupe_window records before that head (a binary search on seq) to its end.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import orjson
 from sealtrail.chain import ChainHead, RecentIds, chain_id
 from sealtrail.config import Settings
 from sealtrail.errors import ChainForkError, ConfigError, ServiceUnavailable
-from sealtrail.kafka import read_to_end
+from sealtrail.kafka import first_offsets_at_least, last_records, read_to_end
 
 log = logging.getLogger("sealtrail.stream")
 
@@ -47,25 +51,30 @@ class StoredHead:
     event_ids: tuple[str, ...] = ()
 
 
-def bucket_heads(store: Any, prefix: str, chains: list[str]) -> dict[str, StoredHead]:
-    """Each chain's stored head, from the names and the newest object of each chain."""
-    from sealtrail.sinks.parquet import read_table
-    from sealtrail.sinks.worker import stored_objects
+def bucket_heads(store: Any, prefix: str, chains: list[str], hints: dict[str, int] | None = None
+                 ) -> dict[str, StoredHead]:
+    """Each chain's stored head: the last record of its newest data object, found without listing the trail.
 
-    objects = stored_objects(store, prefix)
+    hints are seqs near each chain's head (what audit.chained ends with), where the search starts.
+    """
+    from sealtrail.sinks.index import newest_digest, objects_after
+    from sealtrail.sinks.parquet import read_table
+
     heads: dict[str, StoredHead] = {}
     for chain in chains:
-        mine = objects.get(chain)
-        if not mine:
+        newest = newest_digest(store, prefix, chain, (hints or {}).get(chain))
+        after = objects_after(store, prefix, chain, newest)  # written, but a crash came before their digest
+        obj = after[-1] if after else (newest.last_object() if newest is not None else None)
+        if obj is None:
             continue
-        table = read_table(store.get(mine[-1].key).body)
+        table = read_table(store.get(obj.key).body)
         last = table.num_rows - 1
         value = table.column("hash")[last].as_py()
         if value is None:  # the sink cuts objects at signed heads only, and heads keep their hash
-            raise ConfigError("s3.prefix", f"{mine[-1].key} does not end at a signed head")
+            raise ConfigError("s3.prefix", f"{obj.key} does not end at a signed head")
         ids = tuple(i for i in table.column("event_id").to_pylist() if i is not None)
         heads[chain] = StoredHead(table.column("seq")[last].as_py(), value, table.column("src_offset")[last].as_py(),
-                                  mine[-1].key, ids)
+                                  obj.key, ids)
     return heads
 
 
@@ -113,26 +122,67 @@ def _with_retries(call: Any, *args: Any) -> Any:
                     stop=stop_after_delay(600), before_sleep=before_sleep, reraise=True)(call, *args)
 
 
-def recover_heads(settings: Settings, partitions: list[int], store: Any = None) -> dict[int, ChainHead]:
-    heads = {p: ChainHead(chain_id(p), recent=RecentIds(settings.stream.dedupe_window)) for p in partitions}
-    if not partitions:
-        return heads
+def _seq_of(m: Any) -> int:
+    try:
+        return int(orjson.loads(m.value())["seq"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return -1  # not a sealed record: the search steps over it, recovery's own checks judge it
+
+
+def _read_tails(settings: Settings, partitions: list[int], starts: dict[int, int]
+                ) -> tuple[dict[int, list[dict[str, Any]]], dict[int, int]]:
     tails: dict[int, list[dict[str, Any]]] = {p: [] for p in partitions}
     ends: dict[int, int] = {}
-    for records in read_to_end(settings, settings.kafka.topics.chained, partitions):
+    for records in read_to_end(settings, settings.kafka.topics.chained, partitions, starts=starts):
         for m in records:
             tails[m.partition()].append(orjson.loads(m.value()))
             ends[m.partition()] = m.offset() + 1
-    stored = _with_retries(bucket_heads, store, settings.s3.prefix, [h.chain for h in heads.values()]) \
+    return tails, ends
+
+
+def recover_heads(settings: Settings, partitions: list[int], store: Any = None) -> dict[int, ChainHead]:
+    """Each partition's chain head, reading a bounded tail of audit.chained and a few objects of the bucket.
+
+    The tail starts dedupe_window records before the bucket's head (found by a binary search on seq),
+    so a restart costs the same on a trail of a day and of seven years: a few dozen S3 requests per
+    chain, about log2(records) fetch rounds, and at most dedupe_window + what lies beyond the head
+    records read per chain. The records before the tail are in the bucket, and their event ids older
+    than the window are what the window forgets anyway.
+    """
+    heads = {p: ChainHead(chain_id(p), recent=RecentIds(settings.stream.dedupe_window)) for p in partitions}
+    if not partitions:
+        return heads
+    topic, window = settings.kafka.topics.chained, settings.stream.dedupe_window
+    last_seqs = {p: _seq_of(m) for p, m in last_records(settings, topic, partitions).items() if m is not None}
+    hints = {chain_id(p): seq for p, seq in last_seqs.items() if seq >= 0}
+    stored = _with_retries(bucket_heads, store, settings.s3.prefix, [h.chain for h in heads.values()], hints) \
         if store is not None else {}
+    targets = {}
     for p, head in heads.items():
-        tail = tails[p]
-        if tail and tail[-1]["chain"] != head.chain:
-            raise ConfigError("kafka.topics.chained", f"partition {p} holds chain {tail[-1]['chain']}, "
-                                                      f"expected {head.chain}")
-        head.next_out = ends.get(p, -1)
+        base = stored[head.chain].seq if head.chain in stored else last_seqs.get(p)
+        if base is not None:
+            targets[p] = max(0, base - window)
+    starts = first_offsets_at_least(settings, topic, targets, _seq_of) if targets else {}
+    tails, ends = _read_tails(settings, partitions, starts)
+    log.info("recovery read %d record(s) of %s from offsets %s", sum(len(t) for t in tails.values()), topic,
+             {p: starts.get(p, 0) for p in partitions})
+    for p, head in heads.items():
         mine = stored.get(head.chain)
-        start, linked = resume_from(head.chain, mine, tail)
+        if tails[p] and tails[p][-1]["chain"] != head.chain:
+            raise ConfigError("kafka.topics.chained", f"partition {p} holds chain {tails[p][-1]['chain']}, "
+                                                      f"expected {head.chain}")
+        try:
+            start, linked = resume_from(head.chain, mine, tails[p])
+        except ChainForkError:
+            if not starts.get(p):
+                raise
+            log.warning("chain %s: the tail read from offset %d does not continue the bucket's head; "
+                        "reading the whole partition before deciding", head.chain, starts[p])
+            whole, whole_ends = _read_tails(settings, [p], {p: 0})
+            tails[p], ends[p] = whole[p], whole_ends.get(p, ends.get(p, -1))
+            start, linked = resume_from(head.chain, mine, tails[p])
+        tail = tails[p]
+        head.next_out = ends.get(p, -1)
         if start is None:
             continue
         on_chain = {id(d) for d in linked}
@@ -144,7 +194,7 @@ def recover_heads(settings: Settings, partitions: list[int], store: Any = None) 
         if mine is not None and not any(d["seq"] == mine.seq for d in below) and not linked:
             log.warning("chain %s: audit.chained holds %s; resuming from the bucket's head at seq %d (%s)",
                         head.chain, f"up to seq {tail[-1]['seq']}" if tail else "nothing", mine.seq, mine.key)
-        if mine is not None and len(below) < settings.stream.dedupe_window:
+        if mine is not None and len(below) < window:
             for event_id in mine.event_ids:  # the topic holds less than the window: the bucket's newest ids
                 head.recent.add(event_id)
         for d in below + [d for d in tail if id(d) in on_chain]:

@@ -36,7 +36,20 @@ K = FindingKind
 
 
 def latest_digests(store: Any, prefix: str) -> dict[str, tuple[int, str]]:
-    """Per chain, (last seq, key) of the digest that covers the most: the chain's newest."""
+    """Per chain, (last seq, key) of the digest that covers the most: the chain's newest.
+
+    Found by a search over the names (sinks/index.py) where the store can page, so saving an anchor
+    costs the same on a trail of any age; by listing every digest version otherwise."""
+    if hasattr(store, "page") and hasattr(store, "folders"):
+        from sealtrail.sinks.index import newest_digest_name
+
+        found = {}
+        for folder in store.folders(digest_prefix(prefix)):
+            chain = folder.rstrip("/").rsplit("chain=", 1)[-1]
+            named = newest_digest_name(store, prefix, chain)
+            if named is not None:
+                found[chain] = named
+        return found
     latest: dict[str, tuple[int, str]] = {}
     for v in store.versions(digest_prefix(prefix)):
         parsed = parse_digest_key(v.key)

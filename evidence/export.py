@@ -155,6 +155,9 @@ def lock_sidecar(stored: StoredObject, version: ObjectVersion) -> dict[str, Any]
 
 def report_text(report: Report) -> str:
     lines = [f"{report.events} events in {report.objects} objects, {len(report.chains)} chains"]
+    if report.continued:
+        heads = ", ".join(f"{chain} after seq {seq}" for chain, seq in sorted(report.continued.items()))
+        lines.append(f"only what was sealed since the anchor was verified: {heads}")
     for finding in report.findings:
         d = finding.as_dict()
         lines.append(f"FAIL {d['kind']}: chain {d['chain']} seq {d['seq']} object {d['key']} "

@@ -101,13 +101,20 @@ class Report:
     Two verdicts: intact (nothing found but missing pieces: what is there is
     as sealed) and complete (nothing is missing: no input gap, deleted or
     hidden object, truncated tail or removed row). A run that verified no
-    object is neither. ok is "no findings at all".
+    object is neither, unless it continued from heads an earlier run verified
+    (continued: chain -> head seq) and nothing was sealed since. ok is "no
+    findings at all".
     """
 
     chains: dict[str, dict[str, Any]] = field(default_factory=dict)
     objects: int = 0
     events: int = 0
     findings: list[Finding] = field(default_factory=list)
+    continued: dict[str, int] | None = None
+
+    @property
+    def _read_something(self) -> bool:
+        return self.objects > 0 or bool(self.continued)
 
     @property
     def ok(self) -> bool:
@@ -115,11 +122,11 @@ class Report:
 
     @property
     def intact(self) -> bool:
-        return self.objects > 0 and all(f.kind in COMPLETENESS_KINDS for f in self.findings)
+        return self._read_something and all(f.kind in COMPLETENESS_KINDS for f in self.findings)
 
     @property
     def complete(self) -> bool:
-        return self.objects > 0 and not any(f.kind in COMPLETENESS_KINDS for f in self.findings)
+        return self._read_something and not any(f.kind in COMPLETENESS_KINDS for f in self.findings)
 
     def verdict_lines(self) -> list[str]:
         """"intact: yes" and "complete: no (2 input gaps)", as the text report prints them."""
@@ -148,4 +155,5 @@ class Report:
             "events": self.events,
             "chains": {name: dict(summary) for name, summary in sorted(self.chains.items())},
             "findings": [f.as_dict() for f in self.findings],
+            **({"continued_from": dict(sorted(self.continued.items()))} if self.continued else {}),
         }

@@ -47,7 +47,7 @@ from concurrent.futures import (
     as_completed,
 )
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sealtrail.config import Settings
@@ -489,14 +489,44 @@ def _process_pool(workers: int | None, planned: dict[str, list[_Planned]]) -> Ba
     return BackgroundPool(workers, preload=rows.__name__)
 
 
+def _digest_versions(store: Any, prefix: str, continued: dict[str, int] | None, seen: set[str]
+                     ) -> Iterable[ObjectVersion]:
+    """Every digest version; when continuing from heads already verified, only each chain's from the
+    head's digest on (and every digest of a chain seen in the data but not in the heads: a new one)."""
+    if continued is None:
+        yield from store.versions(digest_prefix(prefix))
+        return
+    for chain in sorted(set(continued) | seen):
+        after = digest_key(prefix, chain, continued[chain] - 1) if continued.get(chain, 0) > 0 else None
+        yield from store.versions(digest_prefix(prefix, chain), after)
+
+
+def _data_versions_after(store: Any, prefix: str, continued: dict[str, int]) -> list[ObjectVersion] | None:
+    """The data versions of the dt= folders from the day before the oldest object holding a head on,
+    instead of the whole bucket's; None when a head's object cannot be found (the full listing then says why)."""
+    from sealtrail.sinks.index import object_holding
+
+    days = []
+    for chain, seq in continued.items():
+        obj = object_holding(store, prefix, chain, seq) if seq > 0 else None
+        if obj is None:
+            return None
+        days.append(obj.dt)
+    if not days:
+        return None
+    first = (date.fromisoformat(min(days)) - timedelta(days=1)).isoformat()
+    data = data_prefix(prefix)
+    return [v for folder in store.folders(data, f"{data}dt={first}") for v in store.versions(folder)]
+
+
 def _check_digests(store: Any, settings: Settings, report: Report, verified: dict[str, list[VerifiedObject]],
                    keys: PublicKeys, chains: Iterable[str] | None, starts: dict[str, int],
-                   ends: dict[str, int]) -> list[Finding]:
+                   ends: dict[str, int], continued: dict[str, int] | None = None) -> list[Finding]:
     """The digest chains against the data verified; adds digest counts to each chain's summary."""
     prefix = settings.s3.prefix
     wanted = set(chains) if chains is not None else None
     by_key: dict[str, list[tuple[int, ObjectVersion]]] = defaultdict(list)
-    for i, v in enumerate(store.versions(digest_prefix(prefix))):
+    for i, v in enumerate(_digest_versions(store, prefix, continued, set(verified))):
         by_key[v.key].append((i, v))
     findings: list[Finding] = []
     digests: dict[str, list[StoredDigest]] = defaultdict(list)
@@ -547,6 +577,7 @@ def verify_store(
     since: str | None = None,
     until: str | None = None,
     tenant: str | None = None,
+    continued: dict[str, int] | None = None,
 ) -> Report:
     """Verify every chain in the bucket (or bundle) and return a Report.
 
@@ -566,6 +597,12 @@ def verify_store(
     and set each chain's window from them. Chains are shared by tenants, so a
     tenant's events are verified by verifying whole objects; with tenant set,
     each chain's summary counts that tenant's events among them.
+
+    continued maps a chain to a head seq an earlier run verified (an anchor's):
+    only what follows is read, each chain anchored on that head's digest, and
+    only the dt= folders and digests from there are listed, so checking a
+    day's new objects costs the same on a trail of any age. What lies before
+    the heads is not checked again (a full run does that).
     """
     starts = dict(starts or {})
     ends: dict[str, int] = {}
@@ -580,7 +617,13 @@ def verify_store(
             public_keys(tuple(pems))
         except (ValueError, TypeError) as e:
             raise ConfigError("--key", f"not an Ed25519 public key (PEM): {e}") from e
-    versions = list(store.versions(data_prefix(prefix)))
+    bounded = None
+    if continued:
+        starts.update({chain: seq + 1 for chain, seq in continued.items()})
+        bounded = _data_versions_after(store, prefix, continued)
+        if bounded is None:
+            continued = None  # a head's object is not where its digest says: list everything
+    versions = bounded if bounded is not None else list(store.versions(data_prefix(prefix)))
     planned, listing_findings = plan(versions, prefix, chains)
     if since is not None or until is not None:
         _window_by_dates(versions, since, until, starts, ends)
@@ -611,6 +654,12 @@ def verify_store(
             if pool is not None:
                 pool.shutdown()
     findings += _check_digests(store, settings, report, verified_by_chain, public_keys(tuple(pems)), chains, starts,
-                               ends)
+                               ends, continued)
+    if continued:
+        report.continued = dict(continued)
+        for chain, seq in continued.items():  # nothing new on it: it stands where the earlier run left it
+            summary = report.chains.setdefault(chain, {"events": 0, "head_seq": 0, "head_hash": None})
+            if not verified_by_chain.get(chain) and not summary.get("head_seq"):
+                summary["head_seq"] = seq
     report.findings = sorted(findings, key=Finding.sort_key)
     return report

@@ -19,6 +19,9 @@ from sealtrail.cli.progress import bar, say
               help="trust only this public key (PEM; repeatable) instead of the keys stored with the trail")
 @click.option("--anchor", "anchor_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="also check that each chain still reaches the head saved by `sealtrail anchor save`")
+@click.option("--new", "only_new", is_flag=True,
+              help="with --anchor: verify only what was sealed after the anchored heads (a daily run); "
+                   "each chain is anchored on the anchored digest, and the cost stays flat as the trail ages")
 @click.option("--from", "since", type=click.DateTime(["%Y-%m-%d"]),
               help="first day (dt= partition, UTC) to verify; anchored on the signed checkpoint before it")
 @click.option("--to", "until", type=click.DateTime(["%Y-%m-%d"]), help="last day to verify (inclusive)")
@@ -26,7 +29,8 @@ from sealtrail.cli.progress import bar, say
 @click.option("--tenant", help="also count this tenant's events among those verified (chains are shared)")
 @click.pass_obj
 def verify(ctx: Context, as_json: bool, bundle: Path | None, key_files: tuple[Path, ...],
-           anchor_file: Path | None, since, until, chains: tuple[str, ...], tenant: str | None) -> int:  # type: ignore[no-untyped-def]
+           anchor_file: Path | None, only_new: bool, since, until, chains: tuple[str, ...], tenant: str | None
+           ) -> int:  # type: ignore[no-untyped-def]
     """Recompute every chain from the stored Parquet; exit 0 intact and complete, 1 tampered or gapped, 2 error.
 
     \b
@@ -38,7 +42,9 @@ def verify(ctx: Context, as_json: bool, bundle: Path | None, key_files: tuple[Pa
     (--from/--to) verifies the objects of those days: its first object must
     continue the signed checkpoint before it (kept in the digests, which
     outlive the data), so it also works after lifecycle rules expired the
-    older data.
+    older data. A daily run verifies only what is new: `verify --anchor
+    yesterday.json --new`, then `anchor save --out today.json`; a full run
+    now and then checks everything again.
     """
     import re
 
@@ -59,6 +65,14 @@ def verify(ctx: Context, as_json: bool, bundle: Path | None, key_files: tuple[Pa
         from sealtrail.evidence.anchor import read_anchor
 
         anchor = read_anchor(anchor_file)
+        if only_new:
+            kwargs["continued"] = {chain: a["head"]["seq"] for chain, a in anchor["chains"].items()
+                                   if isinstance((a.get("head") or {}).get("seq"), int)
+                                   and (not chains or chain in chains)}
+    elif only_new:
+        raise click.UsageError("--new needs --anchor: the heads an earlier run verified")
+    if only_new and (since or until or bundle is not None):
+        raise click.UsageError("--new continues from the anchor; it does not combine with --from, --to or --path")
     if bundle is not None:
         from sealtrail.evidence.bundle import DirectoryStore
         from sealtrail.evidence.manifest import chain_starts, check_manifest

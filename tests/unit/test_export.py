@@ -341,3 +341,69 @@ def test_anchor_finds_an_altered_digest() -> None:
     report = Report(chains={"p000": {"head_seq": 5, "head_hash": "ee"}})
     assert [f.kind for f in check_anchor(anchor, report, lambda k: "aa")] == [K.CELL_CHANGED]
     assert {f.kind for f in check_anchor(anchor, Report(), lambda k: None)} == {K.TRUNCATED_TAIL}
+
+
+class _Counting(DirectoryStore):
+    """A DirectoryStore that records which prefixes are listed."""
+
+    listed: list[str]
+
+    def versions(self, prefix: str, start_after: str | None = None):  # type: ignore[no-untyped-def]
+        self.listed.append(prefix)
+        return super().versions(prefix, start_after)
+
+
+def _anchored_at_12(tmp_path: Path) -> dict[str, Any]:
+    """An anchor saved when each chain ended at seq 12 (its newest object and digest not yet written)."""
+    _, objects = source_objects()
+    newest = tuple(k for k in objects if "-000000000013-" in k or k.endswith("-000000000018.json"))
+    assert len(newest) == 4
+    return save_anchor(write_source(tmp_path / "yesterday", drop=newest), SETTINGS)
+
+
+def test_verify_continued_from_an_anchor_reads_only_what_is_new(tmp_path: Path) -> None:
+    anchor = _anchored_at_12(tmp_path)
+    store = _Counting(write_source(tmp_path / "today").root)
+    store.listed = []
+    report = verify_store(store, SETTINGS, continued={c: a["head"]["seq"] for c, a in anchor["chains"].items()})
+    assert report.intact and report.complete, report.findings
+    assert report.objects == 2 and report.events == 12  # seqs 13..18 of both chains, nothing before
+    assert {c: s["head_seq"] for c, s in report.chains.items()} == {"p000": 18, "p001": 18}
+    assert all(s.get("anchored_on") for s in report.chains.values())  # each continues the anchored digest
+    assert PREFIX + "data/" not in store.listed and PREFIX + "digests/" not in store.listed  # no whole listing
+    assert check_anchor(anchor, report, lambda k: digest_sha256(store, k)) == []
+    assert report.as_dict()["continued_from"] == {"p000": 12, "p001": 12}
+
+
+def test_verify_continued_from_an_anchor_finds_what_changed_since(tmp_path: Path) -> None:
+    anchor = _anchored_at_12(tmp_path)
+    heads = {c: a["head"]["seq"] for c, a in anchor["chains"].items()}
+    _, objects = source_objects()
+    new = data_key(PREFIX, "2024-03-02", "p000", 13, 18)
+    removed = write_source(tmp_path / "removed", drop=(new,))
+    report = verify_store(removed, SETTINGS, continued=heads)
+    assert not report.complete and K.OBJECT_DELETED in {f.kind for f in report.findings}
+
+    forged = write_source(tmp_path / "forged")
+    table = pq.read_table(forged.root / new)
+    metadata = table.column("metadata").to_pylist()
+    metadata[0] = '{"n":999}'
+    import pyarrow as pa
+
+    pq.write_table(table.set_column(table.schema.get_field_index("metadata"), "metadata",
+                                    pa.array(metadata, table.schema.field("metadata").type)).replace_schema_metadata(
+        table.schema.metadata), forged.root / new)
+    report = verify_store(forged, SETTINGS, continued=heads)
+    assert not report.intact
+
+
+def test_verify_continued_with_nothing_new_stands_on_the_anchor(tmp_path: Path, source: DirectoryStore) -> None:
+    anchor = save_anchor(source, SETTINGS)
+    report = verify_store(source, SETTINGS, continued={c: a["head"]["seq"] for c, a in anchor["chains"].items()})
+    assert report.objects == 0 and report.intact and report.complete, report.findings
+    assert check_anchor(anchor, report, lambda k: digest_sha256(source, k)) == []
+
+
+def test_verify_new_needs_an_anchor() -> None:
+    result = CliRunner().invoke(cli, ["verify", "--new"], standalone_mode=False)
+    assert result.exception is not None and "--anchor" in str(result.exception)

@@ -143,50 +143,72 @@ def _probe_consumer(settings: Settings) -> Consumer:
         "fetch.max.bytes": 2 * 1024 * 1024, "max.partition.fetch.bytes": 256 * 1024})
 
 
-def last_records(settings: Settings, topic: str, partitions: list[int], timeout_s: float = 30.0
-                 ) -> dict[int, Message | None]:
-    """A record of each partition's last batch (None for an empty partition), read at the high watermark - 1.
+class TopicProbe:
+    """Single records at chosen offsets of a topic's partitions, all partitions in the same fetch rounds.
 
-    On the embedded broker the high watermark is the last batch's base offset + 1, elsewhere the end:
-    either way the record at high - 1 is in the last batch, which is all a caller may rely on.
+    What lets recovery find where a chain's tail starts in a partition of any length with about
+    log2(records) fetch rounds instead of reading it from the start. The end of a partition is the
+    high watermark of a fetch response, never ListOffsets': the embedded broker's ListOffsets said 1
+    for partitions holding hundreds of records (DESIGN.md), while its fetch responses are right.
     """
-    consumer = _probe_consumer(settings)
-    try:
-        highs = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s, cached=False)
-                 for p in partitions}
-        want = {p: max(lo, hi - 1) for p, (lo, hi) in highs.items() if hi > lo}
-        found = _records_at(consumer, topic, want, timeout_s) if want else {}
-    except KafkaException as e:
-        raise ServiceUnavailable("kafka", f"reading the end of {topic}: {e}") from e
-    finally:
-        consumer.close()
-    return {p: found.get(p) for p in partitions}
 
+    def __init__(self, settings: Settings, topic: str, timeout_s: float = 30.0) -> None:
+        self.topic, self.timeout_s = topic, timeout_s
+        self.consumer = _probe_consumer(settings)
+        self.rounds = 0
 
-def first_offsets_at_least(
-    settings: Settings, topic: str, targets: dict[int, int], key: Callable[[Message], int], timeout_s: float = 30.0
-) -> dict[int, int]:
-    """Per partition, the first offset whose record's key is at least the target, by binary search.
+    def __enter__(self) -> TopicProbe:
+        return self
 
-    key must grow with the offset (a chain's seq along audit.chained does, but for the records of a
-    writer that lost the chain, which the caller's own checks pass over). All partitions are probed in
-    the same fetch rounds, so the cost is about log2(records) rounds however many partitions there are.
-    An answer at the high watermark means every record before it is below the target: read on to EOF.
-    """
-    consumer = _probe_consumer(settings)
-    try:
-        bounds = {}
-        for p in targets:
-            lo, hi = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s, cached=False)
-            bounds[p] = [lo, max(lo, hi)]
+    def __exit__(self, *exc: object) -> None:
+        self.consumer.close()
+
+    def _at(self, offsets: dict[int, int]) -> dict[int, Message | None]:
+        self.rounds += 1
+        try:
+            return _records_at(self.consumer, self.topic, offsets, self.timeout_s)
+        except KafkaException as e:
+            raise ServiceUnavailable("kafka", f"reading {self.topic}: {e}") from e
+
+    def ends(self, partitions: list[int]) -> dict[int, tuple[int, int, Message | None]]:
+        """Per partition (low offset, end offset, the last record or None when empty).
+
+        The end is the high watermark of a fetch response, which the embedded broker gets right,
+        read after fetching the low offset; ListOffsets' is not used, and no offset past the end is
+        asked for (the embedded broker answers such a fetch with silence, not an error).
+        """
+        lows: dict[int, int] = {}
+        for p in partitions:
+            try:
+                lo, _hi = self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=self.timeout_s,
+                                                              cached=False)
+            except KafkaException as e:
+                raise ServiceUnavailable("kafka", f"watermarks of {self.topic} [{p}]: {e}") from e
+            lows[p] = max(lo, 0)
+        first = self._at(lows)
+        ends = {}
+        for p in partitions:
+            if first[p] is None:  # EOF at the low offset: empty
+                ends[p] = lows[p]
+                continue
+            _lo, hi = self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), cached=True)
+            ends[p] = max(hi, first[p].offset() + 1)
+        nonempty = {p: ends[p] - 1 for p in partitions if ends[p] > lows[p]}
+        last = self._at(nonempty) if nonempty else {}
+        return {p: (lows[p], ends[p], last.get(p)) for p in partitions}
+
+    def first_at_least(self, targets: dict[int, int], key: Callable[[Message], int],
+                       ends: dict[int, tuple[int, int, Message | None]]) -> dict[int, int]:
+        """Per partition, the first offset whose record's key is at least the target (the end if none is).
+
+        key must grow with the offset: a chain's seq along audit.chained does, except for the records of
+        a writer that lost the chain, which the caller's own checks pass over.
+        """
+        bounds = {p: [ends[p][0], ends[p][1]] for p in targets}
         while active := {p: (lo + hi) // 2 for p, (lo, hi) in bounds.items() if lo < hi}:
-            for p, m in _records_at(consumer, topic, active, timeout_s).items():
+            for p, m in self._at(active).items():
                 if m is None or key(m) >= targets[p]:
                     bounds[p][1] = active[p]
                 else:
                     bounds[p][0] = min(m.offset() + 1, bounds[p][1])
-    except KafkaException as e:
-        raise ServiceUnavailable("kafka", f"searching {topic}: {e}") from e
-    finally:
-        consumer.close()
-    return {p: lo for p, (lo, _hi) in bounds.items()}
+        return {p: lo for p, (lo, _hi) in bounds.items()}

@@ -35,7 +35,7 @@ import orjson
 from sealtrail.chain import ChainHead, RecentIds, chain_id
 from sealtrail.config import Settings
 from sealtrail.errors import ChainForkError, ConfigError, ServiceUnavailable
-from sealtrail.kafka import first_offsets_at_least, last_records, read_to_end
+from sealtrail.kafka import TopicProbe, read_to_end
 
 log = logging.getLogger("sealtrail.stream")
 
@@ -153,19 +153,22 @@ def recover_heads(settings: Settings, partitions: list[int], store: Any = None) 
     if not partitions:
         return heads
     topic, window = settings.kafka.topics.chained, settings.stream.dedupe_window
-    last_seqs = {p: _seq_of(m) for p, m in last_records(settings, topic, partitions).items() if m is not None}
-    hints = {chain_id(p): seq for p, seq in last_seqs.items() if seq >= 0}
-    stored = _with_retries(bucket_heads, store, settings.s3.prefix, [h.chain for h in heads.values()], hints) \
-        if store is not None else {}
-    targets = {}
-    for p, head in heads.items():
-        base = stored[head.chain].seq if head.chain in stored else last_seqs.get(p)
-        if base is not None:
-            targets[p] = max(0, base - window)
-    starts = first_offsets_at_least(settings, topic, targets, _seq_of) if targets else {}
+    with TopicProbe(settings, topic) as probe:
+        extent = probe.ends(partitions)
+        last_seqs = {p: _seq_of(m) for p, (_lo, _end, m) in extent.items() if m is not None}
+        hints = {chain_id(p): seq for p, seq in last_seqs.items() if seq >= 0}
+        stored = _with_retries(bucket_heads, store, settings.s3.prefix, [h.chain for h in heads.values()], hints) \
+            if store is not None else {}
+        targets = {}
+        for p, head in heads.items():
+            base = stored[head.chain].seq if head.chain in stored else last_seqs.get(p)
+            if base is not None:
+                targets[p] = max(0, base - window)
+        starts = probe.first_at_least(targets, _seq_of, extent) if targets else {}
+        rounds = probe.rounds
     tails, ends = _read_tails(settings, partitions, starts)
-    log.info("recovery read %d record(s) of %s from offsets %s", sum(len(t) for t in tails.values()), topic,
-             {p: starts.get(p, 0) for p in partitions})
+    log.info("recovery read %d record(s) of %s from offsets %s (%d probe rounds)",
+             sum(len(t) for t in tails.values()), topic, {p: starts.get(p, 0) for p in partitions}, rounds)
     for p, head in heads.items():
         mine = stored.get(head.chain)
         if tails[p] and tails[p][-1]["chain"] != head.chain:

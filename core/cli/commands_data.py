@@ -179,7 +179,9 @@ def demo(ctx: Context, count: int) -> int:
     click.echo(f"  sealed in S3        {result.stored_after - result.stored_before} new records (every input: "
                f"events and rejected rows), {result.stored_after} in the trail")
     click.echo(f"  objects             {v['objects']} locked Parquet objects")
-    click.echo(f"  chains verified     {len(v['chains'])}, {'intact' if v['ok'] else 'FINDINGS: ' + str(len(v['findings']))}")
+    verdicts = f"intact: {'yes' if v['intact'] else 'no'}, complete: {'yes' if v['complete'] else 'no'}"
+    click.echo(f"  chains verified     {len(v['chains'])}, {verdicts}"
+               + ("" if v["ok"] else f" ({len(v['findings'])} findings)"))
     click.echo("  timings             " + ", ".join(f"{k} {s:.1f}s" for k, s in result.seconds.items()))
     click.echo("  top failed-login sources:")
     for row in result.query_rows:

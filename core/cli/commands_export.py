@@ -45,8 +45,8 @@ def export(ctx: Context, start, end, tenant: str | None, chains: tuple[str, ...]
     if not m["verification"]["windowed"] and any(i["first_seq"] > 1 for i in m["chains"].values()):
         say("  note: this verifier checks chains from seq 1 only; the seqs before the window show as missing")
     report = result.report
-    click.echo(f"{out}: {report.events} events in {report.objects} objects, "
-               + ("intact" if report.ok else f"{len(report.findings)} problems found (see verification.txt)"))
+    click.echo(f"{out}: {report.events} events in {report.objects} objects; " + "; ".join(report.verdict_lines())
+               + ("" if report.ok else f"; {len(report.findings)} problems found (see verification.txt)"))
     return 0 if report.ok else 1
 
 

@@ -158,6 +158,16 @@ def report_text(report: Report) -> str:
     if report.continued:
         heads = ", ".join(f"{chain} after seq {seq}" for chain, seq in sorted(report.continued.items()))
         lines.append(f"only what was sealed since the anchor was verified: {heads}")
+    for chain, summary in sorted(report.chains.items()):
+        first = summary.get("first_seq") or ((report.continued or {}).get(chain, 0) + 1)
+        head = summary.get("head_seq", 0)
+        lines.append(f"  {chain}: seqs {first}..{head} verified" if head >= first else
+                     f"  {chain}: nothing verified" + (f" after seq {first - 1}" if first > 1 else ""))
+    if report.unverified:
+        lines.append(f"{len(report.unverified)} data objects not verified (intact says nothing about them):")
+        lines += [f"  {u['key']}: {u['why']}" for u in report.unverified[:20]]
+        if len(report.unverified) > 20:
+            lines.append(f"  ... and {len(report.unverified) - 20} more (--json lists them all)")
     for finding in report.findings:
         d = finding.as_dict()
         lines.append(f"FAIL {d['kind']}: chain {d['chain']} seq {d['seq']} object {d['key']} "
@@ -315,6 +325,12 @@ def export_bundle(
         lo, hi = objs[0].first, objs[-1].last
         count = 0
         for last, key in sorted(per_chain.get(chain, [])):
+            if last == lo - 1:  # the signed checkpoint the window's first object continues: verify anchors on it
+                version, hidden, newer = oldest_version(digest_history[key])
+                if version is not None:
+                    writer.copy(store.get(key, version.version_id), version)
+                    _note_history(key, hidden, newer, sel.notes)
+                continue
             if last < lo:
                 continue
             if not wanted and last > hi:

@@ -38,6 +38,8 @@ class FindingKind(StrEnum):
     DIGEST_ALTERED = "digest_altered"
     TRUNCATED_TAIL = "truncated_tail"
     UNDIGESTED_OBJECT = "undigested_object"
+    # a window's first object that no signed checkpoint ties to the chain before it
+    UNANCHORED_START = "unanchored_start"
     # an exported bundle's manifest (files changed, missing or added after export)
     MANIFEST_MISMATCH = "manifest_mismatch"
     # Object Lock
@@ -111,6 +113,9 @@ class Report:
     events: int = 0
     findings: list[Finding] = field(default_factory=list)
     continued: dict[str, int] | None = None
+    # well-named data objects the run did not check, each with why (before the window, another prefix...)
+    unverified: list[dict[str, str]] = field(default_factory=list)
+    verified: list[str] = field(default_factory=list)  # keys of the data objects read and checked
 
     @property
     def _read_something(self) -> bool:
@@ -156,4 +161,5 @@ class Report:
             "chains": {name: dict(summary) for name, summary in sorted(self.chains.items())},
             "findings": [f.as_dict() for f in self.findings],
             **({"continued_from": dict(sorted(self.continued.items()))} if self.continued else {}),
+            "unverified": list(self.unverified),
         }

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -66,11 +66,13 @@ def _data_files(fs: pafs.FileSystem, base: str, key_of: Any) -> list[str]:
     return sorted(i.path for i in infos if i.type == pafs.FileType.File and parse_data_key(key_of(i.path)))
 
 
-def events_dataset(settings: Settings, store_kind: str = "s3", root: Path | str | None = None) -> ds.Dataset:
+def events_dataset(settings: Settings, store_kind: str = "s3", root: Path | str | None = None,
+                   only: Iterable[str] | None = None) -> ds.Dataset:
     """The trail's Parquet as one dataset with dt and chain partition columns (empty if none yet).
 
     store_kind "s3" reads the bucket in place; "dir" reads a bundle folder laid
-    out like the bucket (root/<prefix>data/...).
+    out like the bucket (root/<prefix>data/...). only limits it to these object
+    keys: the ones a verification trusted (evidence/check.py).
     """
     prefix = settings.s3.prefix
     if store_kind == "s3":
@@ -85,8 +87,14 @@ def events_dataset(settings: Settings, store_kind: str = "s3", root: Path | str 
         top = Path(root).resolve()
         base = (top / data_prefix(prefix)).as_posix().rstrip("/")
         files = _data_files(fs, base, lambda path: Path(path).relative_to(top).as_posix())
+        if only is not None:
+            keep = set(only)
+            files = [f for f in files if Path(f).relative_to(top).as_posix() in keep]
     else:
         raise ConfigError("store", f"unknown store kind {store_kind!r} (s3 or dir)")
+    if only is not None and store_kind == "s3":
+        keep = set(only)
+        files = [f for f in files if f.removeprefix(f"{settings.s3.bucket}/") in keep]
     return ds.dataset(
         files,
         schema=EVENTS_SCHEMA,
@@ -97,13 +105,13 @@ def events_dataset(settings: Settings, store_kind: str = "s3", root: Path | str 
     )
 
 
-def open_events(settings: Settings, store_kind: str = "s3", root: Path | str | None = None
-                ) -> duckdb.DuckDBPyConnection:
+def open_events(settings: Settings, store_kind: str = "s3", root: Path | str | None = None,
+                only: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection in UTC with the views `trail` (every row: events and the rows accounting for
     rejected inputs and repeated event ids) and `events` (the sealed events alone, kind IS NULL)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    con.register("trail", events_dataset(settings, store_kind, root))
+    con.register("trail", events_dataset(settings, store_kind, root, only))
     con.execute("CREATE VIEW events AS SELECT * FROM trail WHERE kind IS NULL")
     return con
 

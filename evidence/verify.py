@@ -363,6 +363,26 @@ def _window_by_dates(versions: list[ObjectVersion], since: str | None, until: st
             ends[chain] = hi
 
 
+def _outside(versions: list[ObjectVersion], prefix: str, planned: dict[str, list[_Planned]],
+             starts: dict[str, int], ends: dict[str, int], chains: Iterable[str] | None) -> list[dict[str, str]]:
+    """The well-named data objects this run leaves unchecked, and why: what "intact" does not cover."""
+    wanted = set(chains) if chains is not None else None
+    out: list[dict[str, str]] = []
+    for chain, items in sorted(planned.items()):
+        for i in items:
+            if i.obj.last < starts.get(chain, 1):
+                out.append({"key": i.obj.key, "why": f"before the window (chain {chain} from seq {starts[chain]})"})
+            elif chain in ends and i.obj.first > ends[chain]:
+                out.append({"key": i.obj.key, "why": f"after the window (chain {chain} to seq {ends[chain]})"})
+    if wanted is not None:
+        seen = {v.key for v in versions if not v.is_delete_marker}
+        for key in sorted(seen):
+            obj = parse_data_key(key)
+            if obj is not None and obj.chain not in wanted:
+                out.append({"key": key, "why": f"chain {obj.chain} not asked for"})
+    return out
+
+
 def _in_window(finding: Finding, starts: dict[str, int], ends: dict[str, int]) -> bool:
     """Whether a listing finding concerns the window: lifecycle expiry leaves delete markers on the
     objects before it (and versioned buckets keep them), which a window starting later must not blame."""
@@ -628,6 +648,7 @@ def verify_store(
     if since is not None or until is not None:
         _window_by_dates(versions, since, until, starts, ends)
         planned = {chain: items for chain, items in planned.items() if chain in starts or chain in ends}
+    unverified = _outside(versions, prefix, planned, starts, ends, chains)
     planned = {chain: [i for i in items if i.obj.last >= starts.get(chain, 1)
                        and (chain not in ends or i.obj.first <= ends[chain])] for chain, items in planned.items()}
     findings += [f for f in listing_findings if _in_window(f, starts, ends)]
@@ -655,6 +676,14 @@ def verify_store(
                 pool.shutdown()
     findings += _check_digests(store, settings, report, verified_by_chain, public_keys(tuple(pems)), chains, starts,
                                ends, continued)
+    report.unverified = unverified
+    report.verified = sorted(o.key for objs in verified_by_chain.values() for o in objs)
+    for chain, summary in report.chains.items():
+        start = starts.get(chain, 1)
+        if start > 1 and verified_by_chain.get(chain) and not summary.get("anchored_on"):
+            findings.append(Finding(K.UNANCHORED_START, None, None, chain, start,
+                                    f"the chain is verified from seq {start}, and no signed checkpoint (the digest "
+                                    f"of seq {start - 1}) ties it to the chain before: it could start anywhere"))
     if continued:
         report.continued = dict(continued)
         for chain, seq in continued.items():  # nothing new on it: it stands where the earlier run left it

@@ -48,58 +48,28 @@ def verify(ctx: Context, as_json: bool, bundle: Path | None, key_files: tuple[Pa
     """
     import re
 
-    from sealtrail.evidence.verify import verify_store
+    from sealtrail.evidence.check import verify_evidence
 
     if since and until and since > until:
         raise click.BadParameter("--from is after --to", param_hint="--from")
     bad = [c for c in chains if not re.fullmatch(r"p\d{3}", c)]
     if bad:
         raise click.BadParameter(f"{bad[0]!r} is not a chain id like p003", param_hint="--chain")
-    settings = ctx.settings
-    kwargs: dict = {"since": since.date().isoformat() if since else None,
-                    "until": until.date().isoformat() if until else None,
-                    "chains": list(chains) or None, "tenant": tenant}
-    manifest_findings: list = []
+    if only_new and anchor_file is None:
+        raise click.UsageError("--new needs --anchor: the heads an earlier run verified")
+    if only_new and (since or until or bundle is not None):
+        raise click.UsageError("--new continues from the anchor; it does not combine with --from, --to or --path")
     anchor = None
     if anchor_file is not None:
         from sealtrail.evidence.anchor import read_anchor
 
         anchor = read_anchor(anchor_file)
-        if only_new:
-            kwargs["continued"] = {chain: a["head"]["seq"] for chain, a in anchor["chains"].items()
-                                   if isinstance((a.get("head") or {}).get("seq"), int)
-                                   and (not chains or chain in chains)}
-    elif only_new:
-        raise click.UsageError("--new needs --anchor: the heads an earlier run verified")
-    if only_new and (since or until or bundle is not None):
-        raise click.UsageError("--new continues from the anchor; it does not combine with --from, --to or --path")
-    if bundle is not None:
-        from sealtrail.evidence.bundle import DirectoryStore
-        from sealtrail.evidence.manifest import chain_starts, check_manifest
-
-        manifest, manifest_findings = check_manifest(bundle)
-        if manifest is not None:
-            prefix = (manifest.get("source") or {}).get("prefix")
-            if isinstance(prefix, str) and prefix != settings.s3.prefix:  # the bundle keeps the bucket's layout
-                settings = settings.model_copy(update={"s3": settings.s3.model_copy(update={"prefix": prefix})})
-            kwargs["starts"] = chain_starts(manifest)
-        store = DirectoryStore(bundle)
-    else:
-        from sealtrail.sinks.store import S3Store
-
-        store = S3Store(settings)
     with bar("verifying objects") as update:
-        trusted = [path.read_bytes() for path in key_files] or None
-        report = verify_store(store, settings, progress=update, trusted_keys=trusted, **kwargs)
-    extra = list(manifest_findings)
-    if anchor is not None:
-        from sealtrail.evidence.anchor import check_anchor, digest_sha256
-
-        extra += check_anchor(anchor, report, lambda key: digest_sha256(store, key))
-    if extra:
-        from sealtrail.evidence.findings import Finding
-
-        report.findings = sorted(report.findings + extra, key=Finding.sort_key)
+        report = verify_evidence(
+            ctx.settings, bundle=bundle, trusted_keys=[path.read_bytes() for path in key_files] or None,
+            anchor=anchor, only_new=only_new, since=since.date().isoformat() if since else None,
+            until=until.date().isoformat() if until else None, chains=list(chains) or None, tenant=tenant,
+            progress=update).report
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2, default=str))
     else:
@@ -142,8 +112,17 @@ def query(ctx: Context, actor, action, resource, tenant, category, since, until,
     """
     from sealtrail.evidence.query import count_events, open_events, query_events, render, run_sql
 
-    if bundle is not None:
-        con = open_events(ctx.settings, store_kind="dir", root=bundle)
+    if bundle is not None:  # rows only from what verifies: a folder is anyone's until checked
+        from sealtrail.evidence.check import verify_evidence
+
+        with bar("verifying the bundle") as update:
+            checked = verify_evidence(ctx.settings, bundle=bundle, progress=update)
+        r = checked.report
+        if not (r.intact and r.complete) or r.unverified:
+            say(f"note: the bundle is {'; '.join(r.verdict_lines())}, {len(r.findings)} findings; rows come only "
+                f"from the {len(checked.trusted)} of {len(r.verified) + len(r.unverified)} objects verified "
+                "unchanged (`sealtrail verify --path` names the rest)")
+        con = open_events(checked.settings, store_kind="dir", root=bundle, only=checked.trusted)
     else:
         con = open_events(ctx.settings)
     resource_type, _, resource_id = (resource or "").partition(":")

@@ -51,27 +51,22 @@ def build_report(settings: Settings, window: Window, *, bundle: Path | None = No
     verify_progress is a context manager factory like sealtrail.cli.progress.bar
     (description -> update callback); None verifies silently.
     """
+    from sealtrail.evidence.check import verify_evidence
     from sealtrail.evidence.query import open_events
-    from sealtrail.evidence.verify import verify_store
 
     tell = say or (lambda _message: None)
-    if bundle is not None:
-        from sealtrail.evidence.bundle import DirectoryStore
-
-        store: Any = DirectoryStore(bundle)
-        con = open_events(settings, store_kind="dir", root=bundle)
-        origin = str(bundle)
-    else:
-        from sealtrail.sinks.store import S3Store
-
-        store = S3Store(settings)
-        con = open_events(settings)
-        origin = f"s3://{settings.s3.bucket}/{settings.s3.prefix}"
     if verify_progress is None:
-        report = verify_store(store, settings, trusted_keys=trusted_keys)
+        checked = verify_evidence(settings, bundle=bundle, trusted_keys=trusted_keys)
     else:
         with verify_progress("verifying the trail") as update:
-            report = verify_store(store, settings, progress=update, trusted_keys=trusted_keys)
+            checked = verify_evidence(settings, bundle=bundle, trusted_keys=trusted_keys, progress=update)
+    report = checked.report
+    if bundle is not None:  # the same scope as `verify --path`, and rows only from what verified unchanged
+        con = open_events(checked.settings, store_kind="dir", root=bundle, only=checked.trusted)
+        origin = str(bundle)
+    else:
+        con = open_events(settings)
+        origin = f"s3://{settings.s3.bucket}/{settings.s3.prefix}"
     tell(f"verified {report.events} events in {report.objects} objects: "
          f"{'intact' if report.ok else f'{len(report.findings)} findings'}")
     count = load_window(con, window, tenant)

@@ -17,10 +17,12 @@ from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.config import S3Settings, Settings
 from sealtrail.errors import ConfigError
 from sealtrail.evidence.query import open_events, query_events, render, run_sql
-from sealtrail.layout import data_key
+from sealtrail.layout import data_key, public_key_key
 from sealtrail.signing import Signer
 from sealtrail.sinks.parquet import to_parquet
 from sealtrail.stream.validate import validate
+
+from .test_verify import RETENTION_DAYS, lock_sidecar
 
 PREFIX = "trail/"
 SETTINGS = Settings(s3=S3Settings(prefix=PREFIX))
@@ -59,14 +61,18 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 cols = validate(orjson.dumps(event(p, i)), 1 << 20)
                 assert isinstance(cols, dict)
                 batch.append(Accepted(p, i, cols))
+        prevs = {h.chain: h.hash for h in heads.values()}
         sealed = seal_batch(heads, batch, signer, f"2024-05-0{1 + b}T13:00:00.000000Z").sealed
         for chain in ("p000", "p001"):
             records = [r for r in sealed if r.chain == chain]
             key = data_key(PREFIX, records[0].sealed_at[:10], chain, records[0].seq, records[-1].seq)
             path = root / key
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(to_parquet(records, None))
-            (root / f"{key}.lock.json").write_text(json.dumps({"mode": "COMPLIANCE"}))
+            body = to_parquet(records, prevs[chain])
+            path.write_bytes(body)
+            (root / f"{key}.lock.json").write_text(json.dumps(lock_sidecar(body)))
+    (root / public_key_key(PREFIX, signer.key_id)).parent.mkdir(parents=True, exist_ok=True)
+    (root / public_key_key(PREFIX, signer.key_id)).write_bytes(signer.public_pem)
     (root / PREFIX / "data" / "README.txt").write_text("not parquet")
     return root
 
@@ -264,11 +270,12 @@ def test_query_command_counts_and_orders(bundle: Path, monkeypatch: pytest.Monke
     from sealtrail.cli.main import cli
 
     monkeypatch.setenv("SEALTRAIL_S3__PREFIX", PREFIX)
+    monkeypatch.setenv("SEALTRAIL_RETENTION__DAYS", str(RETENTION_DAYS))
     run = lambda *a: CliRunner().invoke(cli, ["query", "--path", str(bundle), "--format", "json", *a],  # noqa: E731
                                         standalone_mode=False, catch_exceptions=False)
-    counted = json.loads(run("--category", "change", "--count-by", "actor_id").output)
+    counted = json.loads(run("--category", "change", "--count-by", "actor_id").stdout)
     assert sum(r["events"] for r in counted) == sum(1 for e in all_events() if e["category"] == "change")
-    newest = json.loads(run("--actor", "bob", "--order", "-occurred_at", "--limit", "3").output)
+    newest = json.loads(run("--actor", "bob", "--order", "-occurred_at", "--limit", "3").stdout)
     times = [r["occurred_at"] for r in newest]
     assert len(times) == 3 and times == sorted(times, reverse=True)
     assert all(r["actor_id"] == "bob" for r in newest)

@@ -130,7 +130,9 @@ def test_a_window_verifies_without_what_precedes_it(tmp_path: Path) -> None:
     store = without_first_objects(tmp_path)
     assert K.OBJECT_DELETED in kinds(verify(store))
     report = verify(store, starts={"p000": 6, "p001": 6})
-    assert report.ok, report.findings
+    # this bundle has no digests, so nothing signed ties seq 6 to the chain before: said, not passed over
+    assert {(f.kind, f.seq) for f in report.findings} == {(K.UNANCHORED_START, 6)}, report.findings
+    assert not report.intact
     assert report.chains["p000"]["events"] == 13 and report.chains["p000"]["head_seq"] == 18
 
 
@@ -266,7 +268,10 @@ def test_verify_command_windows_chains_and_tenant(tmp_path: Path, monkeypatch) -
         return CliRunner().invoke(cli, ["verify", "--path", str(store.root), "--json", *args], standalone_mode=False,
                                   catch_exceptions=False)
 
-    assert run().return_value == 1  # seqs 1..7 are gone
+    whole = run()  # seqs 1..7 are gone: the chains are verified from seq 8, on the signed checkpoint of seq 7
+    assert whole.return_value == 0, whole.output
+    assert {c: (s["first_seq"], bool(s["anchored_on"])) for c, s in json.loads(whole.output)["chains"].items()} == \
+        dict.fromkeys(CHAINS_, (8, True))
     result = run("--from", DAYS[1], "--chain", "p001", "--tenant", "acme")
     assert result.return_value == 0, result.output
     doc = json.loads(result.output)

@@ -125,12 +125,12 @@ def run_demo(home: Path, count: int, say: Callable[[str], None], bar) -> DemoRes
     after = stored_events(settings)
 
     from sealtrail.evidence.query import open_events, run_sql
-    from sealtrail.evidence.verify import verify_store
+    from sealtrail.evidence.check import verify_evidence
     from sealtrail.sinks.store import S3Store
 
     t0 = time.monotonic()
     with bar("verifying", None) as update:
-        report = verify_store(S3Store(settings), settings, progress=update)
+        report = verify_evidence(settings, store=S3Store(settings), progress=update).report
     timings["verify"] = time.monotonic() - t0
     con = open_events(settings)
     rows = run_sql(

@@ -177,15 +177,6 @@ def report_text(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def verify_bundle(root: Path, settings: Settings, starts: dict[str, int] | None, chains: Iterable[str] | None = None,
-                  progress: Progress | None = None, trusted_keys: list[bytes] | None = None) -> Report:
-    """verify_store over a bundle folder, from each chain's first exported seq."""
-    from sealtrail.evidence.verify import verify_store
-
-    return verify_store(DirectoryStore(root), settings, progress=progress, chains=chains,
-                        trusted_keys=trusted_keys, starts=starts or None)
-
-
 # ---------------------------------------------------------------------------
 # I/O: bucket (or another bundle) -> folder
 
@@ -376,9 +367,10 @@ def export_bundle(
         pq.write_table(extract, out / path, compression="zstd")
         writer.written.add(path)
 
-    # verify what was written, from each chain's first exported seq
-    starts = {chain: objs[0].first for chain, objs in exported.items()}
-    report = verify_bundle(out, settings, starts, chains=sorted(exported), progress=verify_progress)
+    # verify what was written as `verify --path` will: from each chain's first exported seq, on its checkpoint
+    from sealtrail.evidence.check import verify_evidence
+
+    report = verify_evidence(settings, bundle=out, chains=sorted(exported), progress=verify_progress).report
     writer.write(VERIFICATION_JSON, (json.dumps(report.as_dict(), indent=2, default=str) + "\n").encode())
     writer.write(VERIFICATION_TXT, report_text(report).encode())
 
@@ -396,7 +388,7 @@ def export_bundle(
             for chain, objs in sorted(exported.items())
         },
         "verification": {"ok": report.ok, "events": report.events, "objects": report.objects,
-                         "findings": len(report.findings), "windowed": bool(starts)},
+                         "findings": len(report.findings), "windowed": bool(exported)},
         "evidence": "data/ and digests/ under the prefix, with their signatures (keys/); extracts/ is derived "
                     "from them for convenience and is not evidence",
         "notes": sel.notes,

@@ -159,11 +159,27 @@ class ServeSettings(_Frozen):
     tokens_file: Path | None = Field(None, description="TOML of token names -> role and sha256; default $HOME/serve/tokens.toml")
     max_page: int = Field(200, ge=1, le=10_000, description="largest page of GET /v1/events")
     default_page: int = Field(50, ge=1, description="page size when the request gives no limit")
-    metrics: bool = Field(True, description="serve Prometheus metrics at /metrics")
+    metrics: bool = Field(True, description="serve Prometheus metrics on 127.0.0.1:metrics_port, never on the API's listener")
+    metrics_port: int = Field(9467, ge=0, le=65535, description="Prometheus metrics on 127.0.0.1; 0 picks a free port")
     export_dir: Path | None = Field(None, description="where POST /v1/exports writes bundles; default $HOME/exports")
     tenant: str = Field("sealtrail", min_length=1, max_length=256, description="tenant of access events")
     source: str = Field("sealtrail-serve", min_length=1, max_length=256, description="source of access events")
     audit_backlog: int = Field(10_000, ge=1, description="access events queued for the producer before calls get 503")
+    max_body_bytes: int = Field(16 * 1024, ge=1024, le=16 << 20, description=(
+        "largest request body; more gets 413. A body is read only once the caller's token is known"))
+    max_concurrency: int = Field(64, ge=1, description="connections and calls at once (uvicorn limit_concurrency); more get 503")
+    anonymous_rate_limit: str = Field("60/minute", description=(
+        "calls without a valid token per client address (an IPv6 /64 counts as one), as N/second|minute|hour|day; "
+        "more get 429; empty turns the limit off"))
+    anonymous_rate_limit_total: str = Field("600/minute", description=(
+        "calls without a valid token from all addresses together; empty turns the limit off"))
+    proxy_hops: int = Field(0, ge=0, le=16, description=(
+        "0: X-Forwarded-For is read right to left past producer.trusted_proxies; N: the client is the Nth address "
+        "from the right, as N proxies in front of the API append it, whatever a client writes in front"))
+    cursor_secret: SecretStr | None = Field(None, description=(
+        "HMAC key of page cursors; default a random one per process, so cursors end with a restart"))
+    tls_cert: Path | None = Field(None, description="PEM certificate (chain): serve HTTPS; needs tls_key")
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert (unencrypted, readable only by the server)")
 
 
 class Settings(BaseSettings):

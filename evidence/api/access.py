@@ -1,12 +1,14 @@
 """Every call to the API becomes an access event in the trail it serves.
 
-The event is built and validated on the request path (so a bad event fails
-there, loudly), then handed to a queue; one thread feeds the queue to the
-project's own producer (AuditClient, with its local spool), so a slow or
-absent broker never holds up a response. The spool keeps what the broker does
-not acknowledge in time (invariant 1). If the queue itself fills up (the
-producer is stuck, not merely slow), the API stops answering with 503 rather
-than serve calls it cannot record.
+A call first reserves a place in the queue (``reserve``), before the app runs;
+with no place left (the producer is stuck, not merely slow) or no thread to
+drain the queue, the call gets 503 and nothing is served. When its response
+starts, the event is built and validated and handed to the reserved place,
+which cannot fail for lack of room; an event that cannot be built turns the
+response into 503 (see gate.py). One thread feeds the queue to the project's
+own producer (AuditClient, with its local spool), so a slow or absent broker
+never holds up a response; the spool keeps what the broker does not
+acknowledge in time (invariant 1).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sealtrail.config import Settings
-from sealtrail.errors import SealtrailError
 from sealtrail.event import Event
 from sealtrail.producers.client import AuditClient, prepare
 from sealtrail.producers.families import Auditor
@@ -29,6 +30,26 @@ _STOP = object()
 BATCH = 500
 
 
+class Slot:
+    """A reserved place in the queue: it takes one event (``submit``) or is given back (``release``)."""
+
+    def __init__(self, recorder: AccessRecorder) -> None:
+        self._recorder = recorder
+        self.used = False
+
+    def submit(self, event: Event) -> bool:
+        """Queue EVENT in this place; False only when no thread is left to emit it."""
+        if self.used:
+            raise RuntimeError("a slot takes one event")
+        self.used = True
+        return self._recorder._put(event)
+
+    def release(self) -> None:
+        if not self.used:
+            self.used = True
+            self._recorder._free()
+
+
 class AccessRecorder:
     """Queue of access events and the thread that emits them through AuditClient."""
 
@@ -36,7 +57,10 @@ class AccessRecorder:
         self.settings = settings
         self.redactor = Redactor.from_settings(settings.redaction)
         self.auditor = Auditor(self._prepare, source=settings.serve.source, tenant=settings.serve.tenant)
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=settings.serve.audit_backlog)
+        self.capacity = settings.serve.audit_backlog
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()  # bounded by the slots, never by put
+        self._held = 0  # reserved or queued, not yet taken by the thread
+        self._lock = threading.Lock()
         self._factory = client_factory or (lambda: AuditClient(settings, spool=True))
         self._client: Any = None
         self._thread: threading.Thread | None = None
@@ -55,21 +79,37 @@ class AccessRecorder:
 
     @property
     def backlog(self) -> int:
-        return self._queue.qsize()
+        """Events reserved or queued and not yet taken by the emitting thread."""
+        return self._held
 
-    def full(self) -> bool:
-        return self._queue.full()
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
-    def submit(self, event: Event, timeout_s: float = 1.0) -> bool:
-        """Queue one event; False (and an error logged) only if the queue stayed full for timeout_s."""
-        try:
-            self._queue.put(event, timeout=timeout_s)
-            return True
-        except queue.Full:
+    def reserve(self) -> Slot | None:
+        """A place for one call's event, or None: the queue is full or nothing drains it."""
+        if not self.alive:
             self.errors += 1
-            _log.error("access event %s not queued: %d events wait for the producer", event.event_id,
-                       self._queue.qsize())
+            _log.error("no access-event thread is running: calls are refused")
+            return None
+        with self._lock:
+            if self._held >= self.capacity:
+                return None
+            self._held += 1
+        return Slot(self)
+
+    def _put(self, event: Event) -> bool:
+        if not self.alive:
+            self._free()
+            self.errors += 1
+            _log.error("access event %s not queued: no access-event thread is running", event.event_id)
             return False
+        self._queue.put_nowait(event)
+        return True
+
+    def _free(self) -> None:
+        with self._lock:
+            self._held -= 1
 
     # the emitting thread ----------------------------------------------------------------------
     def start(self) -> None:
@@ -79,8 +119,7 @@ class AccessRecorder:
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            batch = [item]
+            batch = [self._queue.get()]
             while len(batch) < BATCH:
                 try:
                     batch.append(self._queue.get_nowait())
@@ -90,12 +129,13 @@ class AccessRecorder:
             for event in batch:
                 if event is _STOP:
                     continue
+                self._free()
                 try:
                     self._client.emit(event)
                     self.emitted += 1
-                except SealtrailError as e:
+                except Exception as e:  # noqa: BLE001 - one event's failure must not end the thread
                     self.errors += 1
-                    _log.error("access event %s not emitted: %s", event.event_id, e)
+                    _log.error("access event %s not emitted: %s: %s", event.event_id, type(e).__name__, e)
             if stop or self._queue.empty():
                 self._flush()
             if stop:
@@ -104,9 +144,9 @@ class AccessRecorder:
     def _flush(self) -> None:
         try:
             self._client.flush()
-        except SealtrailError as e:
+        except Exception as e:  # noqa: BLE001
             self.errors += 1
-            _log.error("access events not acknowledged: %s", e)
+            _log.error("access events not acknowledged: %s: %s", type(e).__name__, e)
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Emit what is queued, flush, release the producer and its spool."""
@@ -117,6 +157,6 @@ class AccessRecorder:
         if self._client is not None:
             try:
                 self._client.close()
-            except SealtrailError as e:
+            except Exception as e:  # noqa: BLE001
                 _log.error("closing the access-event producer: %s", e)
             self._client = None

@@ -7,6 +7,7 @@ seq), so events sealed while a client pages shift nothing it has not seen yet.
 
 import base64
 import hashlib
+import hmac
 import importlib.util
 import secrets
 import threading
@@ -24,7 +25,7 @@ from sealtrail.config import Settings
 from sealtrail.errors import ConfigError
 from sealtrail.event import Category
 from sealtrail.evidence.api.problems import problem_responses
-from sealtrail.evidence.api.tokens import Permission, Principal, TokenStore
+from sealtrail.evidence.api.tokens import Authentication, Permission, Principal
 
 bearer = HTTPBearer(auto_error=False, description="a token from `sealtrail serve token add`")
 JSON_COLUMNS = ("before", "after", "metadata")
@@ -128,40 +129,72 @@ def _fingerprint(filters: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(filters, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
-def encode_cursor(row: dict[str, Any], fingerprint: str) -> str:
-    doc = {"t": row["occurred_at"], "c": row["chain"], "s": row["seq"], "f": fingerprint}
-    return base64.urlsafe_b64encode(orjson.dumps(doc)).decode().rstrip("=")
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, fingerprint: str) -> tuple[str, str, int]:
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _cursor_mac(key: bytes, body: bytes) -> bytes:
+    return hmac.new(key, body, hashlib.sha256).digest()[:16]
+
+
+def encode_cursor(row: dict[str, Any], fingerprint: str, key: bytes) -> str:
+    """The position after ROW for the filters FINGERPRINT names, MACed with the server's KEY."""
+    body = orjson.dumps({"t": row["occurred_at"], "c": row["chain"], "s": row["seq"], "f": fingerprint})
+    return f"{_b64(body)}.{_b64(_cursor_mac(key, body))}"
+
+
+def decode_cursor(cursor: str, fingerprint: str, key: bytes) -> tuple[str, str, int]:
+    """(occurred_at as UTC ISO 8601, chain, seq) of a cursor this server made for these filters; else ApiError 400."""
+    foreign = ApiError(400, "cursor: not a cursor this server made (cursors end when the server restarts, unless "
+                            "serve.cursor_secret is set); start again from the first page")
     try:
-        doc = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        body_text, dot, mac_text = cursor.partition(".")
+        body, mac = _unb64(body_text), _unb64(mac_text)
+    except (ValueError, TypeError) as e:  # binascii.Error is a ValueError
+        raise foreign from e
+    if not dot or not hmac.compare_digest(mac, _cursor_mac(key, body)):
+        raise foreign
+    try:
+        doc = orjson.loads(body)
         at, chain, seq, made_for = doc["t"], doc["c"], doc["s"], doc["f"]
-        datetime.fromisoformat(at)
-        if not (isinstance(chain, str) and isinstance(seq, int) and isinstance(made_for, str)):
+        if not (isinstance(at, str) and isinstance(chain, str) and isinstance(seq, int) and isinstance(made_for, str)):
             raise TypeError
     except (ValueError, TypeError, KeyError) as e:
-        raise ApiError(400, "cursor: not a cursor this API made") from e
+        raise foreign from e
     if made_for != fingerprint:
         raise ApiError(400, "cursor: made for other filters; pass the same filters as the page it came from")
-    return at, chain, seq
+    try:
+        instant = datetime.fromisoformat(at)
+        if instant.tzinfo is None:
+            instant = instant.replace(tzinfo=timezone.utc)
+        utc = instant.astimezone(timezone.utc)  # OverflowError at the ends of the calendar
+    except (ValueError, OverflowError) as e:
+        raise ApiError(400, "cursor: its time is not a time within range") from e
+    return utc.isoformat(), chain, seq
 
 
 def authorize(permission: Permission, action: str) -> Any:
-    """A dependency: the caller's principal, or 401 (no or unknown token) / 403 (role lacks the permission)."""
+    """A dependency: the caller's principal, or 401 (no or unknown token) / 403 (role lacks the permission).
+
+    The token was checked by the gate (gate.py) before any body was read; the
+    bearer scheme is declared here so that the OpenAPI document names it.
+    """
 
     def check(request: Request, credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> Principal:
         request.state.action = action
-        tokens: TokenStore = request.app.state.tokens
-        challenge = {"WWW-Authenticate": 'Bearer realm="sealtrail"'}
-        if credentials is None:
-            request.state.denied = "no bearer token"
-            raise ApiError(401, "a bearer token is required (Authorization: Bearer <token>)", challenge)
-        principal = tokens.authenticate(credentials.credentials)
-        if principal is None:
-            request.state.denied = "unknown token"
-            raise ApiError(401, "unknown token", {"WWW-Authenticate": 'Bearer realm="sealtrail", error="invalid_token"'})
-        request.state.principal = principal
+        auth: Authentication = request.state.auth
+        if auth.principal is None:
+            request.state.denied = auth.denied
+            if auth.denied == "unknown token":
+                raise ApiError(401, "unknown token",
+                               {"WWW-Authenticate": 'Bearer realm="sealtrail", error="invalid_token"'})
+            raise ApiError(401, "a bearer token is required (Authorization: Bearer <token>)",
+                           {"WWW-Authenticate": 'Bearer realm="sealtrail"'})
+        principal = auth.principal
         if not principal.may(permission):
             request.state.denied = f"role {principal.role} lacks {permission}"
             raise ApiError(403, f"role {principal.role.value} may not {permission.value}")
@@ -174,7 +207,8 @@ def build_router(settings: Settings) -> APIRouter:
     router = APIRouter()
     cfg = settings.serve
     export_lock = threading.Lock()
-    common = (400, 401, 403, 422, 503)
+    cursor_key = cfg.cursor_secret.get_secret_value().encode() if cfg.cursor_secret else secrets.token_bytes(32)
+    common = (400, 401, 403, 422, 429, 500, 503)
 
     @router.get("/events", response_model=EventPage, responses=problem_responses(*common),
                 summary="Search events", operation_id="searchEvents")
@@ -206,7 +240,7 @@ def build_router(settings: Settings) -> APIRouter:
                    "category": category.value if category else None,
                    "since": _instant("since", since), "until": _instant("until", until)}
         fingerprint = _fingerprint({**filters, "order": order})
-        after = decode_cursor(cursor, fingerprint) if cursor is not None else None
+        after = decode_cursor(cursor, fingerprint, cursor_key) if cursor is not None else None
         con = open_events(settings)
         try:
             rows = query_events(con, **filters, limit=limit + 1, offset=offset or 0,
@@ -218,7 +252,7 @@ def build_router(settings: Settings) -> APIRouter:
         link = None
         if more:
             params = {k: v for k, v in request.query_params.items() if k not in ("cursor", "offset")}
-            params["cursor"] = encode_cursor(rows[-1], fingerprint)
+            params["cursor"] = encode_cursor(rows[-1], fingerprint, cursor_key)
             link = f"{request.url.path}?{urlencode(params)}"
             response.headers["Link"] = f'<{link}>; rel="next"'
         request.state.result = {"count": len(rows)}
@@ -256,7 +290,7 @@ def build_router(settings: Settings) -> APIRouter:
         return EventWithProof(event=event, proof=build_proof(S3Store(settings), settings, str(event_id)))
 
     @router.post("/exports", response_model=ExportResponse, status_code=201,
-                 responses=problem_responses(*common, 404, 501),
+                 responses=problem_responses(*common, 404, 413, 501),
                  summary="Export a date range as a verified evidence bundle (admin)", operation_id="createExport")
     def create_export(
         request: Request,

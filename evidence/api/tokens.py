@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from sealtrail.errors import ConfigError
+from sealtrail.errors import ConfigError, SealtrailError
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -58,6 +58,28 @@ class Principal:
 
     def may(self, permission: Permission) -> bool:
         return permission in GRANTS[self.role]
+
+
+@dataclass(frozen=True)
+class Authentication:
+    """What the Authorization header of a call proved: a principal, or why not."""
+
+    principal: Principal | None
+    denied: str | None = None  # "no bearer token" or "unknown token"
+    failure: str | None = None  # the token store could not be read: the detail, for the server log only
+
+
+def authenticate_header(store: TokenStore, header: str | None) -> Authentication:
+    """``Authorization: Bearer <token>`` (the scheme in any case) checked against STORE; never raises."""
+    scheme, _, token = (header or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return Authentication(None, "no bearer token")
+    try:
+        principal = store.authenticate(token)
+    except (SealtrailError, OSError, ValueError) as e:  # a broken, unreadable or non-UTF-8 tokens file
+        return Authentication(None, "token store unavailable", failure=str(e))
+    return Authentication(principal) if principal is not None else Authentication(None, "unknown token")
 
 
 def token_hash(token: str) -> str:

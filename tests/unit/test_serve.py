@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sealtrail.config import S3Settings, ServeSettings, Settings
@@ -60,7 +61,7 @@ class StuckProducer(KeptEvents):
 def settings(tmp_path: Path, **serve: Any) -> Settings:
     # S3 on a closed port: searches fail fast with 503, which is all these tests need from it
     return Settings(home=tmp_path, s3=S3Settings(endpoint="http://127.0.0.1:9", bucket="b", prefix="p/"),
-                    serve=ServeSettings(tokens_file=tmp_path / "tokens.toml", **serve))
+                    serve=ServeSettings(**{"tokens_file": tmp_path / "tokens.toml", "metrics_port": 0, **serve}))
 
 
 @pytest.fixture
@@ -73,6 +74,9 @@ def api(tmp_path: Path):  # type: ignore[no-untyped-def]
     with TestClient(create_app(s, recorder=recorder)) as client:
         yield client, tokens, kept
     assert kept.closed
+
+
+KEY = b"k" * 32
 
 
 def events_of(kept: KeptEvents, count: int) -> list[Any]:
@@ -132,16 +136,18 @@ def test_roles() -> None:
 # cursors ------------------------------------------------------------------------------------------
 
 
-def test_cursor_round_trips_and_is_bound_to_its_filters() -> None:
+def test_cursor_round_trips_and_is_bound_to_its_filters_and_the_server_key() -> None:
     row = {"occurred_at": "2026-11-01T00:00:03.250000Z", "chain": "p002", "seq": 17}
-    cursor = encode_cursor(row, "f1")
-    assert decode_cursor(cursor, "f1") == ("2026-11-01T00:00:03.250000Z", "p002", 17)
+    cursor = encode_cursor(row, "f1", KEY)
+    assert decode_cursor(cursor, "f1", KEY) == ("2026-11-01T00:00:03.250000+00:00", "p002", 17)
     with pytest.raises(ApiError, match="other filters"):
-        decode_cursor(cursor, "f2")
-    for garbage in ("", "!!!", "e30", cursor[:-3]):
+        decode_cursor(cursor, "f2", KEY)
+    for garbage in ("", "!!!", "e30", cursor[:-3], cursor.split(".")[0], "e30.AAAA"):
         with pytest.raises(ApiError) as raised:
-            decode_cursor(garbage, "f1")
+            decode_cursor(garbage, "f1", KEY)
         assert raised.value.status == 400
+    with pytest.raises(ApiError, match="not a cursor this server made"):
+        decode_cursor(cursor, "f1", b"another server's key")
 
 
 # the app -------------------------------------------------------------------------------------------
@@ -190,15 +196,14 @@ def test_an_unreachable_bucket_is_503_and_recorded(api) -> None:  # type: ignore
     assert (event.action, event.outcome.value, event.metadata["status"]) == ("trail.search", "failure", 503)
 
 
-def test_health_and_metrics_are_open_and_unrecorded_the_rest_is_recorded(api) -> None:  # type: ignore[no-untyped-def]
+def test_health_is_open_and_unrecorded_the_rest_is_recorded(api) -> None:  # type: ignore[no-untyped-def]
     client, _, kept = api
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/metrics").status_code == 200
     assert client.get("/openapi.json").json()["paths"]["/v1/events"]["get"]["parameters"]
     assert client.get("/nowhere").status_code == 404
     recorded = events_of(kept, 2)
     assert [(e.action, e.metadata["status"]) for e in recorded] == [("trail.describe", 200), ("trail.request", 404)]
-    metrics = client.get("/metrics").text
+    metrics = httpx.get(f"http://127.0.0.1:{client.app.state.metrics_port}/metrics").text
     assert 'sealtrail_serve_requests_total{action="trail.request",status="404"} 1.0' in metrics
     assert "sealtrail_serve_access_events_total 2.0" in metrics
 

@@ -20,7 +20,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sealtrail.errors import ConfigError
@@ -39,12 +39,76 @@ class TopicNames(_Frozen):
     quarantine: str = "audit.quarantine"
 
 
+FOREVER = -1.0
+"""A retention in days that never deletes (Kafka's retention.ms=-1)."""
+
+# What the embedded stack implies (one broker: nothing to replicate to); see stack_layer and stack.start.
+EMBEDDED_KAFKA: dict[str, Any] = {"replication_factor": 1}
+
+
+def _retention_days(days: float, floor: float, floor_text: str) -> float:
+    if days != FOREVER and days < floor:
+        raise ValueError(f"must be at least {floor_text}, or {FOREVER:g} to keep records forever")
+    return days
+
+
 class KafkaSettings(_Frozen):
+    """Where Kafka is, and what its topics must be like (sealtrail/topics.py derives the topic spec from these)."""
+
     bootstrap: str = "127.0.0.1:9092"
     topics: TopicNames = TopicNames()
     partitions: int = Field(6, ge=1, description="partitions of audit.events and audit.chained when created")
+    replication_factor: int = Field(3, ge=1, description="replicas of each topic; 1 on the embedded stack (one broker)")
+    min_insync_replicas: int | None = Field(
+        None, ge=1, description="replicas an acks=all write waits for; default 2 when replication_factor >= 3, else 1"
+    )
+    events_retention_days: float = Field(
+        7.0, description="how long audit.events keeps input: the longest stream outage without loss (>= 1, -1 forever)"
+    )
+    chained_retention_days: float = Field(
+        7.0, description="how long audit.chained keeps sealed records: the longest sink outage without loss (>= 1, -1 forever)"
+    )
+    dlq_retention_days: float = Field(
+        14.0, description="how long audit.dlq keeps redacted samples of rejected input (the trail accounts for each anyway)"
+    )
+    quarantine_retention_days: float = Field(
+        FOREVER, description="how long audit.quarantine keeps records that fork a chain (their only copy); -1 forever"
+    )
+    compression_type: Literal["producer", "zstd", "lz4", "snappy", "gzip", "uncompressed"] = Field(
+        "producer", description="topic compression.type; producer keeps what sealtrail's producers send (zstd)"
+    )
     session_timeout_ms: int = Field(6000, ge=1000, description="short on the embedded broker: group joins wait for it")
     extra: dict[str, str] = Field(default_factory=dict, description="librdkafka settings (security.protocol, sasl.*)")
+
+    @field_validator("min_insync_replicas")
+    @classmethod
+    def _fits_replication(cls, value: int | None, info: ValidationInfo) -> int | None:
+        factor = info.data.get("replication_factor")
+        if value is None or factor is None:
+            return value
+        if value > factor:
+            raise ValueError(f"{value} exceeds replication_factor {factor}: no acks=all write could succeed")
+        if factor >= 3 and value < 2:
+            raise ValueError(f"must be at least 2 with replication_factor {factor}: one broker's loss would lose "
+                             "acknowledged records")
+        return value
+
+    @field_validator("events_retention_days", "chained_retention_days", "quarantine_retention_days")
+    @classmethod
+    def _covers_an_outage(cls, days: float) -> float:
+        return _retention_days(days, 1.0, "1 day")
+
+    @field_validator("dlq_retention_days")
+    @classmethod
+    def _keeps_samples(cls, days: float) -> float:
+        return _retention_days(days, 1 / 24, "1 hour (1/24 day)")
+
+    @property
+    def min_insync(self) -> int:
+        """min_insync_replicas, or its default: 2 of 3 (or more) replicas, else 1."""
+        if self.min_insync_replicas is not None:
+            return self.min_insync_replicas
+        return 2 if self.replication_factor >= 3 else 1
 
 
 class S3Settings(_Frozen):
@@ -260,7 +324,7 @@ def stack_layer(home: Path) -> dict[str, Any]:
 
 def _stack_settings(state: dict[str, Any]) -> dict[str, Any]:
     return {
-        "kafka": {"bootstrap": state["kafka_bootstrap"], "topics": state["topics"]},
+        "kafka": {"bootstrap": state["kafka_bootstrap"], "topics": state["topics"], **EMBEDDED_KAFKA},
         "s3": {
             "endpoint": state["s3_endpoint"],
             "access_key": state["s3_access_key"],

@@ -6,18 +6,37 @@ the last batch's base offset + 1); "the end" here is always partition EOF.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from sealtrail.config import Settings
 from sealtrail.errors import ServiceUnavailable
 
 
+_log = logging.getLogger("sealtrail.kafka")
+
+
 def base_config(settings: Settings) -> dict[str, Any]:
     return {"bootstrap.servers": settings.kafka.bootstrap, **settings.kafka.extra}
+
+
+def record_bytes_limit(settings: Settings) -> int:
+    """The largest record sealtrail produces: an event at the size limit sealed with its envelope, with room to spare.
+
+    Producers and the topics' max.message.bytes (sealtrail/topics.py) both use it, so a record the stream
+    accepted is never one the broker refuses (which would stop the stream on every restart).
+    """
+    return 2 * max(settings.stream.max_event_bytes, settings.producer.max_event_bytes)
+
+
+def make_admin(settings: Settings) -> AdminClient:
+    # librdkafka's connection errors go to a logger instead of the terminal
+    return AdminClient({**base_config(settings), "logger": _log})
 
 
 def make_producer(settings: Settings, **overrides: Any) -> Producer:
@@ -29,7 +48,7 @@ def make_producer(settings: Settings, **overrides: Any) -> Producer:
         "linger.ms": 50,  # measured: 5 ms batches cost the embedded broker's S3 storage twice the CPU
         "compression.type": "zstd",
         "message.timeout.ms": 300_000,
-        "message.max.bytes": 2 * 1024 * 1024,  # room for a 1 MiB event (the default limit) and its envelope
+        "message.max.bytes": record_bytes_limit(settings),  # 2 MiB by default: a 1 MiB event and its envelope
         **overrides,
     }
     return Producer(config)

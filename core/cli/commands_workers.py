@@ -79,14 +79,20 @@ def _stop_on_signals(stop) -> None:  # type: ignore[no-untyped-def]
 @cli.command()
 @click.pass_obj
 def stream(ctx: Context) -> None:
-    """Run a stream worker: validate, dedupe, chain and sign (a Faust worker)."""
+    """Run a stream worker: validate, dedupe, chain and sign (a Faust worker).
+
+    Refuses to start when audit.events, audit.chained or audit.dlq are configured so that records would be
+    lost (`sealtrail topics check` lists why).
+    """
     import faust
 
-    from sealtrail.stream.app import build_app
     from sealtrail.signing import KeySource
+    from sealtrail.stream.app import build_app
     from sealtrail.stream.metrics import StreamMetrics
+    from sealtrail.topics import STREAM_ROLES, require_topics
 
     settings = ctx.settings
+    require_topics(settings, STREAM_ROLES, "stream")
     keys = KeySource(settings)
     publish_public_key(settings, keys.current())
     metrics = StreamMetrics()
@@ -99,10 +105,16 @@ def stream(ctx: Context) -> None:
 @cli.command()
 @click.pass_obj
 def sink(ctx: Context) -> None:
-    """Run a sink worker: audit.chained -> locked Parquet in S3."""
+    """Run a sink worker: audit.chained -> locked Parquet in S3.
+
+    Refuses to start when audit.chained or audit.quarantine are configured so that records would be lost
+    (`sealtrail topics check` lists why).
+    """
     from sealtrail.signing import KeySource
     from sealtrail.sinks.worker import SinkWorker
+    from sealtrail.topics import SINK_ROLES, require_topics
 
+    require_topics(ctx.settings, SINK_ROLES, "sink")
     keys = KeySource(ctx.settings)
     publish_public_key(ctx.settings, keys.current())
     worker = SinkWorker(ctx.settings, keys)

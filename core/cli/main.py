@@ -96,5 +96,6 @@ from sealtrail.cli import (  # noqa: E402,F401
     commands_report,
     commands_serve,
     commands_stack,
+    commands_topics,
     commands_workers,
 )

@@ -9,7 +9,7 @@ lives beside it and survives down/up. One module per job:
     processes   detached spawn, liveness by pid + name, stop with a deadline
     state       the home's layout, generated keys, the state file
     s3server    weed: flags, readiness, buckets
-    broker      tansu: S3 storage, readiness, topics
+    broker      tansu: S3 storage, readiness (topics: sealtrail/topics.py)
     postgres    initdb + postgres, run directly so the server outlives us
     stack       start / stop / status, and single-server restarts for fault tests
 """

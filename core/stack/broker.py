@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sealtrail.errors import ServiceUnavailable, StackError
+from sealtrail.errors import StackError
 from sealtrail.stack import processes
 from sealtrail.stack.ports import LOOPBACK
 from sealtrail.stack.state import Credentials, StackPaths
@@ -89,29 +89,3 @@ def wait_ready(paths: StackPaths, port: int, pid: int, timeout: float = 30.0) ->
         name=PROCESS_NAME,
         log=paths.log(SERVICE),
     )
-
-
-def ensure_topics(bootstrap_servers: str, wanted: dict[str, int], timeout: float = 30.0) -> None:
-    """Create each topic in ``wanted`` (name -> partitions) that is missing, then check all are listed."""
-    from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import NewTopic
-
-    client = admin(bootstrap_servers)
-    try:
-        existing = client.list_topics(timeout=10).topics
-        missing = [
-            NewTopic(name, num_partitions=n, replication_factor=1) for name, n in wanted.items() if name not in existing
-        ]
-        if missing:
-            for name, future in client.create_topics(missing, request_timeout=timeout).items():
-                try:
-                    future.result(timeout)
-                except KafkaException as e:
-                    if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                        raise
-        listed = client.list_topics(timeout=10).topics
-    except KafkaException as e:
-        raise ServiceUnavailable(SERVICE, f"cannot create topics {sorted(wanted)}: {e}") from e
-    absent = sorted(set(wanted) - set(listed))
-    if absent:
-        raise ServiceUnavailable(SERVICE, f"topics {absent} were created but are not listed")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sealtrail.config import Settings
+from sealtrail.config import EMBEDDED_KAFKA, Settings
 from sealtrail.errors import SealtrailError, ServiceUnavailable, StackError
 from sealtrail.stack import broker, postgres, processes, s3server
 from sealtrail.stack.ports import free_ports, port_answers
@@ -30,6 +30,7 @@ from sealtrail.stack.state import (
     remove_state,
     write_state,
 )
+from sealtrail.topics import init as init_topics
 
 Progress = Callable[[str], None]
 
@@ -49,8 +50,8 @@ _STOP_TIMEOUT_S = {broker.SERVICE: 10.0, s3server.SERVICE: 30.0, postgres.SERVIC
 def start(settings: Settings, *, progress: Progress | None = None) -> StackState:
     """Start the S3 server, the broker and PostgreSQL under ``settings.home`` and write its state file.
 
-    Creates the audit bucket (Object Lock on) and the four topics if they are
-    missing; data from an earlier run under the same home is reused.
+    Creates the audit bucket (Object Lock on) and the four topics (sealtrail/topics.py) if
+    they are missing; data from an earlier run under the same home is reused.
     """
     say = progress or _quiet
     paths = paths_for(settings.home)
@@ -62,8 +63,6 @@ def start(settings: Settings, *, progress: Progress | None = None) -> StackState
     ports = dict(zip(port_names, free_ports(len(port_names)), strict=True))
     region = settings.s3.region
     topics = settings.kafka.topics
-    wanted_topics = {topics.events: settings.kafka.partitions, topics.chained: settings.kafka.partitions, topics.dlq: 1,
-                     topics.quarantine: 1}
     s3_endpoint = s3server.endpoint(ports)
     kafka_bootstrap = broker.bootstrap(ports[broker.SERVICE])
     db_url = postgres.database_url(ports[postgres.SERVICE], creds)
@@ -89,8 +88,7 @@ def start(settings: Settings, *, progress: Progress | None = None) -> StackState
             say(f"starting Kafka broker (tansu) on {kafka_bootstrap}")
             pids[broker.SERVICE] = broker.start(paths, ports[broker.SERVICE], s3_endpoint, creds, TANSU_BUCKET, region)
             broker.wait_ready(paths, ports[broker.SERVICE], pids[broker.SERVICE])
-            say(f"ensuring topics {', '.join(wanted_topics)}")
-            broker.ensure_topics(kafka_bootstrap, wanted_topics)
+            _ensure_topics(settings, kafka_bootstrap, say)
         state = StackState(
             kafka_bootstrap=kafka_bootstrap,
             s3_endpoint=s3_endpoint,
@@ -114,6 +112,17 @@ def start(settings: Settings, *, progress: Progress | None = None) -> StackState
         raise
     say(f"stack up in {time.monotonic() - began:.1f}s (state in {paths.state_file})")
     return state
+
+
+def _ensure_topics(settings: Settings, kafka_bootstrap: str, say: Progress) -> None:
+    """The four topics through the same code as `sealtrail topics init`, as the embedded broker needs them
+    (one replica: there is one broker). Existing topics are reported, not changed."""
+    embedded = settings.model_copy(update={"kafka": settings.kafka.model_copy(
+        update={"bootstrap": kafka_bootstrap, "extra": {}, **EMBEDDED_KAFKA})})
+    report = init_topics(embedded, progress=say)
+    for problem in report.problems:
+        say(f"topic {problem.severity.value}: {problem}")
+    say(f"topics {', '.join(s.name for s in report.specs)} ready")
 
 
 def stop(settings: Settings, progress: Progress | None = None) -> None:

@@ -34,7 +34,7 @@ from sealtrail.producers.context import AuditContext
 from sealtrail.producers.middleware import Network
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-ADDRESS_TEXT_MAX = 64  # "[" + the longest IPv6 text + "]:65535" fits; anything longer is not an address
+ADDRESS_TEXT_MAX = 45  # the longest IPv6 text (with an IPv4 tail); anything longer is not an address
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 # C0 and C1 controls, DEL, line and paragraph separators, bidi embeddings, overrides and isolates
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -58,13 +58,13 @@ def parse_address(text: str | None) -> Address | None:
     if not text:
         return None
     text = text.strip()
-    if not text or len(text) > ADDRESS_TEXT_MAX:
-        return None
     if text.startswith("[") and "]" in text:  # [2001:db8::1]:443
         text = text[1 : text.index("]")]
     elif text.count(":") == 1:  # 198.51.100.7:443
         text = text.split(":")[0]
-    text = text.partition("%")[0]  # fe80::1%eth0: the scope id is dropped
+    text = text.partition("%")[0]  # fe80::1%eth0: the scope id is dropped, whatever it holds
+    if not text or len(text) > ADDRESS_TEXT_MAX:
+        return None
     try:
         ip = ipaddress.ip_address(text)
     except ValueError:

@@ -153,6 +153,9 @@ class KeySettings(_Frozen):
     signing_key: SecretStr | None = Field(None, description="PEM text, for keys kept in the environment")
     kms_key_id: str | None = Field(None, description="AWS KMS key (ECC_NIST_EDWARDS25519) to sign with instead")
     kms_region: str | None = Field(None, description="region of the KMS key; default s3.region")
+    trusted: list[Path] = Field(default_factory=list, description=(
+        "public keys (PEM files) that verify, report, export and serve trust; without them the keys are read "
+        "from the bucket, which proves only that the trail agrees with whoever could write there"))
 
 
 class RedactionSettings(_Frozen):

@@ -155,6 +155,10 @@ def lock_sidecar(stored: StoredObject, version: ObjectVersion) -> dict[str, Any]
 
 def report_text(report: Report) -> str:
     lines = [f"{report.events} events in {report.objects} objects, {len(report.chains)} chains"]
+    if report.keys:
+        k = report.keys
+        lines.append(f"keys: pinned ({', '.join(k.get('trusted', []))}, from {k.get('source')})" if k.get("pinned")
+                     else "keys: not pinned (read from the bucket: proves self-consistency only)")
     if report.continued:
         heads = ", ".join(f"{chain} after seq {seq}" for chain, seq in sorted(report.continued.items()))
         lines.append(f"only what was sealed since the anchor was verified: {heads}")

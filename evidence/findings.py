@@ -116,6 +116,7 @@ class Report:
     # well-named data objects the run did not check, each with why (before the window, another prefix...)
     unverified: list[dict[str, str]] = field(default_factory=list)
     verified: list[str] = field(default_factory=list)  # keys of the data objects read and checked
+    keys: dict[str, Any] = field(default_factory=dict)  # pinned or read from the bucket, and which
 
     @property
     def _read_something(self) -> bool:
@@ -162,4 +163,5 @@ class Report:
             "findings": [f.as_dict() for f in self.findings],
             **({"continued_from": dict(sorted(self.continued.items()))} if self.continued else {}),
             "unverified": list(self.unverified),
+            "keys": dict(self.keys),
         }

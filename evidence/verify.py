@@ -47,6 +47,7 @@ from concurrent.futures import (
     as_completed,
 )
 from dataclasses import dataclass, replace
+from pathlib import Path
 from datetime import date, timedelta
 from typing import Any
 
@@ -393,14 +394,29 @@ def _in_window(finding: Finding, starts: dict[str, int], ends: dict[str, int]) -
     return obj.last >= starts.get(obj.chain, 1) and (end is None or obj.first <= end)
 
 
-def load_keys(store: Any, prefix: str) -> tuple[list[bytes], list[Finding]]:
-    """PEMs of the public keys published in the bucket; a key file must be named after its key id."""
+def _read_trusted(paths: Sequence[Path]) -> list[bytes]:
+    pems = []
+    for path in paths:
+        try:
+            pems.append(Path(path).read_bytes())
+        except OSError as e:
+            raise ConfigError("keys.trusted", f"cannot read trusted key {path}: {e.strerror or e}") from e
+    return pems
+
+
+def load_keys(store: Any, prefix: str, settings: Settings | None = None) -> tuple[list[bytes], list[Finding]]:
+    """PEMs of the public keys published in the bucket; a key file must be named after its key id and,
+    given settings, locked as long as the policy's longest period (a planted unlocked key is a finding)."""
     pems: list[bytes] = []
     findings: list[Finding] = []
+    latest = {v.key: v for v in store.versions(f"{prefix}{KEYS}") if v.is_latest and not v.is_delete_marker} \
+        if settings is not None else {}
     for key in sorted(store.keys(f"{prefix}{KEYS}")):
         if not key.endswith(".pem"):
             continue
         stored = store.get(key)
+        if settings is not None and key in latest:
+            findings += lock_findings(stored, latest[key], None, settings)
         try:
             kid = PublicKeys().add_pem(stored.body)
         except (ValueError, TypeError) as e:
@@ -628,15 +644,18 @@ def verify_store(
     ends: dict[str, int] = {}
     prefix = settings.s3.prefix
     findings: list[Finding] = []
+    source = "--key"
+    if trusted_keys is None and settings.keys.trusted:
+        trusted_keys, source = _read_trusted(settings.keys.trusted), "keys.trusted"
     if trusted_keys is None:
-        pems, key_findings = load_keys(store, prefix)
+        pems, key_findings = load_keys(store, prefix, settings)
         findings += key_findings
     else:
         pems = list(trusted_keys)
         try:
             public_keys(tuple(pems))
         except (ValueError, TypeError) as e:
-            raise ConfigError("--key", f"not an Ed25519 public key (PEM): {e}") from e
+            raise ConfigError(source, f"not an Ed25519 public key (PEM): {e}") from e
     bounded = None
     if continued:
         starts.update({chain: seq + 1 for chain, seq in continued.items()})
@@ -677,6 +696,11 @@ def verify_store(
     findings += _check_digests(store, settings, report, verified_by_chain, public_keys(tuple(pems)), chains, starts,
                                ends, continued)
     report.unverified = unverified
+    ids = sorted(PublicKeys().add_pem(pem) for pem in pems)
+    report.keys = ({"pinned": True, "source": source, "trusted": ids} if trusted_keys is not None
+                   else {"pinned": False, "source": "bucket", "trusted": ids,
+                         "note": "keys read from the bucket: this proves self-consistency only; pin the keys you "
+                                 "were given (--key, or keys.trusted)"})
     report.verified = sorted(o.key for objs in verified_by_chain.values() for o in objs)
     for chain, summary in report.chains.items():
         start = starts.get(chain, 1)

@@ -73,6 +73,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
             (root / f"{key}.lock.json").write_text(json.dumps(lock_sidecar(body)))
     (root / public_key_key(PREFIX, signer.key_id)).parent.mkdir(parents=True, exist_ok=True)
     (root / public_key_key(PREFIX, signer.key_id)).write_bytes(signer.public_pem)
+    (root / f"{public_key_key(PREFIX, signer.key_id)}.lock.json").write_text(json.dumps(lock_sidecar(signer.public_pem)))
     (root / PREFIX / "data" / "README.txt").write_text("not parquet")
     return root
 

@@ -183,6 +183,9 @@ def write_trail(root: Path, events: list[dict[str, Any]]) -> None:
     pem = root / public_key_key(PREFIX, signer.key_id)
     pem.parent.mkdir(parents=True, exist_ok=True)
     pem.write_bytes(signer.public_pem)
+    pem.with_name(pem.name + ".lock.json").write_text(json.dumps({
+        "mode": "COMPLIANCE", "retain_until": (NOW + timedelta(days=31)).isoformat(),
+        "last_modified": NOW.isoformat(), "checksum_sha256": sha256_b64(signer.public_pem)}))
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.config import RetentionSettings, S3Settings, Settings
 from sealtrail.errors import ConfigError
+from sealtrail.evidence.export import report_text
 from sealtrail.evidence.bundle import DirectoryStore
 from sealtrail.evidence.findings import Finding, FindingKind as K, Report
 from sealtrail.evidence import rows as rows_module
@@ -162,6 +163,7 @@ def write_bundle(root: Path, trail: Trail) -> DirectoryStore:
     pem = root / public_key_key(PREFIX, trail.signer.key_id)
     pem.parent.mkdir(parents=True, exist_ok=True)
     pem.write_bytes(trail.signer.public_pem)
+    pem.with_name(pem.name + ".lock.json").write_text(json.dumps(lock_sidecar(trail.signer.public_pem)))
     return DirectoryStore(root)
 
 
@@ -584,19 +586,45 @@ def test_forged_tail_signed_with_a_key_planted_in_the_bucket(store: DirectorySto
     body = to_parquet(forged, trail.records["p000"][-1].hash)
     (store.root / key).write_bytes(body)
     (store.root / f"{key}.lock.json").write_text(json.dumps(lock_sidecar(body)))
-    (store.root / public_key_key(PREFIX, mallory.key_id)).write_bytes(mallory.public_pem)
-    assert verify(store).ok  # the bucket vouches for its own planted key
+    planted = public_key_key(PREFIX, mallory.key_id)
+    (store.root / planted).write_bytes(mallory.public_pem)
+    report = verify(store)  # a planted key without a lock is seen for what it is
+    assert [(f.kind, f.key) for f in report.findings] == [(K.NOT_LOCKED, planted)]
+    assert report.keys["pinned"] is False and mallory.key_id in report.keys["trusted"]
+    (store.root / f"{planted}.lock.json").write_text(json.dumps(lock_sidecar(mallory.public_pem)))
+    report = verify(store)
+    assert report.ok  # locked too, the bucket vouches for its own planted key: only pinning tells...
+    assert report.keys == {"pinned": False, "source": "bucket", "trusted": sorted([mallory.key_id,
+                           pristine().signer.key_id]), "note": report.keys["note"]}
+    assert "self-consistency only" in report_text(report)  # ...and the report says so
     pinned = [pristine().signer.public_pem]
-    assert_first_bad(verify(store, trusted_keys=pinned), {K.UNKNOWN_KEY}, key, "p000", 20)
+    report = verify(store, trusted_keys=pinned)
+    assert_first_bad(report, {K.UNKNOWN_KEY}, key, "p000", 20)
+    assert report.keys["pinned"] is True
+
+
+def test_the_trusted_keys_setting_pins_them_for_every_caller(store: DirectoryStore, tmp_path: Path) -> None:
+    mallory = new_signer()
+    (store.root / public_key_key(PREFIX, mallory.key_id)).write_bytes(mallory.public_pem)
+    pem = tmp_path / "trusted.pem"
+    pem.write_bytes(pristine().signer.public_pem)
+    settings = SETTINGS.model_copy(update={"keys": SETTINGS.keys.model_copy(update={"trusted": [pem]})})
+    report = verify_store(store, settings)
+    assert report.ok and report.keys == {"pinned": True, "source": "keys.trusted",
+                                         "trusted": [pristine().signer.key_id]}
+    missing = SETTINGS.model_copy(update={"keys": SETTINGS.keys.model_copy(update={"trusted": [tmp_path / "x"]})})
+    with pytest.raises(ConfigError, match="keys.trusted"):
+        verify_store(store, missing)
 
 
 def test_key_file_named_after_another_key(store: DirectoryStore) -> None:
     other = new_signer()
     (store.root / public_key_key(PREFIX, "ed25519-0000000000000000")).write_bytes(other.public_pem)
     report = verify(store)
-    assert [(f.kind, f.key) for f in report.findings] == [
-        (K.OBJECT_INJECTED, public_key_key(PREFIX, "ed25519-0000000000000000"))
-    ]
+    assert {(f.kind, f.key) for f in report.findings} == {
+        (K.OBJECT_INJECTED, public_key_key(PREFIX, "ed25519-0000000000000000")),
+        (K.NOT_LOCKED, public_key_key(PREFIX, "ed25519-0000000000000000")),
+    }
 
 
 def test_tail_removed_is_truncation_against_the_digest(store: DirectoryStore) -> None:

@@ -8,8 +8,13 @@ OpenAPI document against the running server.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import importlib.util
+import os
+import re
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -17,7 +22,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 from xml.etree import ElementTree
@@ -28,6 +33,7 @@ import pytest
 import uvicorn
 from sealtrail.config import ServeSettings, Settings
 from sealtrail.evidence.api import create_app
+from sealtrail.evidence.api.server import uvicorn_config
 from sealtrail.evidence.api.tokens import TokenStore
 from sealtrail.kafka import read_to_end
 from sealtrail.producers.client import AuditClient
@@ -48,6 +54,8 @@ class Served(NamedTuple):
     auditor: str
     admin: str
     events: list[dict[str, Any]]
+    env: dict[str, str]  # the trail's SEALTRAIL_* variables, for a `sealtrail serve` of its own
+    metrics_port: int
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +75,14 @@ def served(stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
     tokens = TokenStore(tmp / "tokens.toml")
     auditor, admin = tokens.add("auditor-1", "auditor"), tokens.add("admin-1", "admin")
-    settings = trail.settings.model_copy(update={"serve": ServeSettings(
-        tokens_file=tmp / "tokens.toml", export_dir=tmp / "exports", port=0)})
+    settings = trail.settings.model_copy(update={
+        "serve": ServeSettings(tokens_file=tmp / "tokens.toml", export_dir=tmp / "exports", port=0, metrics_port=0),
+        # loopback plays the proxy, so X-Forwarded-For is read as behind one (the review's M1 (b) and L5)
+        "producer": trail.settings.producer.model_copy(update={"trusted_proxies": ("127.0.0.1",)})})
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_config=None, access_log=False, lifespan="on"))
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn_config(app, settings))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -79,7 +90,8 @@ def served(stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.05)
     try:
-        yield Served(f"http://127.0.0.1:{sock.getsockname()[1]}", settings, auditor, admin, events)
+        yield Served(f"http://127.0.0.1:{sock.getsockname()[1]}", settings, auditor, admin, events, trail.env,
+                     app.state.metrics_port)
     finally:
         server.should_exit = True
         thread.join(60)
@@ -87,10 +99,11 @@ def served(stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         assert not thread.is_alive(), "the server did not stop (access-event producer still flushing?)"
 
 
-def call(served: Served, method: str, path: str, token: str | None = None, **kwargs: Any) -> tuple[str, httpx.Response]:
+def call(served: Served, method: str, path: str, token: str | None = None, headers_extra: dict[str, str] | None = None,
+         **kwargs: Any) -> tuple[str, httpx.Response]:
     """One request with a fresh X-Request-ID, which the access event carries as its request_id."""
     request_id = str(uuid.uuid4())
-    headers = {"X-Request-ID": request_id, "User-Agent": "serve-test/1"}
+    headers = {"X-Request-ID": request_id, "User-Agent": "serve-test/1", **(headers_extra or {})}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     response = httpx.request(method, served.url + path, headers=headers, timeout=60, **kwargs)
@@ -283,14 +296,17 @@ def test_admin_exports_a_verified_bundle(served: Served) -> None:
     assert event["metadata"]["result"]["bundle"] == doc["bundle"]
 
 
-def test_health_and_metrics_need_no_token_and_are_not_recorded(served: Served) -> None:
+def test_health_needs_no_token_and_is_not_recorded_metrics_are_on_their_own_listener(served: Served) -> None:
     rid, health = call(served, "GET", "/healthz")
     assert health.json() == {"status": "ok"}
-    _, metrics = call(served, "GET", "/metrics")
+    rid_metrics, on_api = call(served, "GET", "/metrics")
+    assert on_api.status_code == 404  # the API's listener does not serve them (review L7)
+    metrics = httpx.get(f"http://127.0.0.1:{served.metrics_port}/metrics", timeout=10)
     assert 'sealtrail_serve_requests_total{action="trail.access_denied",status="401"}' in metrics.text
     rid_marker, _ = call(served, "GET", "/openapi.json")
-    recorded = access_events(served, [rid_marker])
+    recorded = access_events(served, [rid_marker, rid_metrics])
     assert recorded[rid_marker]["action"] == "trail.describe"
+    assert recorded[rid_metrics]["action"] == "trail.request"
     topic_ids = {e.get("request_id") for batch in read_to_end(served.settings, served.settings.kafka.topics.events,
                                                                list(range(PARTITIONS))) for e in map(_json, batch)}
     assert rid not in topic_ids
@@ -298,6 +314,209 @@ def test_health_and_metrics_need_no_token_and_are_not_recorded(served: Served) -
 
 def _json(message: Any) -> dict[str, Any]:
     return orjson.loads(message.value())
+
+
+# the security review's attacks on the real stack ---------------------------------------------------
+
+
+def test_m1_an_ipv6_scope_id_in_x_forwarded_for_is_served_and_recorded(served: Served) -> None:
+    # review M1 (b): the event was invalid (actor.ip over 64 characters), and the call was served anyway
+    rid, response = call(served, "GET", "/v1/events", token=served.auditor, params={"limit": 1},
+                         headers_extra={"X-Forwarded-For": "fe80::1%" + "x" * 80})
+    assert response.status_code == 200 and response.json()["count"] == 1
+    event = access_events(served, [rid])[rid]
+    assert event["actor"]["ip"] == "fe80::1" and event["metadata"]["status"] == 200
+
+
+def test_l2_a_forged_cursor_is_400(served: Served) -> None:
+    filters = {"actor": None, "action": None, "resource_type": None, "resource_id": None, "tenant": None,
+               "category": None, "since": None, "until": None, "order": "asc"}
+    made_for = hashlib.sha256(orjson.dumps(filters, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+    forged = base64.urlsafe_b64encode(orjson.dumps(
+        {"t": "0001-01-01T00:00:00+14:00", "c": "p000", "s": 1, "f": made_for})).decode().rstrip("=")
+    rid, response = call(served, "GET", "/v1/events", token=served.auditor, params={"cursor": forged})
+    assert "not a cursor this server made" in assert_problem(response, 400)["detail"]  # was 500
+    assert access_events(served, [rid])[rid]["metadata"]["status"] == 400
+
+
+def test_l4_an_anonymous_call_writes_a_short_event(served: Served) -> None:
+    # review L4: 11,062 bytes of the caller's text per call, locked for seven years
+    query = "&".join(f"k{i}=" + "A" * 256 for i in range(40))
+    rid, response = call(served, "GET", "/v1/" + "z" * 2000 + "?" + query, headers_extra={"User-Agent": "U" * 5000})
+    assert_problem(response, 404)
+    recorded = access_events(served, [rid])[rid]
+    wire = orjson.dumps(recorded)
+    assert len(wire) < 1200 and b"AAAA" not in wire, len(wire)
+    assert recorded["actor"]["id"] == "anonymous" and len(recorded["metadata"]["path"]) == 128
+
+
+def _certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, as PEM files."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+class ServedCli(NamedTuple):
+    url: str
+    proc: subprocess.Popen
+    log: Path
+    tokens_file: Path
+    admin: str
+    tls: ssl.SSLContext
+
+
+CLI_CONCURRENCY = 6
+
+
+@pytest.fixture(scope="module")
+def served_cli(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedCli]:
+    """`sealtrail serve --tls-cert --tls-key` as an operator starts it, on the same trail."""
+    tmp = tmp_path_factory.mktemp("serve-cli")
+    cert, key = _certificate(tmp)
+    tokens_file = tmp / "tokens.toml"
+    admin = TokenStore(tokens_file).add("admin-cli", "admin")
+    env = {**os.environ, **served.env, "SEALTRAIL_SERVE__TOKENS_FILE": str(tokens_file),
+           "SEALTRAIL_SERVE__EXPORT_DIR": str(tmp / "exports"), "SEALTRAIL_SERVE__PORT": "0",
+           "SEALTRAIL_SERVE__METRICS_PORT": "0", "SEALTRAIL_SERVE__MAX_CONCURRENCY": str(CLI_CONCURRENCY)}
+    log = tmp / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "sealtrail.cli", "serve", "--tls-cert", str(cert),
+                                 "--tls-key", str(key)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not re.search(r"Uvicorn running|Application startup complete", log.read_text(errors="replace")):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.1)
+        found = re.search(r"listening on (https://127\.0\.0\.1:\d+)", log.read_text(errors="replace"))
+        assert found, log.read_text(errors="replace")
+        yield ServedCli(found[1], proc, log, tokens_file, admin, ssl.create_default_context(cafile=str(cert)))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _peak_rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status)[1])  # type: ignore[index]
+
+
+def _post_big(cli: ServedCli, headers: dict[str, str], total: int, chunked: bool = False) -> tuple[str, float]:
+    """POST TOTAL bytes to /v1/exports over a raw TLS socket while reading the answer; (status line, seconds)."""
+    port = int(cli.url.rsplit(":", 1)[1])
+    raw = socket.create_connection(("127.0.0.1", port), timeout=60)
+    conn = cli.tls.wrap_socket(raw, server_hostname="127.0.0.1")
+    lines = [f"POST /v1/exports HTTP/1.1", f"Host: 127.0.0.1:{port}", "Content-Type: application/json",
+             *(f"{k}: {v}" for k, v in headers.items()),
+             "Transfer-Encoding: chunked" if chunked else f"Content-Length: {total}"]
+    started = time.perf_counter()
+    conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    chunk = b"[" * (1 << 20)
+
+    def pour() -> None:
+        try:
+            for _ in range(total // len(chunk)):
+                conn.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+        except OSError:
+            pass  # the server answered and closed: what the test wants
+
+    sender = threading.Thread(target=pour, daemon=True)
+    sender.start()
+    first = b""
+    while b"\r\n" not in first:
+        got = conn.recv(4096)
+        if not got:
+            break
+        first += got
+    elapsed = time.perf_counter() - started
+    sender.join(30)
+    raw.close()
+    return first.split(b"\r\n", 1)[0].decode(), elapsed
+
+
+def test_m5_a_400_mib_body_without_a_token_is_never_read(served_cli: ServedCli) -> None:
+    # review M5: 400 MiB without a token took the server from 257 MB to 1.49 GB before its 401 (3.84 s)
+    before = _peak_rss_kib(served_cli.proc.pid)
+    status, elapsed = _post_big(served_cli, {}, 400 << 20)
+    assert status == "HTTP/1.1 401 Unauthorized", status
+    time.sleep(1)
+    grown = _peak_rss_kib(served_cli.proc.pid) - before
+    print(f"401 in {elapsed:.2f}s; peak RSS grew {grown} KiB")
+    assert elapsed < 2 and grown < 64 * 1024, (elapsed, grown)
+    # with a token the body is read, but only up to serve.max_body_bytes
+    declared, _ = _post_big(served_cli, {"Authorization": f"Bearer {served_cli.admin}"}, 400 << 20)
+    streamed, _ = _post_big(served_cli, {"Authorization": f"Bearer {served_cli.admin}"}, 64 << 20, chunked=True)
+    assert declared.startswith("HTTP/1.1 413") and streamed.startswith("HTTP/1.1 413"), (declared, streamed)
+    assert _peak_rss_kib(served_cli.proc.pid) - before < 64 * 1024
+
+
+def test_l7_serve_speaks_tls_with_the_given_certificate(served: Served, served_cli: ServedCli) -> None:
+    rid = str(uuid.uuid4())
+    response = httpx.get(served_cli.url + "/v1/events", params={"limit": 1}, verify=served_cli.tls, timeout=30,
+                         headers={"Authorization": f"Bearer {served_cli.admin}", "X-Request-ID": rid})
+    assert response.status_code == 200 and response.json()["count"] == 1
+    assert access_events(served, [rid])[rid]["actor"]["id"] == "admin-cli"
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(served_cli.url.replace("https://", "http://") + "/healthz", timeout=10)
+    with pytest.raises(httpx.HTTPError):  # a client that checks certificates refuses one it does not know
+        httpx.get(served_cli.url + "/healthz", timeout=10)
+
+
+def test_max_concurrency_caps_connections_before_the_app(served_cli: ServedCli) -> None:
+    port = int(served_cli.url.rsplit(":", 1)[1])
+    held = [served_cli.tls.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=30),
+                                       server_hostname="127.0.0.1") for _ in range(CLI_CONCURRENCY)]
+    try:
+        refused = httpx.get(served_cli.url + "/healthz", verify=served_cli.tls, timeout=30)
+        assert refused.status_code == 503, refused.text
+    finally:
+        for conn in held:
+            conn.close()
+    deadline = time.monotonic() + 10
+    while httpx.get(served_cli.url + "/healthz", verify=served_cli.tls, timeout=30).status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
+def test_l7_a_broken_tokens_file_is_503_without_its_path(served_cli: ServedCli) -> None:
+    # review L7: any bearer got 400 {"detail": "<server path>/tokens.toml: token 'ann': sha256 must be 64 ..."}
+    good = served_cli.tokens_file.read_text()
+    served_cli.tokens_file.write_text('ann = { role = "auditor", sha256 = "abc" }\n')
+    try:
+        response = httpx.get(served_cli.url + "/v1/events", verify=served_cli.tls, timeout=30,
+                             headers={"Authorization": f"Bearer {served_cli.admin}"})
+    finally:
+        served_cli.tokens_file.write_text(good)
+    assert response.status_code == 503 and response.headers["content-type"] == "application/problem+json"
+    assert str(served_cli.tokens_file.parent) not in response.text and "sha256" not in response.text
+    deadline = time.monotonic() + 10
+    while "sha256 must be 64 lower-case hex digits" not in served_cli.log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, "the server log does not name the problem"
+        time.sleep(0.2)
+    assert str(served_cli.tokens_file) in served_cli.log.read_text(errors="replace")
 
 
 def test_schemathesis_finds_nothing_against_the_published_openapi(served: Served, tmp_path: Path) -> None:
@@ -316,7 +535,8 @@ def test_schemathesis_finds_nothing_against_the_published_openapi(served: Served
     (report,) = tmp_path.glob("junit-*.xml")
     suite = ElementTree.parse(report).getroot()
     tested = {case.get("name") for case in suite.iter("testcase")}
+    # the document lists /openapi.json too; schemathesis leaves out the URL it read the document from
     assert {"GET /v1/events", "GET /v1/events/{event_id}", "POST /v1/exports", "GET /healthz",
-            "GET /metrics"} <= tested, tested
+            "GET /docs"} <= tested, tested
     assert suite.get("failures") == "0" and suite.get("errors") == "0"
     print(f"schemathesis: {elapsed:.1f}s, {result.stdout.count('passed')} phases passed")

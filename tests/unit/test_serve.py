@@ -648,3 +648,8 @@ def test_l7_tls_needs_both_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
         tls_files(settings(tmp_path, tls_cert=cert, tls_key=tmp_path / "missing.pem"))
     assert tls_files(settings(tmp_path)) is None
+    from sealtrail.evidence.api.server import uvicorn_config
+
+    garbage = settings(tmp_path, tls_cert=cert, tls_key=cert)
+    with pytest.raises(ConfigError, match="serve.tls_cert: cannot use"):  # a start error, not a traceback
+        uvicorn_config(create_app(garbage, recorder=AccessRecorder(garbage, client_factory=KeptEvents)), garbage)

@@ -24,6 +24,7 @@ from sealtrail.evidence.verify import verify_store
 
 KILLS = int(os.environ.get("SEALTRAIL_TEST_KILLS", "20"))
 DYING_SINK = Path(__file__).with_name("dying_sink.py")
+STALE_STREAM = Path(__file__).with_name("stale_stream.py")
 
 pytestmark = pytest.mark.faults
 
@@ -378,26 +379,103 @@ def test_chained_topic_aged_out_while_the_workers_were_stopped(trail) -> None:  
 
 
 def test_frozen_stream_worker_cannot_fork_a_chain(trail) -> None:  # type: ignore[no-untyped-def]
-    """SIGSTOP one of two stream workers past its session while events flow, let the other take its
-    partitions, SIGCONT it: whatever it held and sends on waking must neither fork nor break a chain."""
+    """A worker frozen past its session while it holds a sealed batch, thawed after another worker took its
+    partitions and sealed past that batch, sends it on its stale heads (stale_stream.py forces this: it
+    stops itself between sealing and producing). The stale records land on audit.chained at seqs the other
+    worker already wrote; the thawed worker's fence notices and follows the chain again, the sink
+    quarantines them, and the trail holds one chain per partition with every event once."""
+    marker = trail.logs / "stale.json"
+    after = marker.with_name(marker.name + ".after")
     trail.start("sink")
-    frozen = trail.start("stream")
-    emitter = Emitter(trail, wave=200, pause=0.1)
+    stale_log = trail.logs / f"stale-stream-{len(trail.procs)}.log"
+    with open(stale_log, "wb") as out:
+        stale = subprocess.Popen([sys.executable, str(STALE_STREAM), str(marker)], env={**os.environ, **trail.env},
+                                 stdout=out, stderr=subprocess.STDOUT)
+    trail.procs.append(stale)
+    emitter = Emitter(trail, wave=200, pause=0.2)
     emitter.start()
     try:
-        time.sleep(8)  # the first worker owns every partition and is sealing
+        wait_for(lambda: marker.exists() and process_state(stale.pid) == "T", 90,
+                 "the worker never froze holding a sealed batch", trail)
+        held = json.loads(marker.read_text())
+        before = {int(p): h for p, h in held["heads_before"].items()}
+        last = {}  # partition -> the last seq of the held batch
+        for r in held["records"]:
+            last[int(r["chain"][1:])] = max(last.get(int(r["chain"][1:]), 0), r["seq"])
+        assert set(last) == set(range(trail.partitions)), f"the held batch covers chains {sorted(last)} only"
         trail.start("stream")
-        time.sleep(8)  # the group shares the partitions between the two
-        os.kill(frozen.pid, signal.SIGSTOP)
-        time.sleep(trail.settings.kafka.session_timeout_ms / 1000 + 12)  # the other takes its partitions
-        os.kill(frozen.pid, signal.SIGCONT)
-        time.sleep(10)  # it wakes, sends what it held, loses its partitions, maybe gets some back
+        # Everything on audit.chained past where the frozen worker's chains ended is the other worker's.
+        wait_for(lambda: all(seqs and max(seqs) >= last[p] for p, seqs in chained_seqs(
+            trail, {p: before[p]["next_out"] for p in last}).items()), 90,
+            f"the other worker never sealed past the held batch (to seqs {last})", trail)
+        os.kill(stale.pid, signal.SIGCONT)
+        wait_for(after.exists, 60, "the thawed worker never got its held batch through", trail)
+        time.sleep(5)  # both workers now share the partitions while events flow
     finally:
         emitter.halt.set()
         emitter.join()
-        if frozen.poll() is None:
-            os.kill(frozen.pid, signal.SIGCONT)
+        if stale.poll() is None:
+            os.kill(stale.pid, signal.SIGCONT)
     assert emitter.error is None, emitter.error
-    trail.wait_stored(len(set(emitter.ids)), timeout=180)
-    time.sleep(3)
+    trail.wait_stored(len(set(emitter.ids)), timeout=120)
+    time.sleep(3)  # anything beyond (a forked or repeated chain reaching the bucket) would show now
+
+    # The stale batch landed on audit.chained, behind other records at the same seqs.
+    landed: dict[str, int] = {}  # hash -> offset
+    winners: dict[tuple[str, int], list[tuple[int, str]]] = {}  # (chain, seq) -> [(offset, hash)]
+    for p, records in chained_records(trail, {p: 0 for p in range(trail.partitions)}).items():
+        for offset, r in records:
+            landed.setdefault(r["hash"], offset)
+            winners.setdefault((r["chain"], r["seq"]), []).append((offset, r["hash"]))
+    for r in held["records"]:
+        assert r["hash"] in landed, f"{r['chain']} seq {r['seq']}: the held record never reached audit.chained"
+        others = [o for o, h in winners[(r["chain"], r["seq"])] if h != r["hash"]]
+        assert others and min(others) < landed[r["hash"]], \
+            f"{r['chain']} seq {r['seq']}: no other record was there before the stale one"
+    # The frozen worker's fence saw it was overtaken on every chain it held a batch for ...
+    text = stale_log.read_text(errors="replace")
+    for p in last:
+        assert f"chain p{p:03d}: another writer's records landed between ours" in text, text[-3000:]
+    assert json.loads(after.read_text())["overtaken"] == len(last)
+    # ... the sink passed every stale record over to the quarantine topic ...
+    quarantined = {h["hash"]: h for h, _ in trail.quarantined()}
+    for r in held["records"]:
+        assert r["hash"] in quarantined, f"{r['chain']} seq {r['seq']}: the stale record was not quarantined"
+        assert quarantined[r["hash"]]["reason"] == "fork"
+    # ... and the trail is one chain per partition, every event once, every input accounted for, verify ok.
     assert_one_trail(trail, emitter.ids)
+    report = verify_store(trail.store, trail.settings)
+    assert all(c["undigested_objects"] == 0 for c in report.chains.values()), report.chains
+
+
+def wait_for(condition, timeout: float, what: str, trail) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        for proc in trail.procs:
+            if proc.poll() not in (None, 0, -9, -15):
+                raise AssertionError(f"a worker exited with {proc.returncode}\n{trail.log_tail()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} in {timeout:.0f}s\n{trail.log_tail()}")
+        time.sleep(0.5)
+
+
+def process_state(pid: int) -> str:
+    """The state letter of /proc/PID/stat (T: stopped by a signal)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def chained_records(trail, starts: dict[int, int]) -> dict[int, list[tuple[int, dict]]]:  # type: ignore[no-untyped-def]
+    """audit.chained from starts to partition EOF: (offset, record) per partition."""
+    import orjson
+
+    from sealtrail.kafka import read_to_end
+
+    out: dict[int, list[tuple[int, dict]]] = {p: [] for p in starts}
+    for batch in read_to_end(trail.settings, trail.settings.kafka.topics.chained, list(starts), starts=starts):
+        for m in batch:
+            out[m.partition()].append((m.offset(), orjson.loads(m.value())))
+    return out
+
+
+def chained_seqs(trail, starts: dict[int, int]) -> dict[int, list[int]]:  # type: ignore[no-untyped-def]
+    return {p: [r["seq"] for _, r in records] for p, records in chained_records(trail, starts).items()}

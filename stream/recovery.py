@@ -185,7 +185,9 @@ def recover_heads(settings: Settings, partitions: list[int], store: Any = None) 
             tails[p], ends[p] = whole[p], whole_ends.get(p, ends.get(p, -1))
             start, linked = resume_from(head.chain, mine, tails[p])
         tail = tails[p]
-        head.next_out = ends.get(p, -1)
+        # Where this worker's first record must land: past the tail read, or the partition's end when
+        # the tail was empty (an unknown place would let a frozen worker's first batch through unfenced).
+        head.next_out = ends.get(p, extent[p][1])
         if start is None:
             continue
         on_chain = {id(d) for d in linked}

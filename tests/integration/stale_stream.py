@@ -3,9 +3,9 @@
 Run as a script by test_faults.py (with the trail's SEALTRAIL_* environment and
 a marker path as its argument): the product's SealWorker on the real broker and
 S3 server, with one fault injected at its own producer seam. The first batch
-that covers every partition the worker owns, each with a known place on
-audit.chained (``next_out``, so the fence can tell where its records must
-land), is sealed as usual; its records are then held back instead of produced,
+that covers every partition the worker owns (with ``first`` as a second
+argument: the worker's very first batch, sealed on the heads recovery gave it)
+is sealed as usual; its records are then held back instead of produced,
 the worker writes MARKER (the held records and the heads they were sealed on)
 and stops itself with SIGSTOP. Heartbeats stop with it, so the group gives its
 partitions to another worker. After SIGCONT the held records are produced as
@@ -64,15 +64,16 @@ class HeldProducer:
 
 
 class StaleWorker(SealWorker):
-    def __init__(self, *args, marker: Path, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args, marker: Path, first: bool = False, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
         self.marker = marker
+        self.first = first
         self.frozen = False
 
     def _process(self, consumer, producer, messages) -> None:  # type: ignore[no-untyped-def]
         partitions = {m.partition() for m in messages if m.error() is None}
-        if self.frozen or not self.heads or partitions != set(self.heads) or any(
-                h.next_out < 0 for h in self.heads.values()):
+        wanted = partitions and (self.first or partitions == set(self.heads))
+        if self.frozen or not self.heads or not wanted:
             super()._process(consumer, producer, messages)
             return
         self.frozen = True
@@ -93,4 +94,5 @@ if __name__ == "__main__":
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    StaleWorker(settings, KeySource(settings), StreamMetrics(), marker=Path(sys.argv[1])).run(stop)
+    StaleWorker(settings, KeySource(settings), StreamMetrics(), marker=Path(sys.argv[1]),
+                first=sys.argv[2:] == ["first"]).run(stop)

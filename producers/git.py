@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -30,7 +31,11 @@ DEFAULT_CONFIG_GLOBS = ("*.yml", "*.yaml", "*.json", "*.toml", "*.tf", "*.tfvars
                         "Dockerfile", "*.env", ".github/workflows/*")
 SIGNATURES = {"G": "good", "B": "bad", "U": "good_untrusted", "X": "good_expired", "Y": "good_expired_key",
               "R": "good_revoked_key", "E": "cannot_check", "N": "unsigned"}
-_FORMAT = "%x1e%H%x1f%P%x1f%an%x1f%ae%x1f%aI%x1f%cn%x1f%ce%x1f%cI%x1f%G?%x1f%GK%x1f%B%x1d"
+# NUL between fields and (with -z) between commits: git cannot store a NUL in a commit message, so a
+# message cannot fake a field or a commit the way it could with the 0x1e/0x1f separators it may hold.
+_FIELDS = ("%H", "%P", "%an", "%ae", "%aI", "%cn", "%ce", "%cI", "%G?", "%GK", "%B")
+_FORMAT = "%x00".join(_FIELDS)
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 MAX_FILES = 1000
 MAX_MESSAGE = 8192
 
@@ -62,32 +67,73 @@ def _git(repo: Path, *args: str) -> str:
     return done.stdout
 
 
-def parse_log(text: str) -> Iterator[Commit]:
-    """Parse ``git log --format=_FORMAT --name-status`` output (pure)."""
-    for record in text.split("\x1e"):
-        if not record.strip():
-            continue
-        header, _, files_part = record.partition("\x1d")
-        fields = header.split("\x1f")
-        if len(fields) != 11:
-            raise InvalidEventError("invalid_value", "git log", f"unexpected record with {len(fields)} fields")
-        files = []
-        for line in files_part.splitlines():
-            if "\t" in line:
-                status, _, path = line.partition("\t")
-                files.append((status.strip(), path.split("\t")[-1]))
-        sha, parents, an, ae, at, cn, ce, ct, sig, key, message = fields
+def _refuse(detail: str) -> InvalidEventError:
+    return InvalidEventError("invalid_value", "git log", detail)
+
+
+def _files_by_commit(text: str, shas: list[str]) -> dict[str, tuple[tuple[str, str], ...]]:
+    """``git log -z --name-status --format=%H`` output: each sha, then NUL-separated (status, path) pairs.
+
+    Parsed against the known sha list, so a path that looks like a sha is still a path.
+    """
+    tokens = text.split("\0")
+    if tokens and tokens[-1] == "":
+        tokens.pop()
+    files: dict[str, tuple[tuple[str, str], ...]] = {}
+    i = 0
+    for n, sha in enumerate(shas):
+        if i >= len(tokens) or tokens[i] != sha:
+            raise _refuse(f"the file list does not follow rev-list at commit {n + 1} ({sha[:12]})")
+        i += 1
+        following = shas[n + 1] if n + 1 < len(shas) else None
+        pairs = []
+        while i < len(tokens) and tokens[i] != following:
+            if i + 1 >= len(tokens):
+                raise _refuse(f"a file status without a path in commit {sha[:12]}")
+            pairs.append((tokens[i].strip(), tokens[i + 1]))
+            i += 2
+        files[sha] = tuple(pairs)
+    if i != len(tokens):
+        raise _refuse("the file list names more commits than rev-list")
+    return files
+
+
+def parse_log(log: str, files: str, shas: list[str]) -> Iterator[Commit]:
+    """Commits from ``git log -z --format=_FORMAT`` and the file lists, checked against ``git rev-list`` (pure).
+
+    Every record must have exactly the format's fields, and the records' shas
+    must be rev-list's, in its order: anything else is refused, never guessed.
+    """
+    for sha in shas:
+        if not _SHA.fullmatch(sha):
+            raise _refuse(f"rev-list gave {sha[:80]!r}, not a commit id")
+    tokens = log.split("\0")
+    if tokens and tokens[-1] == "" and len(tokens) % len(_FIELDS) == 1:
+        tokens.pop()
+    if len(tokens) != len(_FIELDS) * len(shas) or (not shas and log):
+        raise _refuse(f"{len(tokens)} fields for {len(shas)} commits (expected {len(_FIELDS)} each)")
+    by_commit = _files_by_commit(files, shas)
+    for n, expected in enumerate(shas):
+        sha, parents, an, ae, at, cn, ce, ct, sig, key, message = tokens[n * len(_FIELDS) : (n + 1) * len(_FIELDS)]
+        if sha != expected:
+            raise _refuse(f"record {n + 1} is commit {sha[:80]!r}, rev-list says {expected}")
         yield Commit(sha, tuple(parents.split()), an, ae, at, cn, ce, ct, SIGNATURES.get(sig, sig), key,
-                     message.strip(), tuple(files))
+                     message.strip(), by_commit[sha])
 
 
 def read_commits(repo: Path, *, since: str | None = None, after: str | None = None) -> list[Commit]:
-    """Commits reachable from HEAD, oldest first; only those after ``after`` (a commit) or ``since`` (a date)."""
-    args = ["log", "--reverse", "--no-color", "--no-renames", "--name-status", f"--format={_FORMAT}"]
-    if since:
-        args.append(f"--since={since}")
-    args.append(f"{after}..HEAD" if after else "HEAD")
-    return list(parse_log(_git(repo, *args)))
+    """Commits reachable from HEAD, oldest first; only those after ``after`` (a commit) or ``since`` (a date).
+
+    Three reads of the same range: rev-list names the commits, one log gives
+    their fields and messages, another their changed files.
+    """
+    selection = ["--reverse", *([f"--since={since}"] if since else []), f"{after}..HEAD" if after else "HEAD"]
+    shas = _git(repo, "rev-list", *selection).split()
+    if not shas:
+        return []
+    log = _git(repo, "log", "-z", "--no-color", f"--format={_FORMAT}", *selection)
+    files = _git(repo, "log", "-z", "--no-color", "--no-renames", "--name-status", "--format=%H", *selection)
+    return list(parse_log(log, files, shas))
 
 
 def config_files(files: tuple[tuple[str, str], ...], globs: tuple[str, ...]) -> list[str]:

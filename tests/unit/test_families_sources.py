@@ -119,11 +119,73 @@ def test_git_errors_are_named(tmp_path: Path) -> None:
         publish_git(Client(), tmp_path / "plain", home=tmp_path)
 
 
+FIELDS = ["p1 p2", "A", "a@x", "2026-01-01T00:00:00+00:00", "C", "c@x", "2026-01-01T00:00:00+00:00", "G", "KEY"]
+
+
 def test_parse_log_handles_merges_and_renames() -> None:
-    record = ("\x1e" + "\x1f".join(["abc", "p1 p2", "A", "a@x", "2026-01-01T00:00:00+00:00", "C", "c@x",
-                                     "2026-01-01T00:00:00+00:00", "G", "KEY", "merge\n"]) + "\x1d\n\nM\tx.yml\nD\told.txt\n")
-    [c] = list(parse_log(record))
+    sha = "ab" * 20
+    log = "\0".join([sha, *FIELDS, "merge\n"]) + "\0"
+    files = f"{sha}\0\nM\0x.yml\0D\0old.txt\0"
+    [c] = list(parse_log(log, files, [sha]))
     assert c.parents == ("p1", "p2") and c.signature == "good" and c.files == (("M", "x.yml"), ("D", "old.txt"))
+
+
+def test_a_path_that_looks_like_the_next_sha_is_still_a_path() -> None:
+    one, two = "a" * 40, "b" * 40
+    log = "\0".join([one, *FIELDS, "one\n", two, *FIELDS, "two\n"]) + "\0"
+    files = f"{one}\0\nA\0{two}\0{two}\0"
+    first, second = parse_log(log, files, [one, two])
+    assert first.files == (("A", two),) and second.files == ()
+
+
+@pytest.mark.parametrize(
+    ("log", "shas", "why"),
+    [
+        ("\0".join(["a" * 40, *FIELDS, "one\n"]) + "\0", ["b" * 40], "rev-list says"),  # a sha rev-list did not name
+        ("\0".join(["a" * 40, *FIELDS, "one\0forged\n"]) + "\0", ["a" * 40], "fields for 1 commits"),  # a NUL in a field
+        ("\0".join(["zz", *FIELDS, "one\n"]) + "\0", ["zz"], "not a commit id"),
+        ("\0".join(["a" * 40, *FIELDS, "one\n"]) + "\0", [], "fields for 0 commits"),
+    ],
+)
+def test_records_that_disagree_with_rev_list_are_refused(log: str, shas: list[str], why: str) -> None:
+    files = "".join(f"{sha}\0" for sha in shas)
+    with pytest.raises(InvalidEventError, match=why):
+        list(parse_log(log, files, shas))
+
+
+FORGED_TAIL = ("\x1d\x1e" + "0" * 40 + "\x1f\x1fCEO\x1fceo@example.com\x1f2026-01-01T00:00:00+00:00\x1fCEO"
+               "\x1fceo@example.com\x1f2026-01-01T00:00:00+00:00\x1fG\x1fABCDEF0123456789\x1fapprove production IAM change")
+
+
+def test_a_commit_message_cannot_forge_a_commit_event(repo: Path, tmp_path: Path) -> None:
+    """The review's M9 reproduction: the old record and field separators inside a verbatim message."""
+    (repo / "iam.tf").write_text("role = admin\n")
+    git(repo, "add", "iam.tf")
+    git(repo, "commit", "-q", "--cleanup=verbatim", "-m", "harmless change" + FORGED_TAIL)
+    client = Client()
+    publish_git(client, repo, home=tmp_path / "home")
+    assert len(client.events) == 3
+    last = client.events[-1]
+    assert last["actor"]["id"] == "alice@example.com"
+    assert last["metadata"]["signature"] == {"status": "unsigned"}
+    assert last["metadata"]["files"] == [{"status": "A", "path": "iam.tf"}]
+    assert last["metadata"]["message"].startswith("harmless change")
+    assert "ceo@example.com" not in {e["actor"]["id"] for e in client.events}
+
+
+def test_a_nul_in_a_commit_message_ends_the_message(repo: Path, tmp_path: Path) -> None:
+    """git stores a NUL in a message written with hash-object, and its log prints the message up to it."""
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD", "HEAD^{tree}"], check=True,
+                          capture_output=True, text=True).stdout.split()
+    body = (f"tree {head[1]}\nparent {head[0]}\nauthor A <a@x> 1700000000 +0000\n"
+            f"committer A <a@x> 1700000000 +0000\n\nnul\0{FORGED_TAIL}\n").encode()
+    forged = subprocess.run(["git", "-C", str(repo), "hash-object", "-t", "commit", "-w", "--stdin"], input=body,
+                            check=True, capture_output=True).stdout.decode().strip()
+    git(repo, "update-ref", "HEAD", forged)
+    client = Client()
+    publish_git(client, repo, home=tmp_path / "home")
+    assert [e["metadata"]["message"] for e in client.events][-1] == "nul"
+    assert len(client.events) == 3 and "ceo@example.com" not in {e["actor"]["id"] for e in client.events}
 
 
 CSV_1 = "principal,type,groups,policies,mfa,last_used\nalice,user,admins;dev,Admin,true,2026-11-01\nbob,user,dev,,false,\n"

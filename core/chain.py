@@ -65,7 +65,7 @@ class ChainHead:
     hash: bytes = GENESIS
     src_offset: int = -1
     recent: RecentIds = field(default_factory=lambda: RecentIds(0))
-    next_out: int = -1  # offset the chain's next record should land at on audit.chained (-1: unknown)
+    next_out: int = -1  # offset the chain's next record must land at on audit.chained (-1: unknown, never trusted)
 
 
 @dataclass(frozen=True, slots=True)

@@ -257,7 +257,7 @@ class SealWorker:
                 continue
             offsets = sorted(landed.get(p, []))
             if (len(offsets) == n and offsets[0] >= 0 and offsets == list(range(offsets[0], offsets[0] + n))
-                    and head.next_out in (-1, offsets[0])):
+                    and head.next_out == offsets[0]):
                 head.next_out = offsets[-1] + 1
                 continue
             mine = head.hash

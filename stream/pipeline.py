@@ -26,7 +26,7 @@ from sealtrail.config import Settings
 from sealtrail.record import rejected_columns
 from sealtrail.encoding import format_ts
 from sealtrail.errors import ConfigError, ServiceUnavailable
-from sealtrail.kafka import make_consumer, make_producer, partition_count
+from sealtrail.kafka import make_consumer, make_producer
 from sealtrail.redact import Redactor
 from sealtrail.signing import KeySource, Signer
 from sealtrail.stream.metrics import StreamMetrics
@@ -107,17 +107,6 @@ class SealWorker:
             self._store = S3Store(self.settings)
         return self._store
 
-    def check_topics(self) -> None:
-        topics = self.settings.kafka.topics
-        events = partition_count(self.settings, topics.events)
-        chained = partition_count(self.settings, topics.chained)
-        if chained < events:
-            raise ConfigError(
-                "kafka.topics.chained",
-                f"{topics.chained} has {chained} partitions, fewer than {topics.events} ({events}): "
-                "each input partition is one chain and needs its own output partition",
-            )
-
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = [tp.partition for tp in partitions]
         started = time.monotonic()
@@ -144,7 +133,6 @@ class SealWorker:
         log.info("revoked partitions %s", [tp.partition for tp in partitions])
 
     def run(self, stop: threading.Event) -> None:
-        self.check_topics()
         cfg = self.settings.stream
         topics = self.settings.kafka.topics
         consumer = make_consumer(self.settings, cfg.group, **{"enable.partition.eof": False})

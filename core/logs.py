@@ -3,15 +3,49 @@
 JSON lines (``--log-json`` or ``SEALTRAIL_LOG_JSON=1``) carry time, level,
 logger and message, plus the exception when there is one, so a log pipeline
 can index worker output without parsing free text.
+
+Plain lines are one line per record whatever a logged value holds: control
+characters (newlines included), DEL, line separators and bidi overrides in the
+message become ``\\xNN`` / ``\\uNNNN`` escapes, so a request path such as
+``/x%0A2026-12-03 08:00:00,000 INFO ...`` cannot forge a second record or
+repaint the terminal; every line of a traceback is indented, so none starts
+where a record does.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from datetime import datetime, timezone
 
 import orjson
+
+
+# C0 and C1 controls, DEL, line and paragraph separators, bidi embeddings, overrides and isolates
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """TEXT with every control or bidi character written as a \\xNN or \\uNNNN escape (a backslash stays as it is)."""
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
+
+
+class PlainFormatter(logging.Formatter):
+    """``time LEVEL logger: message``, the message escaped by printable() and a traceback indented."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        record.message = printable(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei) -> str:  # type: ignore[no-untyped-def]  # noqa: N802
+        return "\n".join("  " + printable(line) for line in super().formatException(ei).splitlines())
+
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802
+        return "\n".join("  " + printable(line) for line in stack_info.splitlines())
 
 
 class JsonFormatter(logging.Formatter):
@@ -36,7 +70,7 @@ def configure(verbose: bool = False, json_lines: bool = False) -> None:
     if json_lines:
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(PlainFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)

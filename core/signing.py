@@ -90,13 +90,20 @@ def _new_private_pem() -> bytes:
     )
 
 
+def _key_dir(path: Path) -> None:
+    """A folder of keys: created 0700, so nobody else can list or replace what is in it."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
 def _write_private(path: Path, pem: bytes, *, replace: bool) -> None:
-    """Write a private key file 0600; without replace, the first writer wins when workers race."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a private key file 0600 from its first byte; without replace, the first writer wins when workers race."""
+    _key_dir(path.parent)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_bytes(pem)
-    tmp.chmod(0o600)
+    tmp.unlink(missing_ok=True)  # left by a crashed process with this pid: O_EXCL below must create it anew
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
         if replace:
             tmp.replace(path)
         else:
@@ -112,7 +119,7 @@ def load_or_create_signer(path: Path, public_dir: Path) -> Signer:
     if not path.exists():
         _write_private(path, _new_private_pem(), replace=False)
     signer = Signer.from_pem(path.read_bytes(), origin=str(path))
-    public_dir.mkdir(parents=True, exist_ok=True)
+    _key_dir(public_dir)
     (public_dir / f"{signer.key_id}.pem").write_bytes(signer.public_pem)
     return signer
 
@@ -127,7 +134,7 @@ def rotate_key(path: Path, public_dir: Path) -> tuple[str | None, Signer]:
     """
     old = Signer.from_pem(path.read_bytes(), origin=str(path)).key_id if path.exists() else None
     if old is not None:
-        public_dir.mkdir(parents=True, exist_ok=True)
+        _key_dir(public_dir)
         (public_dir / f"{old}.pem").write_bytes(Signer.from_pem(path.read_bytes()).public_pem)
     _write_private(path, _new_private_pem(), replace=True)
     return old, load_or_create_signer(path, public_dir)

@@ -78,12 +78,14 @@ class Spool:
         self._mutex = threading.Lock()
         self._room = threading.Condition(self._mutex)
         try:
+            # created 0600 before SQLite opens it: its -wal and -shm files take the database file's mode
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             self._db.execute("pragma journal_mode=wal")
             self._db.execute("pragma synchronous=full")
             self._db.execute(_SCHEMA)
             count, used = self._db.execute("select count(*), coalesce(sum(length(value)), 0) from events").fetchone()
-        except sqlite3.Error as e:
+        except (sqlite3.Error, OSError) as e:
             os.close(self._lock_fd)
             raise SpoolError(str(self.path), f"unusable ({e})") from e
         self.count, self.used_bytes = int(count), int(used)
@@ -94,7 +96,7 @@ class Spool:
         """The first slot in ``directory`` that no live process holds (creating the folder and slot as needed)."""
         directory = Path(directory)
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # events wait here: only their owner may read them
         except OSError as e:
             raise SpoolError(str(directory), f"cannot create the spool folder: {e}") from e
         for i in range(MAX_SLOTS):

@@ -177,3 +177,33 @@ def test_key_source_follows_the_key_file(tmp_path) -> None:  # type: ignore[no-u
     assert source.current().key_id == first  # checked at most once a second
     now[0] = 1.5
     assert source.current().key_id == new.key_id
+
+
+def test_a_private_key_is_never_readable_by_others_not_even_before_its_rename(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """L6: the key was written under the umask (0644) and only then chmod'ed; its folder was 0755."""
+    import sealtrail.signing as signing
+
+    modes: list[int] = []
+    link, replace = os.link, Path.replace
+
+    def watch_link(src, dst):  # type: ignore[no-untyped-def]
+        modes.append(stat.S_IMODE(os.stat(src).st_mode))
+        return link(src, dst)
+
+    def watch_replace(self, target):  # type: ignore[no-untyped-def]
+        modes.append(stat.S_IMODE(os.stat(self).st_mode))
+        return replace(self, target)
+
+    monkeypatch.setattr(signing.os, "link", watch_link)
+    monkeypatch.setattr(Path, "replace", watch_replace)
+    old = os.umask(0o022)
+    try:
+        key_file, public = tmp_path / "home" / "keys" / "signing.pem", tmp_path / "home" / "keys" / "public"
+        signing.load_or_create_signer(key_file, public)
+        signing.rotate_key(key_file, public)
+    finally:
+        os.umask(old)
+    assert modes == [0o600, 0o600]  # the temporary file, at creation and at rotation
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(key_file.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(public.stat().st_mode) == 0o700

@@ -192,3 +192,20 @@ def test_only_outages_are_spooled() -> None:
     assert spoolable(KafkaError(KafkaError._TRANSPORT))
     assert not spoolable(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
     assert not spoolable(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
+
+
+def test_spool_files_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    """L6: slot databases were 0644 in a 0755 folder; they hold whole events waiting for the broker."""
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        spool = Spool.claim(tmp_path / "home" / "spool", max_bytes=1 << 20)
+        spool.append([("k", b"{}")])
+    finally:
+        os.umask(old)
+    files = sorted((tmp_path / "home" / "spool").iterdir())
+    assert {p.name for p in files} >= {"slot-000.db", "slot-000.db-wal", "slot-000.lock"}
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in files} == {p.name: 0o600 for p in files}
+    assert stat.S_IMODE((tmp_path / "home" / "spool").stat().st_mode) == 0o700
+    spool.close()

@@ -36,6 +36,7 @@ class AuditContext:
     user_agent: str | None = None
     request_id: str | None = None
     tenant: str | None = None
+    request_id_given: str | None = None  # the client's refused request id, escaped: kept in each event's metadata
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -135,6 +135,8 @@ class Auditor(Generic[R]):
             event["after"] = _mapping("after", after)
         if ctx.request_id:
             event["request_id"] = ctx.request_id
+        if ctx.request_id_given is not None:
+            event["metadata"] = {**event["metadata"], "request_id_given": ctx.request_id_given}
         return event
 
     def event(self, category: str, action: str, **fields: Any) -> R:

@@ -9,17 +9,39 @@ The client address is the TCP peer unless the peer is one of the configured
 trusted proxies; only then is ``X-Forwarded-For`` read, right to left,
 skipping trusted proxies, and the first untrusted address is the client.
 A client can write anything into X-Forwarded-For, so without trusted
-proxies the header is ignored.
+proxies the header is ignored. IPv6 scope ids (``fe80::1%eth0``) are dropped:
+they name an interface of the host that wrote them and can hold any text.
+
+An incoming request id is kept only when it is 1 to 128 characters of
+``[A-Za-z0-9._:@-]``; anything else (escape sequences for the terminal of
+whoever reads the trail, newlines, long text) is replaced by a new id, and the
+original, escaped and cut, goes into the event's metadata as
+``request_id_given`` so it is not lost.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 
 from sealtrail.errors import ConfigError
+from sealtrail.logs import printable
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
+GIVEN_MAX = 256  # of the escaped original request id kept in metadata
+ADDRESS_TEXT_MAX = 45  # the longest IPv6 text (with an IPv4 tail); anything longer is not an address
+
+
+def request_id_from(given: str | None, new_id: str) -> tuple[str, str | None]:
+    """The request id to record and, when the given one was refused, its escaped text (else None)."""
+    if given is None or given == "":
+        return new_id, None
+    if REQUEST_ID.fullmatch(given):
+        return given, None
+    shown = printable(given)
+    return new_id, shown if len(shown) <= GIVEN_MAX else shown[: GIVEN_MAX - 1] + "…"
 
 
 def trusted_networks(proxies: Iterable[str]) -> tuple[Network, ...]:
@@ -43,6 +65,9 @@ def _parse(address: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address
         text = text[1 : text.index("]")]
     elif text.count(":") == 1:  # 198.51.100.7:443
         text = text.split(":")[0]
+    text = text.partition("%")[0]  # fe80::1%eth0: the scope id is dropped, whatever it holds
+    if not text or len(text) > ADDRESS_TEXT_MAX:
+        return None
     try:
         ip = ipaddress.ip_address(text)
     except ValueError:

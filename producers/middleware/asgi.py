@@ -18,7 +18,7 @@ from typing import Any
 
 from sealtrail.producers.client import new_event_id
 from sealtrail.producers.context import AuditContext, reset_context, set_context
-from sealtrail.producers.middleware import client_ip, trusted_networks
+from sealtrail.producers.middleware import client_ip, request_id_from, trusted_networks
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
@@ -62,14 +62,16 @@ class AuditMiddleware:
             elif name == b"user-agent":
                 user_agent = value.decode("latin-1")[:1024]
             elif name == self.request_id_header:
-                request_id = value.decode("latin-1")[:256]
+                request_id = value.decode("latin-1")
         client = scope.get("client")
         peer = client[0] if client else None
+        request_id, given = request_id_from(request_id, new_event_id())
         return AuditContext(
             actor_id=self.user(scope),
             ip=client_ip(peer, ",".join(forwarded), self.trusted),
             user_agent=user_agent,
-            request_id=request_id or new_event_id(),
+            request_id=request_id,
+            request_id_given=given,
             tenant=self.tenant(scope) if self.tenant else None,
         )
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from sealtrail.producers.client import new_event_id
 from sealtrail.producers.context import AuditContext, reset_context, set_context
-from sealtrail.producers.middleware import client_ip, trusted_networks
+from sealtrail.producers.middleware import client_ip, request_id_from, trusted_networks
 
 Environ = dict[str, Any]
 
@@ -44,11 +44,13 @@ class WSGIAuditMiddleware:
         self.request_id_key = "HTTP_" + request_id_header.upper().replace("-", "_")
 
     def context_for(self, environ: Environ) -> AuditContext:
+        request_id, given = request_id_from(environ.get(self.request_id_key), new_event_id())
         return AuditContext(
             actor_id=self.user(environ),
             ip=client_ip(environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR"), self.trusted),
             user_agent=(environ.get("HTTP_USER_AGENT") or None) and environ["HTTP_USER_AGENT"][:1024],
-            request_id=(environ.get(self.request_id_key) or new_event_id())[:256],
+            request_id=request_id,
+            request_id_given=given,
             tenant=self.tenant(environ) if self.tenant else None,
         )
 

@@ -39,10 +39,73 @@ PROXIES = trusted_networks(["10.0.0.0/8", "2001:db8::/32"])
         ("::ffff:10.0.0.5", "203.0.113.9", "203.0.113.9"),  # IPv4-mapped peer
         ("testclient", "203.0.113.9", None),
         (None, None, None),
+        # L5/M1: a scope id is dropped whatever it holds, and no text longer than an address is parsed
+        ("fe80::1%eth0", None, "fe80::1"),
+        ("10.0.0.5", "fe80::1%a b<script>", "fe80::1"),
+        ("10.0.0.5", "fe80::1%" + "x" * 80, "fe80::1"),
+        ("10.0.0.5", "203.0.113.9, " + "0" * 4000 + "::1", "10.0.0.5"),  # too long for an address: garbage
+        ("0" * 4000 + "::1", None, None),
     ],
 )
 def test_client_ip(peer: str | None, xff: str | None, expected: str | None) -> None:
     assert client_ip(peer, xff, PROXIES) == expected
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("req-1", True),
+        ("01JD8X5Q.span:7@edge_2", True),
+        ("a" * 128, True),
+        ("a" * 129, False),
+        ("abc\x1b]0;owned\x07\x1b[8m", False),  # the review's M8: OSC retitle and SGR conceal for `query`
+        ("abc\n", False),  # a trailing newline, which a $-anchored match would let through
+        ("id with spaces", False),
+        ("ünïcode", False),
+        ("", False),
+    ],
+)
+def test_request_ids_outside_the_safe_alphabet_are_replaced(given: str, kept: bool) -> None:
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(current_context())
+
+    def wsgi_app(environ: Any, start_response: Any) -> list[bytes]:
+        seen.append(current_context())
+        return [b""]
+
+    header = given.encode("latin-1", "replace") if given.isascii() else given.encode("utf-8")
+    scope = {"type": "http", "path": "/", "headers": [(b"x-request-id", header)], "client": ("198.51.100.1", 1)}
+    asyncio.run(AuditMiddleware(app)(scope, None, None))
+    WSGIAuditMiddleware(wsgi_app)({"REMOTE_ADDR": "198.51.100.2", "HTTP_X_REQUEST_ID": header.decode("latin-1")},
+                                  lambda *a: None)
+    for context in seen:
+        if kept:
+            assert (context.request_id, context.request_id_given) == (given, None)
+        else:
+            assert context.request_id != given and len(context.request_id) == 36
+            assert (context.request_id_given is None) == (given == "")
+            if context.request_id_given:
+                assert context.request_id_given.isprintable() and len(context.request_id_given) <= 256
+
+
+def test_a_refused_request_id_is_kept_escaped_in_the_event_metadata() -> None:
+    from sealtrail.producers import Auditor
+
+    rec = Recorder()
+    audit = Auditor(rec, source="web", tenant="acme")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        audit.auth.login(user="alice", method="password")
+
+    scope = {"type": "http", "path": "/", "client": ("198.51.100.1", 1),
+             "headers": [(b"x-request-id", b"abc\x1b]0;owned\x07\x1b[8m" + b"z" * 300)]}
+    asyncio.run(AuditMiddleware(app)(scope, None, None))
+    [event] = rec.events
+    assert "\x1b" not in str(event) and event["request_id"] != "abc"
+    given = event["metadata"]["request_id_given"]
+    assert given.startswith("abc\\x1b]0;owned\\x07\\x1b[8mzzz") and len(given) == 256 and given.endswith("…")
 
 
 def test_trusted_proxies_are_validated() -> None:

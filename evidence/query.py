@@ -11,7 +11,11 @@ lock sidecars and stray files under the prefix do not break a query; whether
 what is read is intact is `verify`'s job, not this module's.
 
 User values never enter SQL text: filters are bound parameters and the sort
-column is checked against the schema.
+column is checked against the schema. A connection is locked once its views
+are registered (no file, network or extension access, no changing that back),
+so `--sql` reads the trail's views and nothing else; `--unsafe-sql` opts into
+the whole of DuckDB. Table and CSV output show control characters as escapes
+(sealtrail.printable): a producer's text never drives the operator's terminal.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from sealtrail.config import Settings
 from sealtrail.encoding import format_ts
 from sealtrail.errors import ConfigError, ServiceUnavailable
 from sealtrail.layout import data_prefix, parse_data_key
+from sealtrail.printable import printable
 from sealtrail.sinks.parquet import SCHEMA
 
 PARTITIONS = pa.schema([pa.field("dt", pa.string()), pa.field("chain", pa.string())])
@@ -41,6 +46,9 @@ EVENTS_SCHEMA = pa.schema([*SCHEMA, *PARTITIONS])
 COLUMNS = tuple(EVENTS_SCHEMA.names)
 FORMATS = ("table", "json", "csv")
 TABLE_CELL_WIDTH = 40
+# After these, the connection reads what was registered and nothing else: no files, no network, no
+# extensions, and no SET that would give them back (DuckDB: "Securing DuckDB").
+LOCK_SQL = ("SET enable_external_access = false", "SET lock_configuration = true")
 
 
 def s3_filesystem(settings: Settings) -> pafs.S3FileSystem:
@@ -106,13 +114,21 @@ def events_dataset(settings: Settings, store_kind: str = "s3", root: Path | str 
 
 
 def open_events(settings: Settings, store_kind: str = "s3", root: Path | str | None = None,
-                only: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
+                only: Iterable[str] | None = None, *, unsafe_sql: bool = False) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection in UTC with the views `trail` (every row: events and the rows accounting for
-    rejected inputs and repeated event ids) and `events` (the sealed events alone, kind IS NULL)."""
+    rejected inputs and repeated event ids) and `events` (the sealed events alone, kind IS NULL).
+
+    Locked (LOCK_SQL) unless unsafe_sql: SQL run on it cannot read or write local files, attach
+    databases, load extensions or reach the network, which --sql text passed on from a script or a
+    chat bot otherwise could. pyarrow reads the bucket for the registered dataset, outside DuckDB.
+    """
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.register("trail", events_dataset(settings, store_kind, root, only))
     con.execute("CREATE VIEW events AS SELECT * FROM trail WHERE kind IS NULL")
+    if not unsafe_sql:
+        for statement in LOCK_SQL:
+            con.execute(statement)
     return con
 
 
@@ -257,21 +273,27 @@ def count_events(
 
 
 def run_sql(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
-    """The --sql escape hatch: any query over the `events` view."""
-    return _rows(con, sql, None)
+    """The --sql escape hatch: any query over the `events` and `trail` views (on a locked connection,
+    only over them)."""
+    return _rows(con, sql, None, "--sql")
 
 
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None) -> list[dict[str, Any]]:
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None, setting: str = "query"
+          ) -> list[dict[str, Any]]:
+    """Run sql; DuckDB's errors mapped by their type onto sealtrail's (setting: what the SQL came from)."""
     try:
         cursor = con.execute(sql, params) if params is not None else con.execute(sql)
         if cursor.description is None:
             return []
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    except (duckdb.IOException, OSError) as e:  # reading the bucket failed, not the query
+    except OSError as e:  # pyarrow reading the bucket or the bundle failed, not the query
         raise ServiceUnavailable("s3", str(e).splitlines()[0]) from e
-    except duckdb.Error as e:
-        raise ConfigError("query", str(e).splitlines()[0]) from e
+    except duckdb.PermissionException as e:  # the lock refused a file, extension or network access
+        raise ConfigError(setting, f"{str(e).splitlines()[0]} (SQL here reads the views events and trail "
+                                   "only; --unsafe-sql gives it the whole of DuckDB)") from e
+    except duckdb.Error as e:  # the SQL itself, or what it asked DuckDB to read or load (IOException)
+        raise ConfigError(setting, str(e).splitlines()[0]) from e
 
 
 # ---------------------------------------------------------------------------
@@ -306,17 +328,25 @@ def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:
     return list(names)
 
 
-def _cell(value: Any) -> str:
+def _text(value: Any) -> str:
+    """A cell as printable text: JSON for nested values, controls escaped (sealtrail.printable)."""
     value = plain(value)
     if value is None:
         return ""
-    text = value if isinstance(value, str) else orjson.dumps(value).decode()
-    text = text.replace("\n", " ").replace("\t", " ")
+    return printable(value if isinstance(value, str) else orjson.dumps(value).decode())
+
+
+def _cell(value: Any) -> str:
+    text = _text(value)
     return text if len(text) <= TABLE_CELL_WIDTH else text[: TABLE_CELL_WIDTH - 1] + "…"
 
 
 def render(rows: Sequence[dict[str, Any]], fmt: str = "table") -> str:
-    """rows as a fixed-width text table, a JSON array of objects, or CSV with a header."""
+    """rows as a fixed-width text table, a JSON array of objects, or CSV with a header.
+
+    JSON is exact (its encoder escapes what JSON must); table and CSV cells, and column names (which
+    --sql chooses), show control characters as escapes.
+    """
     if fmt == "json":
         return orjson.dumps([{k: plain(v) for k, v in row.items()} for row in rows]).decode()
     names = _columns(rows)
@@ -324,11 +354,9 @@ def render(rows: Sequence[dict[str, Any]], fmt: str = "table") -> str:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         if names:
-            writer.writerow(names)
+            writer.writerow([printable(n) for n in names])
         for row in rows:
-            cells = [plain(row.get(n)) for n in names]
-            writer.writerow(["" if c is None else c if isinstance(c, str) else orjson.dumps(c).decode()
-                             for c in cells])
+            writer.writerow([_text(row.get(n)) for n in names])
         return out.getvalue()
     if fmt == "table":
         if not rows:
@@ -336,6 +364,7 @@ def render(rows: Sequence[dict[str, Any]], fmt: str = "table") -> str:
         # Columns that are empty in every row only add width.
         names = [n for n in names if any(row.get(n) is not None for row in rows)]
         cells = [[_cell(row.get(n)) for n in names] for row in rows]
+        names = [printable(n) for n in names]
         widths = [max(len(n), *(len(r[i]) for r in cells)) for i, n in enumerate(names)]
         lines = [
             "  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)).rstrip(),

@@ -95,13 +95,15 @@ def verify(ctx: Context, as_json: bool, bundle: Path | None, key_files: tuple[Pa
               help="column to sort by; -column for newest first (ties: chain, seq)")
 @click.option("--count-by", "count_by", help="count matching events per value of these columns, e.g. actor_ip "
               "or actor_id,action (most first)")
-@click.option("--sql", help="raw SQL; the trail is the view `events`")
+@click.option("--sql", help="raw SQL over the views `events` and `trail` (no file, network or extension access)")
+@click.option("--unsafe-sql", "unsafe_sql", is_flag=True,
+              help="with --sql: the whole of DuckDB, local files and extensions included (trusted SQL only)")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @click.option("--path", "bundle", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="query an exported bundle folder instead of the bucket")
 @click.pass_obj
 def query(ctx: Context, actor, action, resource, tenant, category, since, until, limit, offset, outcome, ip, order,  # type: ignore[no-untyped-def]
-          count_by, sql, fmt, bundle) -> None:
+          count_by, sql, unsafe_sql, fmt, bundle) -> None:
     """Search the trail in the bucket (DuckDB over the Parquet, in place).
 
     \b
@@ -112,6 +114,8 @@ def query(ctx: Context, actor, action, resource, tenant, category, since, until,
     """
     from sealtrail.evidence.query import count_events, open_events, query_events, render, run_sql
 
+    if unsafe_sql and not sql:
+        raise click.UsageError("--unsafe-sql goes with --sql")
     if bundle is not None:  # rows only from what verifies: a folder is anyone's until checked
         from sealtrail.evidence.check import verify_evidence
 
@@ -122,9 +126,10 @@ def query(ctx: Context, actor, action, resource, tenant, category, since, until,
             say(f"note: the bundle is {'; '.join(r.verdict_lines())}, {len(r.findings)} findings; rows come only "
                 f"from the {len(checked.trusted)} of {len(r.verified) + len(r.unverified)} objects verified "
                 "unchanged (`sealtrail verify --path` names the rest)")
-        con = open_events(checked.settings, store_kind="dir", root=bundle, only=checked.trusted)
+        con = open_events(checked.settings, store_kind="dir", root=bundle, only=checked.trusted,
+                          unsafe_sql=unsafe_sql)
     else:
-        con = open_events(ctx.settings)
+        con = open_events(ctx.settings, unsafe_sql=unsafe_sql)
     resource_type, _, resource_id = (resource or "").partition(":")
     if sql:
         rows = run_sql(con, sql)

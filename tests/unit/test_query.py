@@ -280,3 +280,92 @@ def test_query_command_counts_and_orders(bundle: Path, monkeypatch: pytest.Monke
     times = [r["occurred_at"] for r in newest]
     assert len(times) == 3 and times == sorted(times, reverse=True)
     assert all(r["actor_id"] == "bob" for r in newest)
+
+
+# ---------------------------------------------------------------------------
+# L9: --sql reads the views and nothing else, unless --unsafe-sql
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM read_csv('/etc/passwd', sep=':', header=false)",
+    "SELECT * FROM read_text('/etc/passwd')",
+    "COPY (SELECT 'written by --sql' AS x) TO '{dir}/sql-wrote.csv'",
+    "ATTACH '{dir}/sql-attached.duckdb' AS x",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+])
+def test_sql_cannot_reach_files_extensions_or_the_network(con, tmp_path: Path, sql: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError) as refused:
+        run_sql(con, sql.format(dir=tmp_path))
+    assert refused.value.setting == "--sql" and "--unsafe-sql" in refused.value.problem
+    assert list(tmp_path.iterdir()) == []  # nothing written
+    assert run_sql(con, "SELECT count(*) AS n FROM events") == [{"n": 2 * N}]  # the views still work
+
+
+def test_sql_cannot_unlock_the_connection(con) -> None:  # type: ignore[no-untyped-def]
+    for sql in ("SET enable_external_access = true", "RESET lock_configuration", "SET lock_configuration = false"):
+        with pytest.raises(ConfigError):
+            run_sql(con, sql)
+    with pytest.raises(ConfigError):
+        run_sql(con, "SELECT * FROM read_csv('/etc/passwd')")
+
+
+def test_unsafe_sql_is_the_whole_of_duckdb(bundle: Path, tmp_path: Path) -> None:
+    (tmp_path / "local.csv").write_text("a,b\n1,x\n")
+    con = open_events(SETTINGS, "dir", bundle, unsafe_sql=True)
+    try:
+        assert run_sql(con, f"SELECT a, b FROM read_csv('{tmp_path / 'local.csv'}')") == [{"a": 1, "b": "x"}]
+        with pytest.raises(ConfigError) as missing:  # a file it cannot read is the SQL's problem, not S3's
+            run_sql(con, f"SELECT * FROM read_csv('{tmp_path / 'absent.csv'}')")
+        assert missing.value.setting == "--sql"
+    finally:
+        con.close()
+
+
+def test_query_command_refuses_a_file_read_and_runs_a_normal_query(bundle: Path, monkeypatch: pytest.MonkeyPatch
+                                                                   ) -> None:
+    from click.testing import CliRunner
+
+    from sealtrail.cli.main import cli
+
+    monkeypatch.setenv("SEALTRAIL_S3__PREFIX", PREFIX)
+    monkeypatch.setenv("SEALTRAIL_RETENTION__DAYS", str(RETENTION_DAYS))
+    run = lambda *a: CliRunner().invoke(cli, ["query", "--path", str(bundle), "--format", "json", *a],  # noqa: E731
+                                        standalone_mode=False)
+    ok = run("--sql", "SELECT count(*) AS n FROM events")
+    assert ok.exception is None and json.loads(ok.stdout) == [{"n": 2 * N}]
+    refused = run("--sql", "SELECT * FROM read_csv('/etc/passwd', sep=':', header=false)")
+    assert isinstance(refused.exception, ConfigError) and "root:" not in refused.stdout
+    assert isinstance(run("--unsafe-sql").exception, Exception)  # only with --sql
+
+
+# ---------------------------------------------------------------------------
+# M8: no control character of a cell reaches the terminal
+
+
+ESCAPES = "abc\x1b]0;owned\x07\x1b[8m\r\nproof valid\x9b2J\u202e\u2028"
+
+
+def _raw_controls(text: str) -> set[str]:
+    return {c for c in text if c in "\x1b\x07\r\x9b\u202e\u2028"}
+
+
+def test_table_and_csv_show_a_cells_controls_as_escapes(con) -> None:  # type: ignore[no-untyped-def]
+    rows = run_sql(con, "SELECT chr(27) || ']0;owned' || chr(7) || chr(27) || '[8m' AS request_id, "
+                        "'x' AS \"col\x1b[2K\"")
+    assert rows[0]["request_id"] == "\x1b]0;owned\x07\x1b[8m"
+    table, text = render(rows, "table"), render(rows, "csv")
+    for out in (table, text):
+        assert _raw_controls(out) == set()
+        assert "\\x1b]0;owned\\x07\\x1b[8m" in out and "col\\x1b[2K" in out
+    assert json.loads(render(rows, "json")) == rows  # JSON stays exact
+
+
+def test_a_cell_cannot_print_a_line_of_its_own() -> None:
+    rows = [{"actor_id": ESCAPES, "metadata": {"note": ESCAPES}}]
+    table = render(rows, "table")
+    assert _raw_controls(table) == set() and len(table.splitlines()) == 3
+    parsed = list(csv.reader(io.StringIO(render(rows, "csv"))))
+    assert len(parsed) == 2 and _raw_controls("".join(parsed[1])) == set()
+    assert parsed[1][0] == "abc\\x1b]0;owned\\x07\\x1b[8m\\r\\nproof valid\\x9b2J\\u202e\\u2028"
+    assert json.loads(render(rows, "json")) == rows

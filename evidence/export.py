@@ -11,7 +11,8 @@ the bucket. What is copied:
   are exported as the sink wrote them and noted in the manifest;
 - the digests that list those objects (and any further object such a digest
   lists, so every exported digest can be checked in full);
-- every public key under keys/;
+- every public key under keys/ named as the product names them
+  (keys/ed25519-<16 hex>.pem); any other name there is left out and noted;
 - beside each object a lock sidecar (<key>.lock.json) with the bucket's version
   id, Object Lock mode and retain-until date, last-modified time and the
   SHA-256 checksum S3 reported, which DirectoryStore reads back.
@@ -192,6 +193,27 @@ class ExportResult:
     report: Report
 
 
+_KEY_FILE = re.compile(r"ed25519-[0-9a-f]{16}\.pem")  # sealtrail.signing.key_id_of + ".pem"
+
+
+def is_key_name(key: str, prefix: str) -> bool:
+    """Whether key is a public key's name as the product writes it (sealtrail.layout.public_key_key)."""
+    return key.startswith(f"{prefix}{KEYS}") and _KEY_FILE.fullmatch(key[len(prefix) + len(KEYS):]) is not None
+
+
+def contained(root: Path, rel: str) -> Path:
+    """root/rel, refusing a name that is empty, absolute, holds a backslash or a .. segment, or resolves
+    outside root (through a symlink too): a bucket's keys are anyone's text once a writer plants one."""
+    parts = rel.split("/")
+    if not rel or rel.startswith("/") or "\\" in rel or ".." in parts or "\x00" in rel:
+        raise ConfigError("bundle", f"refusing to write {rel!r}: not a relative path inside the bundle")
+    top = root.resolve()
+    path = (top / rel).resolve()
+    if not path.is_relative_to(top) or path == top:
+        raise ConfigError("bundle", f"refusing to write {rel!r}: it resolves outside the bundle")
+    return path
+
+
 class _Writer:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -199,7 +221,7 @@ class _Writer:
         self.bytes = 0
 
     def write(self, rel: str, body: bytes) -> None:
-        path = self.root / rel
+        path = contained(self.root, rel)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(body)
         self.written.add(rel)
@@ -211,7 +233,7 @@ class _Writer:
 
     def remove(self, rel: str) -> None:
         for name in (rel, rel + LOCK_SUFFIX):
-            (self.root / name).unlink(missing_ok=True)
+            contained(self.root, name).unlink(missing_ok=True)
             self.written.discard(name)
 
 
@@ -358,17 +380,23 @@ def export_bundle(
         objs.sort(key=lambda o: (o.first, o.last))
         digest_counts[chain] = count
 
-    # public keys
+    # public keys, by the names the product gives them alone (any other text could name a path outside out)
     for key, history in sorted(_by_key(store.versions(f"{prefix}{KEYS}")).items()):
         version, _, _ = oldest_version(history)
-        if version is not None and key.endswith(".pem"):
-            writer.copy(store.get(key, version.version_id), version)
+        if version is None:
+            continue
+        if not is_key_name(key, prefix):
+            sel.notes.append(f"{key!r}: not a public key name the trail writes (keys/ed25519-<16 hex>.pem); "
+                             "not exported")
+            continue
+        writer.copy(store.get(key, version.version_id), version)
 
     if extracts:
         extract = pa.concat_tables(extracts)
         path = f"{EXTRACTS}tenant-{safe_name(tenant or '')}.parquet"
-        (out / EXTRACTS).mkdir(parents=True, exist_ok=True)
-        pq.write_table(extract, out / path, compression="zstd")
+        target = contained(out, path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(extract, target, compression="zstd")
         writer.written.add(path)
 
     # verify what was written as `verify --path` will: from each chain's first exported seq, on its checkpoint

@@ -407,3 +407,75 @@ def test_verify_continued_with_nothing_new_stands_on_the_anchor(tmp_path: Path, 
 def test_verify_new_needs_an_anchor() -> None:
     result = CliRunner().invoke(cli, ["verify", "--new"], standalone_mode=False)
     assert result.exception is not None and "--anchor" in str(result.exception)
+
+
+# ---------------------------------------------------------------------------
+# M3: a bucket writer's key names cannot make export write outside the bundle
+
+EVIL = "trail/keys/../../../escaped-by-export.pem"
+PLANTED = b"# written outside the bundle folder by sealtrail export\n"
+
+
+class BucketWithPlantedKey(DirectoryStore):
+    """A genuine trail as the "bucket", plus one planted object under keys/ (AWS S3 stores `..` literally)."""
+
+    def __init__(self, root: Path, planted: str = EVIL) -> None:
+        super().__init__(root)
+        self.planted = planted
+
+    def versions(self, prefix: str, start_after: str | None = None):  # type: ignore[no-untyped-def]
+        yield from super().versions(prefix, start_after)
+        if self.planted.startswith(prefix):
+            yield ObjectVersion(self.planted, "v1", True, False, len(PLANTED), NOW)
+
+    def get(self, key: str, version_id: str | None = None):  # type: ignore[no-untyped-def]
+        if key == self.planted:
+            from sealtrail.sinks.store import StoredObject
+
+            return StoredObject(key, "v1", PLANTED, sha256_b64(PLANTED), "COMPLIANCE", NOW + timedelta(days=31))
+        return super().get(key, version_id)
+
+
+def _files(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("planted", [
+    EVIL,  # the review's key: up and out of the bundle
+    "trail/keys/%2e%2e/x.pem",  # what SeaweedFS accepts: a literal name, still not a key the trail writes
+    "trail/keys/sub\\..\\..\\x.pem",  # backslashes
+    "trail/keys/ed25519-0123456789abcdef.pem.lock.json.pem",
+])
+def test_export_copies_only_key_names_the_trail_writes_and_names_the_others(tmp_path: Path, planted: str) -> None:
+    write_source(tmp_path / "exports" / "bucket")
+    before = _files(tmp_path)
+    out = tmp_path / "exports" / "bundle-1"
+    result = export_bundle(BucketWithPlantedKey(tmp_path / "exports" / "bucket", planted), SETTINGS, out,
+                           date(2024, 3, 1), date(2024, 3, 1))
+    written = _files(tmp_path) - before
+    assert written and all(p.resolve().is_relative_to(out.resolve()) for p in written), written
+    assert not (tmp_path / "escaped-by-export.pem").exists() and not (tmp_path / "exports/escaped-by-export.pem").exists()
+    assert all(PLANTED not in p.read_bytes() for p in written)
+    assert [n for n in result.manifest["notes"] if repr(planted) in n and "not exported" in n]
+    signer, _ = source_objects()
+    assert (out / public_key_key(PREFIX, signer.key_id)).is_file()  # the real key is still exported
+    assert result.report.ok, result.report.findings
+
+
+@pytest.mark.parametrize("rel", ["../x", "a/../../x", "/etc/x", "a\\..\\x", "", "a/\x00", "."])
+def test_the_bundle_writer_refuses_names_outside_the_bundle(tmp_path: Path, rel: str) -> None:
+    from sealtrail.evidence.export import contained
+
+    with pytest.raises(ConfigError):
+        contained(tmp_path / "out", rel)
+    assert contained(tmp_path / "out", "trail/keys/a.pem") == (tmp_path / "out/trail/keys/a.pem").resolve()
+
+
+def test_the_bundle_writer_does_not_follow_a_symlink_out(tmp_path: Path) -> None:
+    from sealtrail.evidence.export import contained
+
+    (tmp_path / "out" / "trail").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "out" / "trail" / "keys").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ConfigError):
+        contained(tmp_path / "out", "trail/keys/ed25519-0123456789abcdef.pem")

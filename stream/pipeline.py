@@ -238,7 +238,7 @@ class SealWorker:
         counts: dict[int, int] = {}
         for record in sealed:
             counts[record.partition] = counts.get(record.partition, 0) + 1
-        overtaken = []
+        suspect: dict[int, bytes] = {}  # partition -> the head hash this worker sealed on
         for p, n in counts.items():
             head = self.heads.get(p)
             if head is None:
@@ -248,10 +248,14 @@ class SealWorker:
                     and head.next_out == offsets[0]):
                 head.next_out = offsets[-1] + 1
                 continue
-            mine = head.hash
             log.info("chain %s: %d record(s) landed at %s, expected from %d; following the chain again",
                      head.chain, n, offsets[:3], head.next_out)
-            recovered = recover_heads(self.settings, [p], self.store)[p]
+            suspect[p] = head.hash
+        if not suspect:
+            return []
+        overtaken = []
+        for p, recovered in recover_heads(self.settings, sorted(suspect), self.store).items():
+            mine = suspect[p]
             self.heads[p] = recovered
             self.metrics.recoveries.inc()
             if recovered.hash == mine:

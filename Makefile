@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EVENTS ?= 5000
 
-.PHONY: install browser demo test test-soak bench bench-quick bench-storage bench-stream-cpu bench-verify down clean
+.PHONY: install browser demo test test-soak bench bench-quick bench-storage bench-stream-cpu bench-verify bench-restart down clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ bench-verify: install    ## events/s of verify over a 600,000-event bundle folde
 
 bench-stream-cpu: install ## CPU per event of the stream's validate -> seal -> wire path, without a broker (< 1 minute)
 	$(BIN)/python bench/stream_cpu.py
+
+bench-restart: install   ## restart cost, a young trail against an old one of 1,000,000 events in 100,000 objects (built synthetically): old within 1.5x; BENCH_ARGS=--quick
+	$(BIN)/python bench/restart_cost.py $(BENCH_ARGS)
 
 test-soak: install       ## fault runs with 40 kills each, plus any test marked soak (kept out of `make test`)
 	SEALTRAIL_TEST_KILLS=40 $(BIN)/pytest -m "soak or faults" tests/integration

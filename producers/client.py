@@ -29,11 +29,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
+import pydantic_core
 import uuid_utils
 from confluent_kafka import KafkaError, Message, Producer
 from pydantic import ValidationError
 
 from sealtrail.config import Settings
+from sealtrail.encoding import canonical
 from sealtrail.errors import InvalidEventError, SealtrailError, ServiceUnavailable
 from sealtrail.event import Event
 from sealtrail.kafka import make_producer
@@ -51,6 +53,46 @@ def new_event_id() -> str:
     return str(uuid_utils.uuid7())
 
 
+# The deepest before/after/metadata value the stream's JSON parser (pydantic-core's) reads: an event
+# is one level more, and at 202 levels that parser stops with "recursion limit exceeded".
+NESTING_MAX = 200
+_NESTED = ("before", "after", "metadata")
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    """True when value nests objects and arrays more than limit levels deep (a scalar is 0, ``{}`` is 1)."""
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if level > limit:
+            return True
+        stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def check_values(event: Event) -> None:
+    """The stream's rule for before/after/metadata, checked where the bug is.
+
+    Numbers: what RFC 8785 can write (encoding.canonical, the function the
+    stream hashes with), so NaN, Infinity and integers beyond 2**53 - 1 are
+    InvalidEventError("not_canonicalizable") here, never silently null or a
+    float. Depth: at most NESTING_MAX levels, what the stream's parser reads.
+    """
+    for name in _NESTED:
+        value = getattr(event, name)
+        if value is None:
+            continue
+        if _depth_over(value, NESTING_MAX):
+            raise InvalidEventError("not_canonicalizable", name, f"nested deeper than {NESTING_MAX} levels")
+        try:
+            canonical(value)
+        except InvalidEventError as e:
+            raise InvalidEventError("not_canonicalizable", name, e.detail) from e
+
+
 def prepare(event: Mapping[str, Any] | Event, redactor: Redactor = DEFAULT) -> Event:
     """Fill in what a producer may leave out (event_id, occurred_at), validate, redact secrets."""
     if not isinstance(event, Event):
@@ -65,11 +107,27 @@ def prepare(event: Mapping[str, Any] | Event, redactor: Redactor = DEFAULT) -> E
             first = e.errors(include_url=False)[0]
             field = ".".join(str(p) for p in first["loc"]) or None
             raise InvalidEventError(first["type"], field, first["msg"]) from e
+    check_values(event)
     return redact_event(event, redactor)[0]
 
 
+def parse_line(line: bytes) -> dict[str, Any]:
+    """One JSON object, read by the stream's own parser (big integers stay integers, NaN is refused)."""
+    try:
+        data = pydantic_core.from_json(line, allow_inf_nan=False)
+    except ValueError as e:
+        raise InvalidEventError("invalid_json", None, str(e)) from e
+    if not isinstance(data, dict):
+        raise InvalidEventError("not_an_object", None, "each line must be a JSON object")
+    return data
+
+
 def encode(event: Event) -> bytes:
-    return orjson.dumps(event.model_dump(mode="json", exclude_none=True))
+    """The event's JSON; what prepare() let through always encodes, anything else is InvalidEventError."""
+    try:
+        return orjson.dumps(event.model_dump(mode="json", exclude_none=True))
+    except (ValueError, TypeError) as e:  # orjson.JSONEncodeError is a TypeError
+        raise InvalidEventError("not_canonicalizable", None, str(e)) from e
 
 
 def event_size_limit(settings: Settings) -> int:

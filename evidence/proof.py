@@ -17,7 +17,12 @@ the public keys only:
   signed range, never from the proof alone.
 
 prev_hash needs no check of its own: a changed record would need a prev_hash
-giving the same record hash, a SHA-256 second preimage.
+giving the same record hash, a SHA-256 second preimage. The record's fields
+must have their columns' types, the required ones be present, and before,
+after and metadata each be one JSON object's canonical text: those three go
+into the hashed bytes verbatim, so text that is not one object could hide
+fields moved into it (`{"n":4},"outcome":"success"` as metadata, outcome
+removed) under the very same hash.
 Building a proof recomputes the object's record hashes from its rows (the
 stored per-row hash is not relied on) and refuses to emit a proof whose root
 differs from the digest's: that object fails `sealtrail verify` too.
@@ -29,19 +34,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import pyarrow as pa
 
 from sealtrail import merkle
 from sealtrail.config import Settings
 from sealtrail.errors import ConfigError, KeyNotFoundError, NotProvableError
 from sealtrail.layout import DataObject, data_prefix, digest_prefix, parse_data_key, parse_digest_key
-from sealtrail.record import EVENT_COLUMNS, GENESIS, hashed_bytes, record_hash
+from sealtrail.record import EVENT_COLUMNS, GENESIS, JSON_COLUMNS, hashed_bytes, record_hash
 from sealtrail.signing import PublicKeys, head_message
 from sealtrail.sinks.digest import FORMAT as DIGEST_FORMAT
 from sealtrail.sinks.digest import signed_message
-from sealtrail.sinks.parquet import RECORD_FORMAT, foreign_format, prev_hash_of, read_table, text_columns
+from sealtrail.sinks.parquet import (
+    RECORD_FORMAT,
+    REQUIRED_FOR_EVENTS,
+    SCHEMA,
+    foreign_format,
+    prev_hash_of,
+    read_table,
+    text_columns,
+)
 
 FORMAT = "sealtrail.proof.v2"  # v2: record hashes by sealtrail.record.v2 (sinks.parquet.RECORD_FORMAT)
 RECORD_FIELDS = frozenset({"seq", "sealed_at", "src_offset", "key_id", *EVENT_COLUMNS})
+# Each field's type in a proof: its Parquet column's (integers as int, timestamps as their hashed text).
+FIELD_TYPES = {f.name: int if pa.types.is_integer(f.type) else str for f in SCHEMA if f.name in RECORD_FIELDS}
+REQUIRED_FIELDS = REQUIRED_FOR_EVENTS & RECORD_FIELDS  # what every sealed event has
 
 
 # ---------------------------------------------------------------------------
@@ -308,6 +325,28 @@ def _listed_entry(result: ProofResult, doc: dict[str, Any], digest: dict[str, An
     return entry
 
 
+def record_problem(record: dict[str, Any]) -> str | None:
+    """Why a proof's record is not a sealed event's record as its hash covers it, or None."""
+    from sealtrail.evidence.rows import json_text_problem
+
+    unknown = sorted(str(name) for name in set(record) - RECORD_FIELDS)
+    if unknown:
+        return f"fields that no record hash covers: {', '.join(unknown)}"
+    missing = sorted(name for name in REQUIRED_FIELDS if record.get(name) is None)
+    if missing:
+        return f"fields every sealed event has are missing: {', '.join(missing)}"
+    wrong = sorted(name for name, value in record.items() if value is not None  # null: absent, as hashed
+                   and (not isinstance(value, FIELD_TYPES[name]) or isinstance(value, bool)))
+    if wrong:
+        return "fields without their column's type: " + ", ".join(
+            f"{name} is {type(record[name]).__name__}, not {FIELD_TYPES[name].__name__}" for name in wrong)
+    for name in sorted(JSON_COLUMNS & set(record)):
+        why = None if record[name] is None else json_text_problem(record[name], strict=True)
+        if why is not None:
+            return f"{name} {why}"
+    return None
+
+
 def check_proof(doc: Any, public_key_pems: list[bytes] | tuple[bytes, ...]) -> ProofResult:
     """Check a proof with these public keys (PEM) alone; every check is listed, passed or failed.
 
@@ -332,14 +371,15 @@ def check_proof(doc: Any, public_key_pems: list[bytes] | tuple[bytes, ...]) -> P
     _check_signatures(result, digest, keys)
     entry = _listed_entry(result, doc, digest)
 
-    unknown = sorted(set(record) - RECORD_FIELDS)
-    if unknown:
-        result.add("record_fields", False, f"fields that no record hash covers: {', '.join(unknown)}")
+    problem = record_problem(record)
+    if problem is not None:
+        result.add("record_fields", False, problem)
     elif record.get("event_id") != doc["event_id"]:
         result.add("record_fields", False, f"the record's event_id is {record.get('event_id')!r}, "
                                            f"not {doc['event_id']!r}")
     else:
-        result.add("record_fields", True, "every field is under the record hash")
+        result.add("record_fields", True, "every field is under the record hash, with its column's type; "
+                                          f"{', '.join(sorted(JSON_COLUMNS & set(record)))} canonical JSON")
 
     first, last = doc["object"].get("first"), doc["object"].get("last")
     if entry is not None:

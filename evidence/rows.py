@@ -20,6 +20,12 @@ against hashed_bytes itself, falling back to the reference if they ever
 disagree; tests/unit/test_verify_fast.py compares the paths with hypothesis.
 Row checks are compared a chunk at a time (one bytes comparison when all
 match) and the chain is linked in a tight loop between signed heads.
+
+The JSON columns (before, after, metadata) go into the hashed bytes as text,
+verbatim, so the hash alone cannot tell `{"a":1}` in metadata with a request
+id beside it from metadata text that swallowed the request id
+(`{"a":1},"request_id":"r"`): the same bytes. json_findings names every cell
+that is not one JSON object in canonical form, which no stream wrote.
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ from typing import Any, NamedTuple
 import orjson
 import pyarrow as pa
 from sealtrail import merkle
-from sealtrail.errors import KeyNotFoundError
+from sealtrail.encoding import canonical_text
+from sealtrail.errors import InvalidEventError, KeyNotFoundError
 from sealtrail.evidence.canonical import HASHED_ORDER, TableColumns, read_object
 from sealtrail.evidence.findings import Finding, FindingKind
 from sealtrail.layout import DataObject
@@ -121,6 +128,78 @@ def _order_problem(seqs: list[int], first: int, last: int) -> tuple[FindingKind,
     if sorted(seqs) == list(range(first, last + 1)):
         return K.ROWS_REORDERED, expected, f"rows out of order: seq {seqs[i]} stands where seq {expected} belongs"
     return K.CELL_CHANGED, expected, f"seq column changed: the row where seq {expected} belongs says {seqs[i]}"
+
+
+def json_text_problem(value: Any, strict: bool = True) -> str | None:
+    """Why a before/after/metadata value is not the text of one canonical JSON object, or None.
+
+    The stream stores each as its RFC 8785 text (sealtrail.record.flatten), and a JSON object's text
+    ends where the object does, so text that is one object cannot have swallowed a column hashed after
+    it. strict: re-canonicalise (sealtrail.encoding.canonical_text) and compare; not strict (verify, on
+    every row), orjson's sorted form is accepted too (the same bytes inside canonical_text's fast domain)
+    before falling back to canonical_text.
+    """
+    if not isinstance(value, str):
+        return f"is {type(value).__name__!s}, not JSON text"
+    try:
+        parsed = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return "is not the text of one JSON value: fields of other columns may have been moved into it under the same hash"
+    if type(parsed) is not dict:
+        return f"is a JSON {type(parsed).__name__}, not an object"
+    if not strict and _sorted_text(parsed) == value.encode():
+        return None
+    try:
+        canonical = canonical_text(parsed)
+    except InvalidEventError as e:
+        return f"cannot be canonicalised: {e}"
+    return None if canonical == value else "is not in its canonical form (RFC 8785), which the stream writes"
+
+
+def _sorted_text(value: dict) -> bytes | None:
+    try:
+        return _dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # deeper than orjson writes: canonical_text decides
+        return None
+
+
+def _json_problems(columns: Columns, name: str) -> list[tuple[int, str]]:
+    """(row, problem) for every cell of a JSON column that json_text_problem rejects; distinct values once."""
+    if isinstance(columns, TableColumns):
+        found: list[tuple[int, str]] = []
+        offset = 0
+        for chunk in columns.table.column(name).chunks:
+            coded = pa.types.is_dictionary(chunk.type)
+            values = (chunk.dictionary if coded else chunk).to_pylist()
+            bad = {i: why for i, v in enumerate(values) if v is not None
+                   and (why := json_text_problem(v, strict=False)) is not None}
+            if bad:
+                rows = chunk.indices.to_pylist() if coded else range(len(values))
+                found += [(offset + r, bad[v]) for r, v in enumerate(rows) if v in bad]
+            offset += len(chunk)
+        return found
+    return [(i, why) for i, v in enumerate(columns[name]) if v is not None
+            and (why := json_text_problem(v, strict=False)) is not None]
+
+
+def json_findings(chain: str, obj: DataObject, columns: Columns) -> list[Finding]:
+    """One CELL_CHANGED per run of consecutive rows whose JSON column is not one canonical JSON object."""
+    seqs = columns["seq"]
+    present = columns.table.column_names if isinstance(columns, TableColumns) else columns
+    findings: list[Finding] = []
+    for name in sorted(JSON_COLUMNS):
+        if name not in present:
+            continue
+        problems = _json_problems(columns, name)
+        start = 0
+        for k in range(1, len(problems) + 1):
+            if k < len(problems) and problems[k][0] == problems[k - 1][0] + 1 and problems[k][1] == problems[start][1]:
+                continue
+            lo, hi = seqs[problems[start][0]], seqs[problems[k - 1][0]]
+            span = f"seq {lo}" if lo == hi else f"seqs {lo}..{hi}"
+            findings.append(object_finding(K.CELL_CHANGED, obj, chain, lo, f"{span}: {name} {problems[start][1]}"))
+            start = k
+    return findings
 
 
 def _null_rows(sources: Sequence[Sequence[Any]], n: int) -> set[int]:
@@ -420,6 +499,7 @@ def check_object_rows(
     bad, hashes = _row_mismatches(chain, columns, start_hash, head_ok)
     if order is None:  # with broken numbering, row findings would only echo the finding above
         findings.extend(_hash_findings(chain, obj, seqs, bad))
+        findings.extend(json_findings(chain, obj, columns))
         if inputs:
             findings.extend(input_findings(chain, obj, seqs, columns["src_offset"]))
     sig_findings, valid, carried = _signature_findings(chain, obj, columns, keys, hashes)

@@ -206,8 +206,10 @@ def test_any_changed_field_fails_inclusion(proof: dict[str, Any], name: str) -> 
 
 
 def test_a_removed_field_fails_inclusion(proof: dict[str, Any]) -> None:
-    del proof["record"]["tenant"]
+    del proof["record"]["resource_id"]  # an optional one
     assert failed(proof) == {"inclusion"}
+    del proof["record"]["tenant"]  # one every sealed event has
+    assert failed(proof) == {"inclusion", "record_fields"}
 
 
 def test_an_added_field_no_hash_covers_fails(proof: dict[str, Any]) -> None:
@@ -462,3 +464,87 @@ def test_cli_prove_then_check_proof(bundle: Path, tmp_path: Path) -> None:
         assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
     unknown = run("prove", str(uuid.uuid4()), "--path", str(bundle), cwd=tmp_path)
     assert unknown.returncode == 1 and "not in the trail" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+# ---------------------------------------------------------------------------
+# M4: fields moved between columns keep the hashed bytes; they must not keep "proof valid"
+
+MOVED = ("occurred_at", "outcome", "request_id", "resource_id", "resource_type")  # hashed right after metadata
+
+
+def moved_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """The review's forgery: later fields spliced into the metadata text, before into the after text."""
+    f = dict(record)
+    f["metadata"] = record["metadata"] + "".join(f",{json.dumps(k)}:{json.dumps(record[k])}"
+                                                 for k in MOVED if k in record)
+    f["after"] = record["after"] + ',"before":' + record["before"]
+    for k in (*MOVED, "before"):
+        f.pop(k, None)
+    return f
+
+
+def test_the_moved_fields_forgery_hashes_the_same_and_fails(proof: dict[str, Any]) -> None:
+    from sealtrail.record import EVENT_COLUMNS, hashed_bytes
+
+    record = proof["record"]
+    assert {"before", "after", "resource_id", "occurred_at"} <= set(record)
+    forged = moved_fields(record)
+
+    def content(r: dict[str, Any]) -> bytes:
+        return hashed_bytes(proof["chain"], r["seq"], r["sealed_at"], r["src_offset"],
+                            {n: r.get(n) for n in EVENT_COLUMNS}, r.get("key_id"))
+
+    assert content(forged) == content(record)  # the attack: the same bytes under the hash
+    proof["record"] = forged
+    result = check_proof(proof, pems())
+    assert not result.ok and {c.name for c in result.checks if not c.ok} == {"record_fields"}
+    assert "missing: occurred_at, outcome" in next(c.detail for c in result.checks if c.name == "record_fields")
+
+
+@pytest.mark.parametrize("name,text", [
+    ("metadata", '{"n":7,"note":"grüße ✓"},"outcome":"success"'),  # fields moved in, nothing removed
+    ("metadata", '{"note":"grüße ✓","n":7}'),  # one object, not in canonical (sorted) form
+    ("metadata", '{"n": 7, "note": "grüße ✓"}'),  # whitespace
+    ("metadata", '[7]'),  # not an object
+    ("metadata", '{"n":7,"n":7,"note":"grüße ✓"}'),  # a repeated key
+    ("after", '{"amount":8},"before":{"amount":7}'),
+])
+def test_a_json_column_that_is_not_one_canonical_object_fails(proof: dict[str, Any], name: str, text: str) -> None:
+    proof["record"][name] = text
+    assert "record_fields" in failed(proof)
+
+
+@pytest.mark.parametrize("name,value", [("seq", "8"), ("src_offset", 7.0), ("class_uid", True), ("metadata", {"n": 7}),
+                                        ("actor_id", 4), ("key_id", 1), ("occurred_at", 1709283607)])
+def test_a_field_without_its_columns_type_fails(proof: dict[str, Any], name: str, value: Any) -> None:
+    proof["record"][name] = value
+    assert "record_fields" in failed(proof)
+
+
+def test_verify_names_a_json_cell_that_is_not_one_object_though_every_hash_matches() -> None:
+    """Defence in depth: an object rewritten with the forgery above (schema v3 lets event columns be null)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from sealtrail.evidence.rows import check_body
+    from sealtrail.layout import parse_data_key
+
+    signer, objects, _ = trail()
+    key = data_key(PREFIX, DAY, "p001", 6, 10)
+    table = pq.read_table(io.BytesIO(objects[key]))
+    rows = table.to_pylist()
+    i = next(i for i, r in enumerate(rows) if r["before"] is not None)
+    rows[i]["after"] = rows[i]["after"] + ',"before":' + rows[i]["before"]
+    rows[i]["before"] = None
+    out = io.BytesIO()
+    pq.write_table(type(table).from_pylist(rows, schema=table.schema), out)
+    obj = parse_data_key(key)
+    assert obj is not None
+    checked, problem, unreadable = check_body("p001", obj, out.getvalue(), (signer.public_pem,))
+    assert checked is not None and problem is None and unreadable is None
+    findings = checked.check.findings
+    assert [(f.kind, f.seq) for f in findings] == [(K.CELL_CHANGED, rows[i]["seq"])]  # nothing else: same bytes
+    assert "after is not the text of one JSON value" in findings[0].detail
+    intact, _, _ = check_body("p001", obj, objects[key], (signer.public_pem,))
+    assert intact is not None and intact.check.findings == []

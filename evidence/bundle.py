@@ -25,6 +25,7 @@ from sealtrail.sinks.store import ObjectVersion, StoredObject, sha256_b64
 
 LOCK_SUFFIX = ".lock.json"
 VERSION_ID = "1"
+SIDECAR_FIELDS = ("version_id", "mode", "retain_until", "last_modified", "checksum_sha256")
 
 
 def _ts(text: str | None) -> datetime | None:
@@ -49,13 +50,27 @@ class DirectoryStore:
         return path
 
     def _lock(self, key: str) -> dict:
+        """The key's sidecar: an object of text fields, each parsed here, so a malformed one is a ConfigError
+        naming the file, never a traceback."""
         sidecar = self._path(key + LOCK_SUFFIX)
         if not sidecar.is_file():
             return {}
         try:
-            return json.loads(sidecar.read_text())
+            lock = json.loads(sidecar.read_text())
         except (OSError, ValueError) as e:
             raise ConfigError(str(sidecar), f"unreadable lock sidecar: {e}") from e
+        except RecursionError as e:
+            raise ConfigError(str(sidecar), "unreadable lock sidecar: nested too deeply") from e
+        if not isinstance(lock, dict):
+            raise ConfigError(str(sidecar), "unreadable lock sidecar: not a JSON object")
+        wrong = [name for name in SIDECAR_FIELDS if not isinstance(lock.get(name), (str, type(None)))]
+        if wrong:
+            raise ConfigError(str(sidecar), f"unreadable lock sidecar: {', '.join(wrong)} not text")
+        try:
+            _ts(lock.get("last_modified")), _ts(lock.get("retain_until"))
+        except ValueError as e:
+            raise ConfigError(str(sidecar), f"unreadable lock sidecar: {e}") from e
+        return lock
 
     def keys(self, prefix: str) -> Iterator[str]:
         """Every object key under prefix (sidecars are metadata, not objects)."""

@@ -65,13 +65,20 @@ def write_manifest(root: Path, manifest: dict[str, Any]) -> Path:
 
 
 def read_manifest(root: Path) -> dict[str, Any] | None:
-    """The folder's manifest, None when it has none; raises ValueError when it is not one."""
+    """The folder's manifest, None when it has none; raises ValueError when it is not one (nested too
+    deeply to parse, or its fields of the wrong type, included: anyone can write a bundle's manifest)."""
     path = root / MANIFEST
     if not path.is_file():
         return None
-    doc = json.loads(path.read_text())
+    try:
+        doc = json.loads(path.read_text())
+    except RecursionError as e:
+        raise ValueError("nested too deeply to be a manifest") from e
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("files"), list):
         raise ValueError(f"not a {FORMAT} manifest")
+    wrong = [name for name in ("source", "chains") if not isinstance(doc.get(name), (dict, type(None)))]
+    if wrong:
+        raise ValueError(f"not a {FORMAT} manifest: {', '.join(wrong)} not a JSON object")
     return doc
 
 

@@ -38,7 +38,7 @@ import pyarrow as pa
 
 from sealtrail import merkle
 from sealtrail.config import Settings
-from sealtrail.errors import ConfigError, KeyNotFoundError, NotProvableError
+from sealtrail.errors import ConfigError, InvalidEventError, KeyNotFoundError, NotProvableError
 from sealtrail.layout import DataObject, data_prefix, digest_prefix, parse_data_key, parse_digest_key
 from sealtrail.record import EVENT_COLUMNS, GENESIS, JSON_COLUMNS, hashed_bytes, record_hash
 from sealtrail.signing import PublicKeys, head_message
@@ -244,6 +244,11 @@ _SHAPE: dict[str, type | tuple[type, ...]] = {
     "event_id": str, "chain": str, "object": dict, "record": dict, "prev_hash": str,
     "leaf_index": int, "tree_size": int, "path": list, "digest": dict,
 }
+# The digest's fields the checks read, where present (a missing one fails its check; a wrong type is no digest).
+_DIGEST_SHAPE: dict[str, type | tuple[type, ...]] = {
+    "format": str, "chain": str, "created_at": str, "objects": list, "head": dict, "previous": (dict, type(None)),
+    "key_id": str, "signature": str,
+}
 
 
 def proof_shape_problem(doc: Any) -> str | None:
@@ -257,6 +262,9 @@ def proof_shape_problem(doc: Any) -> str | None:
         return f"missing {', '.join(missing)}"
     wrong = [name for name, kind in _SHAPE.items()
              if not isinstance(doc[name], kind) or (kind is int and isinstance(doc[name], bool))]
+    digest = doc["digest"] if isinstance(doc["digest"], dict) else {}
+    wrong += [f"digest.{name}" for name, kind in _DIGEST_SHAPE.items()
+              if name in digest and not isinstance(digest[name], kind)]
     if wrong:
         return f"wrong type for {', '.join(wrong)}"
     return None
@@ -278,7 +286,7 @@ def _check_signatures(result: ProofResult, digest: dict[str, Any], keys: PublicK
                   else f"does not verify with {digest['key_id']}: the digest was changed")
     except KeyNotFoundError as e:
         ok, detail = False, f"signed with {e.key_id}, which is not one of the given keys"
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, InvalidEventError) as e:  # InvalidEventError: not canonicalisable
         ok, detail = False, f"signature missing or malformed: {e}"
     result.add("digest_signature", ok, detail)
     try:
@@ -289,7 +297,7 @@ def _check_signatures(result: ProofResult, digest: dict[str, Any], keys: PublicK
                   else f"the signature of seq {head['seq']} does not verify with {head['key_id']}")
     except KeyNotFoundError as e:
         ok, detail = False, f"signed with {e.key_id}, which is not one of the given keys"
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         ok, detail = False, f"head missing or malformed: {e}"
     result.add("checkpoint_signature", ok, detail)
 
@@ -351,8 +359,15 @@ def check_proof(doc: Any, public_key_pems: list[bytes] | tuple[bytes, ...]) -> P
     """Check a proof with these public keys (PEM) alone; every check is listed, passed or failed.
 
     Raises ConfigError when doc is not a proof at all or no usable key is given
-    (a usage error, not a failed proof).
+    (a usage error, not a failed proof), nested too deeply to check included.
     """
+    try:
+        return _check_proof(doc, public_key_pems)
+    except (RecursionError, TypeError, AttributeError, InvalidEventError) as e:  # beyond what the shape checks
+        raise ConfigError("proof", f"not a {FORMAT} document: {type(e).__name__}: {str(e)[:200]}") from e
+
+
+def _check_proof(doc: Any, public_key_pems: list[bytes] | tuple[bytes, ...]) -> ProofResult:
     problem = proof_shape_problem(doc)
     if problem is not None:
         raise ConfigError("proof", problem)

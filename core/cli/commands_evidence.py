@@ -88,6 +88,8 @@ def check_proof_cmd(proof_file: Path, key_files: tuple[Path, ...], as_json: bool
         doc = json.loads(raw)
     except ValueError as e:
         raise ConfigError("proof", f"{proof_file} is not JSON: {e}") from e
+    except RecursionError as e:
+        raise ConfigError("proof", f"{proof_file} is nested too deeply to be a proof") from e
     pems = []
     for path in key_files:
         try:

@@ -479,3 +479,40 @@ def test_the_bundle_writer_does_not_follow_a_symlink_out(tmp_path: Path) -> None
     (tmp_path / "out" / "trail" / "keys").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(ConfigError):
         contained(tmp_path / "out", "trail/keys/ed25519-0123456789abcdef.pem")
+
+
+# ---------------------------------------------------------------------------
+# L8: verify --path on malformed JSON in a bundle: a finding or a ConfigError, never a traceback
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"format": "sealtrail.bundle.v1", "files": [], "chains": 5}',
+                                  '{"format": "sealtrail.bundle.v1", "files": [], "source": "bucket"}'],
+                         ids=["deep", "chains-5", "source-text"])
+def test_verify_path_names_a_malformed_manifest(bundle: Path, text: str) -> None:
+    (bundle / MANIFEST).write_text(text)
+    result = run_verify("--path", str(bundle), "--json")
+    assert result.return_value == 1
+    found = [f for f in json.loads(result.output)["findings"] if f["key"] == MANIFEST]
+    assert found and found[0]["kind"] == "manifest_mismatch" and "unreadable manifest" in found[0]["detail"]
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, "[1]", '{"last_modified": 5}', '{"retain_until": "soon"}',
+                                  '{"version_id": ["v1"]}'], ids=["deep", "list", "int-time", "bad-time", "list-id"])
+def test_verify_path_refuses_a_malformed_lock_sidecar(bundle: Path, text: str) -> None:
+    key = data_key(PREFIX, "2024-03-02", "p001", 8, 12)
+    (bundle / f"{key}.lock.json").write_text(text)
+    with pytest.raises(ConfigError, match="unreadable lock sidecar"):
+        run_verify("--path", str(bundle))
+
+
+def test_cli_verify_path_exits_2_on_a_deeply_nested_sidecar(bundle: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    key = data_key(PREFIX, "2024-03-02", "p001", 8, 12)
+    (bundle / f"{key}.lock.json").write_text("[" * 100_000)
+    done = subprocess.run([sys.executable, "-m", "sealtrail.cli", "verify", "--path", str(bundle)], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "SEALTRAIL_HOME": str(tmp_path / "home"),
+                               "SEALTRAIL_RETENTION__DAYS": "30"})
+    assert done.returncode == 2 and "nested too deeply" in done.stderr and "Traceback" not in done.stderr, done.stderr

@@ -548,3 +548,39 @@ def test_verify_names_a_json_cell_that_is_not_one_object_though_every_hash_match
     assert "after is not the text of one JSON value" in findings[0].detail
     intact, _, _ = check_body("p001", obj, objects[key], (signer.public_pem,))
     assert intact is not None and intact.check.findings == []
+
+
+# ---------------------------------------------------------------------------
+# L8: malformed JSON is "not a proof" (exit 2 with a message), never a traceback
+
+
+@pytest.mark.parametrize("edit", [
+    lambda d: d["digest"].update(objects=5),  # the review's: TypeError iterating it
+    lambda d: d["digest"].update(head=[1]),
+    lambda d: d["digest"].update(previous="x"),
+    lambda d: d["digest"].update(signature=5),
+], ids=["objects-5", "head-list", "previous-text", "signature-int"])
+def test_a_digest_field_of_the_wrong_type_is_not_a_proof(proof: dict[str, Any], edit: Callable[[dict], None]) -> None:
+    edit(proof)
+    with pytest.raises(ConfigError, match="wrong type for digest"):
+        check_proof(proof, pems())
+
+
+def test_a_digest_head_of_odd_types_fails_its_checks_without_a_crash(proof: dict[str, Any]) -> None:
+    proof["digest"]["head"]["sealed_at"] = [1]
+    proof["digest"]["objects"][1]["last"] = 10**30  # beyond what canonical JSON holds: cannot have been signed
+    assert {"digest_signature", "checkpoint_signature"} <= failed(proof)
+
+
+def test_cli_check_proof_exits_2_on_malformed_json(tmp_path: Path, proof: dict[str, Any]) -> None:
+    key = tmp_path / "auditor.pem"
+    key.write_bytes(trail()[0].public_pem)
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000)  # RecursionError in json.loads
+    proof["digest"]["objects"] = 5
+    five = tmp_path / "objects-5.json"
+    five.write_text(json.dumps(proof))
+    for path, message in ((deep, "nested too deeply"), (five, "wrong type for digest.objects")):
+        checked = run("check-proof", str(path), "--key", str(key), cwd=tmp_path)
+        assert checked.returncode == 2, checked.stdout + checked.stderr
+        assert message in checked.stderr and "Traceback" not in checked.stderr, checked.stderr

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from sealtrail.printable import printable
+
 
 class FindingKind(StrEnum):
     # a record's content
@@ -84,6 +86,11 @@ class Finding:
             "seq": self.seq,
             "detail": self.detail,
         }
+
+    def text(self) -> str:
+        """The finding as a report line; the key, version and detail can hold anyone's text (printable)."""
+        return (f"FAIL {self.kind.value}: chain {printable(self.chain)} seq {self.seq} object {printable(self.key)} "
+                f"version {printable(self.version)}: {printable(self.detail)}")
 
     def sort_key(self) -> tuple[str, int, str, str]:
         """Chain, then sequence, so a report reads in trail order."""

@@ -40,6 +40,7 @@ from sealtrail import merkle
 from sealtrail.config import Settings
 from sealtrail.errors import ConfigError, InvalidEventError, KeyNotFoundError, NotProvableError
 from sealtrail.layout import DataObject, data_prefix, digest_prefix, parse_data_key, parse_digest_key
+from sealtrail.printable import printable
 from sealtrail.record import EVENT_COLUMNS, GENESIS, JSON_COLUMNS, hashed_bytes, record_hash
 from sealtrail.signing import PublicKeys, head_message
 from sealtrail.sinks.digest import FORMAT as DIGEST_FORMAT
@@ -238,6 +239,14 @@ class ProofResult:
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "event_id": self.event_id, "chain": self.chain, "seq": self.seq,
                 "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks]}
+
+    def text(self) -> str:
+        """The result for a terminal: what the proof says shown through printable (its event id, key ids
+        and values are whatever its sender wrote), check names and the verdict from a fixed vocabulary."""
+        lines = [f"event {printable(self.event_id)}, chain {printable(self.chain)} seq {self.seq}"]
+        lines += [f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {printable(c.detail)}" for c in self.checks]
+        lines.append("proof valid" if self.ok else "proof INVALID")
+        return "\n".join(lines) + "\n"
 
 
 _SHAPE: dict[str, type | tuple[type, ...]] = {

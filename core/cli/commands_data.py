@@ -9,6 +9,7 @@ import click
 
 from sealtrail.cli.main import Context, cli
 from sealtrail.cli.progress import bar, say
+from sealtrail.printable import printable
 
 
 @cli.command()
@@ -169,7 +170,8 @@ def demo(ctx: Context, count: int) -> int:
     click.echo("  timings             " + ", ".join(f"{k} {s:.1f}s" for k, s in result.seconds.items()))
     click.echo("  top failed-login sources:")
     for row in result.query_rows:
-        click.echo(f"    {row['actor_ip']:<16} {row['failed_logins']:>6} failed logins on {row['accounts']} accounts")
+        click.echo(f"    {printable(row['actor_ip']):<16} {row['failed_logins']:>6} failed logins on "
+                   f"{row['accounts']} accounts")
     return 0 if v["ok"] else 1
 
 

@@ -100,8 +100,5 @@ def check_proof_cmd(proof_file: Path, key_files: tuple[Path, ...], as_json: bool
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
     else:
-        click.echo(f"event {result.event_id}, chain {result.chain} seq {result.seq}")
-        for check in result.checks:
-            click.echo(f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
-        click.echo("proof valid" if result.ok else "proof INVALID")
+        click.echo(result.text(), nl=False)
     return 0 if result.ok else 1

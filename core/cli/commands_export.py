@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from sealtrail.cli.main import Context, cli
 from sealtrail.cli.progress import bar, say
+from sealtrail.printable import printable
 
 DAY = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -36,16 +37,17 @@ def export(ctx: Context, start, end, tenant: str | None, chains: tuple[str, ...]
                                chains=list(chains) or None, force=force, progress=update, verify_progress=update)
     m = result.manifest
     size = sum(f["size"] for f in m["files"])
-    say(f"exported {len(m['files'])} files ({size / 1e6:.1f} MB) to {out}")
+    say(f"exported {len(m['files'])} files ({size / 1e6:.1f} MB) to {printable(out)}")
     for chain, info in m["chains"].items():
-        say(f"  {chain}  seqs {info['first_seq']}..{info['last_seq']}  {info['objects']} objects, "
+        say(f"  {printable(chain)}  seqs {info['first_seq']}..{info['last_seq']}  {info['objects']} objects, "
             f"{info['digests']} digests")
-    for note in m["notes"]:
-        say(f"  note: {note}")
+    for note in m["notes"]:  # they name the bucket's keys: anyone with write access chose them
+        say(f"  note: {printable(note)}")
     if not m["verification"]["windowed"] and any(i["first_seq"] > 1 for i in m["chains"].values()):
         say("  note: this verifier checks chains from seq 1 only; the seqs before the window show as missing")
     report = result.report
-    click.echo(f"{out}: {report.events} events in {report.objects} objects; " + "; ".join(report.verdict_lines())
+    click.echo(f"{printable(out)}: {report.events} events in {report.objects} objects; "
+               + "; ".join(report.verdict_lines())
                + ("" if report.ok else f"; {len(report.findings)} problems found (see verification.txt)"))
     return 0 if report.ok else 1
 

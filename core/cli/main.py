@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from sealtrail.errors import SealtrailError
+from sealtrail.printable import printable
 
 if TYPE_CHECKING:
     from sealtrail.config import Settings
@@ -78,8 +79,8 @@ def main() -> None:
     except click.ClickException as e:
         e.show()
         sys.exit(2)
-    except SealtrailError as e:
-        click.echo(f"error: {e.diagnostics()}", err=True)
+    except SealtrailError as e:  # messages can quote a bucket's key or a bundle's file name: printable
+        click.echo(f"error: {printable(e.diagnostics())}", err=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

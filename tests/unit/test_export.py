@@ -516,3 +516,53 @@ def test_cli_verify_path_exits_2_on_a_deeply_nested_sidecar(bundle: Path, tmp_pa
                           env={"PATH": "/usr/bin:/bin", "SEALTRAIL_HOME": str(tmp_path / "home"),
                                "SEALTRAIL_RETENTION__DAYS": "30"})
     assert done.returncode == 2 and "nested too deeply" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+# ---------------------------------------------------------------------------
+# M8: a bundle's file names cannot drive the terminal or print a verdict of their own
+
+ANSI_NAME = "x\x1b[2K\rintact\n\x1b[8m"
+
+
+def test_verify_path_shows_a_file_name_with_escapes_escaped(bundle: Path) -> None:
+    (bundle / PREFIX / "data" / ANSI_NAME).write_text("planted")
+    shown = run_verify("--path", str(bundle))
+    assert shown.return_value == 1
+    assert not {c for c in shown.output if c in "\x1b\r"}
+    lines = shown.output.splitlines()
+    escaped = f"{PREFIX}data/x\\x1b[2K\\rintact\\n\\x1b[8m"
+    assert [line for line in lines if line.startswith("FAIL ")] == [
+        f"FAIL manifest_mismatch: chain None seq None object {escaped} version None: "
+        "in the bundle but not listed in the manifest: added after export",
+        f"FAIL object_injected: chain None seq None object {escaped} version 1: not a data object name the sink writes"]
+    assert "intact" not in lines and lines[-3:] == ["2 problems found", "intact: no (1 manifest_mismatch, "
+                                                    "1 object_injected)", "complete: yes"]
+    as_json = json.loads(run_verify("--path", str(bundle), "--json").output)
+    assert {f["key"] for f in as_json["findings"]} == {f"{PREFIX}data/{ANSI_NAME}"}  # --json stays exact
+
+
+def test_an_error_naming_a_file_with_escapes_is_printed_escaped(bundle: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    key = data_key(PREFIX, "2024-03-02", "p001", 8, 12)
+    (bundle / f"{key}.lock.json").unlink()
+    odd = bundle / PREFIX / "data" / f"{ANSI_NAME}.lock.json"
+    odd.write_text("[1]")  # a malformed sidecar of the planted name: the error quotes the path
+    (bundle / PREFIX / "data" / ANSI_NAME).write_text("planted")
+    done = subprocess.run([sys.executable, "-m", "sealtrail.cli", "verify", "--path", str(bundle)], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "SEALTRAIL_HOME": str(tmp_path / "home"),
+                               "SEALTRAIL_RETENTION__DAYS": "30"})
+    assert done.returncode == 2 and "unreadable lock sidecar" in done.stderr, done.stderr
+    assert "x\\x1b[2K\\rintact\\n\\x1b[8m" in done.stderr and not {c for c in done.stderr if c in "\x1b\r"}
+
+
+def test_export_names_a_planted_key_with_escapes_escaped(tmp_path: Path) -> None:
+    write_source(tmp_path / "bucket")
+    planted = f"{PREFIX}keys/{ANSI_NAME}.pem"
+    result = export_bundle(BucketWithPlantedKey(tmp_path / "bucket", planted), SETTINGS, tmp_path / "out",
+                           date(2024, 3, 1), date(2024, 3, 2))
+    text = (tmp_path / "out" / "verification.txt").read_text()
+    assert not {c for c in text if c in "\x1b\r"} and text.endswith("intact\nintact: yes\ncomplete: yes\n")
+    assert [n for n in result.manifest["notes"] if "not exported" in n and "\\x1b[2K\\rintact\\n" in n]

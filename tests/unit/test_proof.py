@@ -584,3 +584,29 @@ def test_cli_check_proof_exits_2_on_malformed_json(tmp_path: Path, proof: dict[s
         checked = run("check-proof", str(path), "--key", str(key), cwd=tmp_path)
         assert checked.returncode == 2, checked.stdout + checked.stderr
         assert message in checked.stderr and "Traceback" not in checked.stderr, checked.stderr
+
+
+# ---------------------------------------------------------------------------
+# M8: what a proof says cannot drive the terminal or print a verdict of its own
+
+SPOOF = ("00000000-0000-4000-8000-000000000004, chain p000 seq 5\nok   digest_signature: signed\n"
+         "ok   inclusion: the record hash leads to the listed root\nproof valid\n\x1b[8m\x1b[30;40m")
+
+
+def test_cli_check_proof_shows_the_reviews_event_id_escaped(tmp_path: Path, proof: dict[str, Any]) -> None:
+    key = tmp_path / "auditor.pem"
+    key.write_bytes(trail()[0].public_pem)
+    proof["event_id"] = proof["record"]["event_id"] = SPOOF  # the record changed: every hash check fails
+    proof["digest"]["key_id"] = "ed25519-\x1b]0;owned\x07\u202e"
+    path = tmp_path / "proof-ansi.json"
+    path.write_text(json.dumps(proof))
+    shown = run("check-proof", str(path), "--key", str(key), cwd=tmp_path)
+    assert shown.returncode == 1, shown.stderr
+    assert not {c for c in shown.stdout if c in "\x1b\x07\r\u202e"}
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith("event 00000000-0000-4000-8000-000000000004, chain p000 seq 5\\nok   digest_signature")
+    assert "\\x1b[8m\\x1b[30;40m, chain p001 seq 8" in lines[0]
+    assert [line for line in lines if line.startswith("proof ")] == ["proof INVALID"] and lines[-1] == "proof INVALID"
+    assert all(line.startswith(("ok   ", "FAIL ")) for line in lines[1:-1])
+    as_json = run("check-proof", str(path), "--key", str(key), "--json", cwd=tmp_path)
+    assert as_json.returncode == 1 and json.loads(as_json.stdout)["event_id"] == SPOOF  # --json stays exact

@@ -27,9 +27,9 @@ from typing import Any
 import orjson
 from sealtrail.config import Settings
 from sealtrail.errors import ConfigError, ServiceUnavailable
-from sealtrail.evidence.export import oldest_version
 from sealtrail.evidence.findings import Finding, FindingKind, Report
 from sealtrail.layout import digest_key, digest_prefix, parse_digest_key
+from sealtrail.versions import sinks_version
 
 FORMAT = "sealtrail.anchor.v1"
 K = FindingKind
@@ -63,10 +63,7 @@ def latest_digests(store: Any, prefix: str) -> dict[str, tuple[int, str]]:
 
 def stored_digest(store: Any, key: str) -> tuple[str | None, bytes | None]:
     """(version id, bytes) of the sink's version of a digest, or (None, None) when none is left."""
-    history = [(i, v) for i, v in enumerate(store.versions(key)) if v.key == key]
-    if not history:
-        return None, None
-    version, _, _ = oldest_version(history)
+    version = sinks_version(store, key)
     if version is None:
         return None, None
     return version.version_id, store.get(key, version.version_id).body

@@ -87,6 +87,7 @@ from sealtrail.record import (
 from sealtrail.signing import PublicKeys
 from sealtrail.sinks.retention import policy_for, required_lock
 from sealtrail.sinks.store import ObjectVersion, StoredObject, sha256_b64
+from sealtrail.versions import history, oldest_first
 
 K = FindingKind
 RETENTION_SLACK = timedelta(days=1)
@@ -306,9 +307,8 @@ class _Planned:
 
 
 def _sorted_versions(entries: list[tuple[int, ObjectVersion]]) -> list[ObjectVersion]:
-    """Oldest first. LastModified has second resolution in listings, so ties fall back to
-    is_latest and then to listing order (S3 lists a key's versions newest first)."""
-    return [v for _, v in sorted(entries, key=lambda e: (e[1].last_modified, e[1].is_latest, -e[0]))]
+    """Oldest first, by the one rule of which version is the sink's (sealtrail.versions)."""
+    return oldest_first(v for _, v in sorted(entries, key=lambda e: e[0]))
 
 
 def plan(versions: Iterable[ObjectVersion], prefix: str, chains: Iterable[str] | None = None
@@ -405,18 +405,31 @@ def _read_trusted(paths: Sequence[Path]) -> list[bytes]:
 
 
 def load_keys(store: Any, prefix: str, settings: Settings | None = None) -> tuple[list[bytes], list[Finding]]:
-    """PEMs of the public keys published in the bucket; a key file must be named after its key id and,
-    given settings, locked as long as the policy's longest period (a planted unlocked key is a finding)."""
+    """PEMs of the public keys published in the bucket, each the sink's (oldest) version of its file.
+
+    A key file must be named after its key id; a newer version planted over one is a finding and is
+    never read as the key; given settings, the file must be locked as long as the policy's longest
+    period (a planted unlocked key is a finding).
+    """
     pems: list[bytes] = []
     findings: list[Finding] = []
-    latest = {v.key: v for v in store.versions(f"{prefix}{KEYS}") if v.is_latest and not v.is_delete_marker} \
-        if settings is not None else {}
-    for key in sorted(store.keys(f"{prefix}{KEYS}")):
+    by_key: dict[str, list[ObjectVersion]] = defaultdict(list)
+    for v in store.versions(f"{prefix}{KEYS}"):
+        by_key[v.key].append(v)
+    for key in sorted(by_key):
         if not key.endswith(".pem"):
             continue
-        stored = store.get(key)
-        if settings is not None and key in latest:
-            findings += lock_findings(stored, latest[key], None, settings)
+        judged = history(by_key[key])
+        if judged.sinks is None:
+            continue
+        stored = store.get(key, judged.sinks.version_id)
+        for newer in judged.newer:  # two workers starting at once may both publish the same key: not a finding
+            if store.get(key, newer.version_id).body != stored.body:
+                findings.append(Finding(K.NEWER_VERSION, key, newer.version_id, None, None,
+                                        f"a newer version with other bytes over the published key (version "
+                                        f"{judged.sinks.version_id}); the published one is used"))
+        if settings is not None:
+            findings += lock_findings(stored, judged.sinks, None, settings)
         try:
             kid = PublicKeys().add_pem(stored.body)
         except (ValueError, TypeError) as e:

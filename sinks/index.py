@@ -17,11 +17,13 @@ Two properties of the names (sealtrail.layout) make the listing unnecessary:
   listed.
 
 The object that holds any seq is one LIST (the first digest named at or after
-the seq) and one GET (that digest's object list) away.
+the seq), one LIST of that digest's versions and one GET (the sink's version of
+its object list, sealtrail.versions) away. Every digest read here is the sink's
+version, never a newer one planted over it.
 
 store is anything with page(prefix, start_after, max_keys), folders(prefix,
-start_after), keys(prefix) and get(key): sinks.store.S3Store or
-evidence.bundle.DirectoryStore.
+start_after), keys(prefix), versions(prefix) and get(key, version_id):
+sinks.store.S3Store or evidence.bundle.DirectoryStore.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 import orjson
 
 from sealtrail.layout import DataObject, data_prefix, digest_key, digest_prefix, parse_data_key, parse_digest_key
+from sealtrail.versions import get_sinks
 
 log = logging.getLogger("sealtrail.index")
 
@@ -121,7 +124,7 @@ def newest_digest(store: Any, prefix: str, chain: str, hint: int | None = None) 
     if named is None:
         return None
     last, key = named
-    return NewestDigest(key, last, store.get(key).body)
+    return NewestDigest(key, last, get_sinks(store, key).body)
 
 
 def objects_after(store: Any, prefix: str, chain: str, newest: NewestDigest | None) -> list[DataObject]:
@@ -158,7 +161,7 @@ def object_holding(store: Any, prefix: str, chain: str, seq: int) -> DataObject 
     named, _ = _after(store, prefix, chain, seq - 1, max_keys=8)
     if not named:
         return None
-    doc = orjson.loads(store.get(min(named)[1]).body)
+    doc = orjson.loads(get_sinks(store, min(named)[1]).body)
     for entry in doc.get("objects") or []:
         obj = parse_data_key(entry["key"])
         if obj is not None and obj.first <= seq <= obj.last:

@@ -46,6 +46,7 @@ from sealtrail.sinks.parquet import ObjectWriter, prev_hash_of, read_table, text
 from sealtrail.sinks.retention import policy_for
 from sealtrail.sinks.store import S3Store, sha256_b64
 from sealtrail.sinks.writer import Added, ChainBuffer, ForkReason, Pending, Verdict, object_key_for
+from sealtrail.versions import get_sinks
 
 log = logging.getLogger("sealtrail.sink")
 
@@ -101,7 +102,7 @@ def last_hash(store: S3Store, obj: DataObject | None) -> bytes:
     """The hash of an object's last record (a signed head, so it is stored); GENESIS before the first object."""
     if obj is None:
         return GENESIS
-    table = read_table(store.get(obj.key).body)
+    table = read_table(get_sinks(store, obj.key).body)
     value = table.column("hash")[table.num_rows - 1].as_py()
     if value is None:  # the sink cuts objects at signed heads only, and heads keep their hash
         raise SealtrailError(f"{obj.key} does not end at a signed head; the sink cannot link the next object")
@@ -115,7 +116,7 @@ def stored_hashes(store: S3Store, obj: DataObject | None) -> tuple[bytes, dict[i
         return GENESIS, {}
     from sealtrail.evidence.rows import object_hashes  # verify's canonical fast path, once per assignment
 
-    table = read_table(store.get(obj.key).body)
+    table = read_table(get_sinks(store, obj.key).body)
     head = table.column("hash")[table.num_rows - 1].as_py()
     if head is None:  # the sink cuts objects at signed heads only, and heads keep their hash
         raise SealtrailError(f"{obj.key} does not end at a signed head; the sink cannot link the next object")
@@ -239,7 +240,7 @@ class SinkWorker:
             return link
         listed = []
         for obj in pending:
-            stored = self.store.get(obj.key)
+            stored = get_sinks(self.store, obj.key)
             table = read_table(stored.body)
             offsets = table.column("src_offset")
             listed.append(ListedObject(obj.key, stored.version_id, sha256_b64(stored.body), obj.first, obj.last,
@@ -260,7 +261,7 @@ class SinkWorker:
         key, body = build_digest(self.settings.s3.prefix, chain, listed, head, previous, self.keys.current(), now)
         retry = self._retrying()
         if retry(self.store.exists, key):  # written before a crash: link to what is there
-            body = retry(self.store.get, key).body
+            body = retry(get_sinks, self.store, key).body
         else:
             self._put_locked(key, body)
             self.metrics.digests.inc()

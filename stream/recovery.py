@@ -36,6 +36,7 @@ from sealtrail.chain import ChainHead, RecentIds, chain_id
 from sealtrail.config import Settings
 from sealtrail.errors import ChainForkError, ConfigError, ServiceUnavailable
 from sealtrail.kafka import TopicProbe, read_to_end
+from sealtrail.versions import get_sinks
 
 log = logging.getLogger("sealtrail.stream")
 
@@ -67,7 +68,7 @@ def bucket_heads(store: Any, prefix: str, chains: list[str], hints: dict[str, in
         obj = after[-1] if after else (newest.last_object() if newest is not None else None)
         if obj is None:
             continue
-        table = read_table(store.get(obj.key).body)
+        table = read_table(get_sinks(store, obj.key).body)
         last = table.num_rows - 1
         value = table.column("hash")[last].as_py()
         if value is None:  # the sink cuts objects at signed heads only, and heads keep their hash

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import orjson
 import pytest
@@ -12,9 +13,11 @@ from hypothesis import strategies as st
 
 from sealtrail.layout import data_key, digest_key
 from sealtrail.sinks import index
+from sealtrail.sinks.store import ObjectVersion
 
 PREFIX = "trail/"
 CHAIN = "p000"
+WRITTEN = datetime(2026, 12, 1, tzinfo=timezone.utc)
 
 
 @dataclass
@@ -53,6 +56,12 @@ class MemoryStore:
     def keys(self, prefix):  # type: ignore[no-untyped-def]
         self.requests += 1
         return iter([n for n in self.names if n.startswith(prefix)])
+
+    def versions(self, prefix, start_after=None):  # type: ignore[no-untyped-def]
+        """One version per name, as an unversioned copy of the bucket lists them."""
+        self.requests += 1
+        return iter([ObjectVersion(n, "v1", True, False, len(self.objects[n]), WRITTEN)
+                     for n in self.names if n.startswith(prefix) and (start_after is None or n > start_after)])
 
     def get(self, key, version_id=None):  # type: ignore[no-untyped-def]
         self.requests += 1
@@ -122,9 +131,10 @@ def test_a_chain_without_digests_lists_every_day() -> None:
 
 
 @pytest.mark.parametrize("seq", [1, 10, 11, 555, 1000])
-def test_object_holding_a_seq_is_two_requests_away(seq: int) -> None:
+def test_object_holding_a_seq_is_three_requests_away(seq: int) -> None:
+    """One LIST of digest names, one LIST of that digest's versions (the sink's is the oldest), one GET."""
     store = MemoryStore(trail(list(range(10, 1001, 10))))
     obj = index.object_holding(store, PREFIX, CHAIN, seq)
     assert obj is not None and obj.first <= seq <= obj.last
-    assert store.requests == 2
+    assert store.requests == 3
     assert index.object_holding(store, PREFIX, CHAIN, 1001) is None

@@ -74,6 +74,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--young-objects", type=int, help="data objects of the young trail [as dense as the old one]")
     ap.add_argument("--window", type=int, default=1000,
                     help="stream.dedupe_window of both trails [1000; the product's default is 200,000]")
+    ap.add_argument("--also-window", type=int, action="append", default=[],
+                    help="also time one in-process recovery per trail with this window (repeatable; e.g. 200000)")
     ap.add_argument("--flush-interval", type=float, default=1.0, help="sink.flush_interval_s of both trails [1.0]")
     ap.add_argument("--new-events", type=int, default=60, help="events waiting when the workers restart [60]")
     ap.add_argument("--rounds", type=int, default=2, help="restarts measured per trail; medians reported [2]")
@@ -184,37 +186,61 @@ class RestartBench:
         return path, {"seconds": seconds, "s3_requests": sum(calls.values()), "s3_by_operation": dict(calls),
                       "chains": len(doc["chains"])}
 
-    def recovery(self, trail: Trail) -> dict[str, Any]:
-        """recover_heads for every partition, as a stream worker given all of them runs it."""
+    def recovery(self, trail: Trail, window: int | None = None) -> dict[str, Any]:
+        """recover_heads for every partition, as a stream worker given all of them runs it, with where its time goes."""
         from sealtrail.stream import recovery
 
-        partitions = list(range(trail.settings.kafka.partitions))
+        settings = trail.settings
+        if window is not None:
+            settings = settings.model_copy(update={"stream": settings.stream.model_copy(
+                update={"dedupe_window": window})})
+        partitions = list(range(settings.kafka.partitions))
         read: Counter = Counter()
+        spent: Counter = Counter()
         probes: list[Any] = []
-        real_read, real_probe = recovery.read_to_end, recovery.TopicProbe
+        real_read, real_probe, real_heads = recovery.read_to_end, recovery.TopicProbe, recovery.bucket_heads
 
         def counted(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
             for batch in real_read(*args, **kwargs):
                 read.update(m.partition() for m in batch)
+                spent["tail_read_s"] += time.perf_counter() - t0
                 yield batch
+                t0 = time.perf_counter()
+            spent["tail_read_s"] += time.perf_counter() - t0
+
+        def timed_heads(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return real_heads(*args, **kwargs)
+            finally:
+                spent["bucket_heads_s"] += time.perf_counter() - t0
 
         class CountedProbe(real_probe):  # type: ignore[misc, valid-type]
             def __enter__(self) -> Any:
                 probes.append(self)
                 return super().__enter__()
 
-        store, calls = counting_store(trail.settings)
-        recovery.read_to_end, recovery.TopicProbe = counted, CountedProbe
+            def _at(self, offsets: dict[int, int]) -> Any:
+                t0 = time.perf_counter()
+                try:
+                    return super()._at(offsets)
+                finally:
+                    spent["probe_rounds_s"] += time.perf_counter() - t0
+
+        store, calls = counting_store(settings)
+        recovery.read_to_end, recovery.TopicProbe, recovery.bucket_heads = counted, CountedProbe, timed_heads
         try:
             t0 = time.perf_counter()
-            heads = recovery.recover_heads(trail.settings, partitions, store)
+            heads = recovery.recover_heads(settings, partitions, store)
             seconds = time.perf_counter() - t0
         finally:
-            recovery.read_to_end, recovery.TopicProbe = real_read, real_probe
+            recovery.read_to_end, recovery.TopicProbe, recovery.bucket_heads = real_read, real_probe, real_heads
         return {"seconds": seconds, "chained_records_read": sum(read.values()),
                 "chained_read_per_partition": {str(p): read[p] for p in partitions},
                 "probe_rounds": sum(p.rounds for p in probes), "s3_requests": sum(calls.values()),
-                "s3_by_operation": dict(calls), "heads": {h.chain: h.seq for h in heads.values()}}
+                "s3_by_operation": dict(calls), "heads": {h.chain: h.seq for h in heads.values()},
+                **{k: round(v, 3) for k, v in spent.items()}}
 
     def sink_assignment(self, trail: Trail) -> dict[str, Any]:
         """SinkWorker._on_assign for every partition: what a sink does before it consumes a record."""
@@ -383,7 +409,14 @@ class RestartBench:
                                  f"{json.dumps(check, default=str)[:3000]}")
             for p, n in per.items():
                 heads[f"p{p:03d}"] += n
-        return {"rounds": rounds, "summary": summarize(rounds)}
+        out = {"rounds": rounds, "summary": summarize(rounds), "other_windows": {}}
+        for window in self.args.also_window:
+            rec = self.recovery(trail, window)
+            rec.pop("chained_read_per_partition")
+            out["other_windows"][str(window)] = rec
+            self.say(f"{name}: recovery with stream.dedupe_window {window:,} read {rec['chained_records_read']:,} "
+                     f"records in {rec['seconds']:.1f} s ({rec['s3_requests']} S3 requests)")
+        return out
 
     # -- the run -------------------------------------------------------------------------------
     def run(self) -> int:
@@ -422,9 +455,12 @@ METRICS = (
     ("recovery: audit.chained records read", ("recovery", "chained_records_read"), True),
     ("recovery: probe fetch rounds", ("recovery", "probe_rounds"), False),
     ("recovery: S3 requests", ("recovery", "s3_requests"), True),
-    ("recovery: seconds (in-process)", ("recovery", "seconds"), True),
+    ("recovery: seconds (in-process)", ("recovery", "seconds"), False),
+    ("recovery: of which probe rounds, s", ("recovery", "probe_rounds_s"), False),
+    ("recovery: of which bucket heads, s", ("recovery", "bucket_heads_s"), False),
+    ("recovery: of which tail read, s", ("recovery", "tail_read_s"), False),
     ("sink assignment: S3 requests", ("sink_assignment", "s3_requests"), True),
-    ("sink assignment: seconds (in-process)", ("sink_assignment", "seconds"), True),
+    ("sink assignment: seconds (in-process)", ("sink_assignment", "seconds"), False),
     ("restart: stream has its partitions, s", ("restart", "stream_assigned_s"), False),
     ("restart: stream's recovery (its log), s", ("restart", "stream_recovery_s"), False),
     ("restart: sink has its partitions, s", ("restart", "sink_assigned_s"), False),
@@ -491,6 +527,11 @@ def table(r: dict[str, Any]) -> str:
         key = f"{part}: S3 by operation (all rounds)"
         lines.append(f"  {part} S3 requests by operation, all rounds: young {t['young']['summary'][key]}, "
                      f"old {t['old']['summary'][key]}")
+    for window in r["trails"]["young"].get("other_windows", {}):
+        y, o = r["trails"]["young"]["other_windows"][window], r["trails"]["old"]["other_windows"][window]
+        lines.append(f"  recovery with stream.dedupe_window {int(window):,} (one run, in-process): young "
+                     f"{y['chained_records_read']:,} records read in {y['seconds']:.1f} s, old "
+                     f"{o['chained_records_read']:,} in {o['seconds']:.1f} s ({o['seconds'] / y['seconds']:.2f}x)")
     lines.append(f"  target (old within {TARGET:g}x of young on every metric marked): "
                  + ("met" if r["meets_target"] else "NOT met"))
     return "\n".join(lines)

@@ -152,6 +152,7 @@ _NESTED = ("before", "after", "metadata")
 _KINDS: dict[tuple[str, str, str], dict[str, int]] = {}
 _KINDS_SIZE = 4096
 _INT_AS_FLOAT = 2.0**53
+_CARD_INT = 10**12  # from 13 digits on an integer may be a card number: the reference decides
 
 
 def _short(value: Any) -> bool:
@@ -231,13 +232,14 @@ def _ocsf_if_valid(category: str, action: str, outcome: str) -> dict[str, int] |
 def _nested_clean(values: tuple[Any, ...], redactor: Redactor, strings: list[str]) -> bool | None:
     """Whether orjson's sorted output of each value is canonical; None when the reference path must decide.
 
-    None when a key is sensitive (the reference then decides what to redact)
-    or where the JSON parsers might disagree (more than _MAX_CONTAINERS
-    objects and arrays bounds the depth too). Appends every string value to
-    strings, for one redaction scan of them all. The rest is
-    encoding._fast_ok's check, done in the same walk.
+    None when a key is sensitive, a header-list entry has a sensitive name
+    or an integer is long enough to be a card number (the reference then
+    decides what to redact), or where the JSON parsers might disagree (more
+    than _MAX_CONTAINERS objects and arrays bounds the depth too). Appends
+    every string value and dict key to strings, for one redaction scan of
+    them all. The rest is encoding._fast_ok's check, done in the same walk.
     """
-    sensitive, allow = redactor.key_sensitive, redactor.allow_keys
+    sensitive, allow, pair = redactor.key_sensitive, redactor.allow_keys, redactor.pair_sensitive
     plain = True
     stack = [v for v in values if v]
     seen = 0
@@ -247,12 +249,17 @@ def _nested_clean(values: tuple[Any, ...], redactor: Redactor, strings: list[str
         if seen > _MAX_CONTAINERS:
             return None
         if type(value) is dict:
+            if "name" in value and pair(value):
+                return None
             for k in value:
                 if k not in allow and sensitive(k):
                     return None
                 if plain and not k.isascii() and max(k) >= HIGH_KEY:
                     plain = False
+            strings.extend(value)
             value = value.values()
+        elif type(value) is list and len(value) == 2 and pair(value):
+            return None
         for item in value:
             t = type(item)
             if t is str:
@@ -260,6 +267,8 @@ def _nested_clean(values: tuple[Any, ...], redactor: Redactor, strings: list[str
             elif t is dict or t is list:
                 stack.append(item)
             elif t is int:
+                if not -_CARD_INT < item < _CARD_INT:
+                    return None
                 plain = plain and -MAX_SAFE_INT <= item <= MAX_SAFE_INT
             elif t is float:
                 if not -_INT_AS_FLOAT < item < _INT_AS_FLOAT:
@@ -318,11 +327,11 @@ def fast_columns(raw: bytes, redactor: Redactor = DEFAULT) -> dict[str, Any] | N
         return None
     if any(name not in redactor.allow_keys and redactor.key_sensitive(name) for name in _NESTED):
         return None  # configured rules can make the field names themselves sensitive
-    strings = [text for text in (actor_id, agent, resource_type, resource_id, request_id) if text]
+    strings = [text for text in (actor_id, agent, resource_type, resource_id, tenant, source, request_id) if text]
     plain = _nested_clean(nested, redactor, strings)
     if plain is None:
         return None
-    if redactor.may_redact("\n".join(strings)) and any(redactor.redact_text(text)[1] for text in strings):
+    if redactor.may_redact("\n".join(strings)) and any(redactor.redact_string(text)[1] for text in strings):
         return None
     try:
         before, after, metadata = [None if v is None else dumps(v, option=OPT_SORT_KEYS).decode() if plain

@@ -44,6 +44,10 @@ bench-restart: install   ## restart cost, a young trail against an old one of 1,
 test-soak: install       ## fault runs with 40 kills each, plus any test marked soak (kept out of `make test`)
 	SEALTRAIL_TEST_KILLS=40 $(BIN)/pytest -m "soak or faults" tests/integration
 
+audit: install           ## known advisories in requirements.lock (pip-audit; needs PyPI's JSON API online; not part of `make test`)
+	$(BIN)/python -m pip install --quiet 'pip-audit>=2.10'
+	$(BIN)/pip-audit --requirement requirements.lock --require-hashes --disable-pip --strict --progress-spinner off
+
 down: install            ## stop the embedded stack started by `make demo`
 	$(BIN)/sealtrail down
 

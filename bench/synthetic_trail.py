@@ -21,16 +21,17 @@ with the functions the workers use, in the order they use them:
             batch's signed head, the link to the chain's previous digest),
             locked with the policy's longest lock.
 
-The PUTs are what costs (the embedded S3 server took about 600 locked PUTs a
-second here, whatever the number of client threads or processes), so each
-process keeps a pool of threads busy: data objects are PUT in parallel, and
-each chain's digests are built strictly in chain order (each one links to the
-SHA-256 of the one before) as the version ids of its objects come back, then
-PUT in the same pool. Chains are split over a few processes, which share the
-CPU work (validation, hashing, Parquet) that one interpreter could not keep up
-with. sealed_at runs from `days` ago to yesterday 23:00 UTC, so the objects
-spread over that many dt= folders as an old trail's do, and today's folder
-holds only what a restart seals.
+The PUTs are what costs (the embedded S3 server took 250 to 600 locked PUTs a
+second here, depending on the machine's other load, whatever the number of
+client threads or processes), so each process keeps a pool of threads busy:
+data objects are PUT in parallel, and each chain's digests are built strictly
+in chain order (each one links to the SHA-256 of the one before) as the
+version ids of its objects come back, then PUT in the same pool. Chains are
+split over a few processes, which share the CPU work (validation, hashing,
+Parquet) that one interpreter could not keep up with. sealed_at runs from
+`days` ago to yesterday 23:00 UTC, so the objects spread over that many dt=
+folders as an old trail's do, and today's folder holds only what a restart
+seals.
 """
 
 from __future__ import annotations
@@ -85,24 +86,12 @@ class Trail:
             os.environ.update(saved)
 
     def create_topics(self) -> None:
-        """The trail's four topics, through the product's topic spec when it has one (the workers check it)."""
-        try:
-            from sealtrail import topics
-        except ImportError:
-            topics = None  # type: ignore[assignment]
-        if topics is not None and hasattr(topics, "init"):
-            report = topics.init(self.settings)
-            losses = getattr(report, "losses", None)
-            if losses:
-                raise BuildError(f"topics of {self.tag} would lose data: {losses}")
-            return
-        from confluent_kafka.admin import AdminClient, NewTopic
+        """The trail's four topics, through the product's topic spec (the workers check it at start)."""
+        from sealtrail import topics
 
-        t, n = self.settings.kafka.topics, self.settings.kafka.partitions
-        admin = AdminClient({"bootstrap.servers": self.settings.kafka.bootstrap, **self.settings.kafka.extra})
-        wanted = {t.events: n, t.chained: n, t.dlq: 1, t.quarantine: 1}
-        for future in admin.create_topics([NewTopic(name, p, 1) for name, p in wanted.items()]).values():
-            future.result(30)
+        report = topics.init(self.settings)
+        if report.losses:
+            raise BuildError(f"topics of {self.tag} would lose data: {report.losses}")
 
     def publish_key(self) -> None:
         """What `sealtrail stream` and `sealtrail sink` do at start: the public key, locked, under the prefix."""

@@ -50,11 +50,37 @@ class VerifiedObject:
     merkle_root: bytes | None = None
 
 
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def shape_problem(doc: dict[str, Any]) -> str | None:
+    """Which of a digest's fields the checks read has the wrong JSON type, or None (a digest is anyone's
+    text until its signature is checked, and that check reads these fields first)."""
+    head, objects, previous = doc.get("head"), doc.get("objects", []), doc.get("previous")
+    if not isinstance(head, dict) or not _int(head.get("seq")):
+        return "head is not an object with an integer seq"
+    if not isinstance(previous, (dict, type(None))):
+        return "previous is not an object"
+    if not isinstance(objects, list):
+        return "objects is not a list"
+    for entry in objects:
+        if not isinstance(entry, dict) or not isinstance(entry.get("key"), str) \
+                or any(name in entry and not _int(entry[name]) for name in ("first", "last")) \
+                or any(not isinstance(entry.get(name), (str, type(None))) for name in ("version_id", "sha256",
+                                                                                       "merkle_root")):
+            return "objects lists an entry that is not a key with integer first and last"
+    return None
+
+
 def _parse(d: StoredDigest, chain: str) -> tuple[dict[str, Any] | None, Finding | None]:
     try:
         doc = orjson.loads(d.body)
         if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("chain") != chain:
             raise ValueError("not a digest of this chain")
+        problem = shape_problem(doc)
+        if problem is not None:
+            raise ValueError(problem)
         if doc["head"]["seq"] != d.last:
             raise ValueError(f"names head seq {doc['head']['seq']} but its key says {d.last}")
         return doc, None

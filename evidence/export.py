@@ -359,7 +359,7 @@ def export_bundle(
             stored = store.get(key, version.version_id)
             try:
                 listed = [e.get("key") for e in orjson.loads(stored.body).get("objects", [])]
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, TypeError):  # not a digest's shape: verify names it
                 listed = []
             if not wanted.intersection(listed):
                 if last > hi:

@@ -566,3 +566,24 @@ def test_export_names_a_planted_key_with_escapes_escaped(tmp_path: Path) -> None
     text = (tmp_path / "out" / "verification.txt").read_text()
     assert not {c for c in text if c in "\x1b\r"} and text.endswith("intact\nintact: yes\ncomplete: yes\n")
     assert [n for n in result.manifest["notes"] if "not exported" in n and "\\x1b[2K\\rintact\\n" in n]
+
+
+@pytest.mark.parametrize("edit", [
+    lambda d: d.update(objects=5),
+    lambda d: d["objects"].__setitem__(0, [1]),
+    lambda d: d["objects"][0].update(key=1.5),
+    lambda d: d["objects"][0].update(first="1"),
+    lambda d: d.update(previous=5),
+    lambda d: d.update(head=[]),
+], ids=["objects-5", "entry-list", "key-float", "first-text", "previous-int", "head-list"])
+def test_verify_path_names_a_digest_of_the_wrong_shape(bundle: Path, edit: Any) -> None:
+    key = f"{PREFIX}digests/chain=p000/p000-000000000012.json"
+    doc = json.loads((bundle / key).read_text())
+    edit(doc)
+    (bundle / key).write_text(json.dumps(doc))
+    result = run_verify("--path", str(bundle), "--json")
+    assert result.return_value == 1
+    found = [f for f in json.loads(result.output)["findings"] if f["key"] == key and f["kind"] == "digest_altered"]
+    assert found and "unreadable digest" in found[0]["detail"], json.loads(result.output)["findings"]
+    source = DirectoryStore(bundle)  # and an export from such a bucket does not crash either
+    export_bundle(source, SETTINGS, bundle.parent / "again", date(2024, 3, 1), date(2024, 3, 2))

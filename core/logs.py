@@ -6,7 +6,7 @@ can index worker output without parsing free text.
 
 Plain lines are one line per record whatever a logged value holds: control
 characters (newlines included), DEL, line separators and bidi overrides in the
-message become ``\\xNN`` / ``\\uNNNN`` escapes, so a request path such as
+message become escapes (sealtrail.printable), so a request path such as
 ``/x%0A2026-12-03 08:00:00,000 INFO ...`` cannot forge a second record or
 repaint the terminal; every line of a traceback is indented, so none starts
 where a record does.
@@ -15,20 +15,12 @@ where a record does.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from datetime import datetime, timezone
 
 import orjson
 
-
-# C0 and C1 controls, DEL, line and paragraph separators, bidi embeddings, overrides and isolates
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def printable(text: str) -> str:
-    """TEXT with every control or bidi character written as a \\xNN or \\uNNNN escape (a backslash stays as it is)."""
-    return _UNSAFE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
+from sealtrail.printable import printable
 
 
 class PlainFormatter(logging.Formatter):

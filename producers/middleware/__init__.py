@@ -26,7 +26,7 @@ import re
 from collections.abc import Iterable
 
 from sealtrail.errors import ConfigError
-from sealtrail.logs import printable
+from sealtrail.printable import printable
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")

@@ -156,6 +156,12 @@ class KeySettings(_Frozen):
     trusted: list[Path] = Field(default_factory=list, description=(
         "public keys (PEM files) that verify, report, export and serve trust; without them the keys are read "
         "from the bucket, which proves only that the trail agrees with whoever could write there"))
+    check_publication: bool = Field(False, description=(
+        "report signatures sealed before their key's file first appeared in the bucket (key_before_publication); "
+        "off by default: a trail copied or restored into a bucket has every key published after it signed"))
+    publication_skew_s: float = Field(300.0, ge=0, description=(
+        "clock skew allowed between a worker and the object store: a signature sealed more than this before "
+        "its key was first published is a finding (key_before_publication)"))
 
 
 class RedactionSettings(_Frozen):

@@ -52,6 +52,20 @@ def public_key_key(prefix: str, key_id: str) -> str:
     return f"{prefix}{KEYS}{key_id}.pem"
 
 
+ROTATIONS = f"{KEYS}rotations/"
+_ROTATION_KEY = re.compile(r"^(?P<prefix>.*)keys/rotations/(?P<old>ed25519-[0-9a-f]{16})-(?P<new>ed25519-[0-9a-f]{16})\.json$")
+
+
+def rotation_key(prefix: str, old: str, new: str) -> str:
+    """Where `keys rotate` puts the old key's signed word that the new key follows it."""
+    return f"{prefix}{ROTATIONS}{old}-{new}.json"
+
+
+def parse_rotation_key(key: str) -> tuple[str, str] | None:
+    m = _ROTATION_KEY.match(key)
+    return (m["old"], m["new"]) if m else None
+
+
 _DIGEST_KEY = re.compile(r"^(?P<prefix>.*)digests/chain=(?P<chain>p\d{3,})/(?P=chain)-(?P<last>\d{12})\.json$")
 
 

@@ -15,8 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -129,15 +130,26 @@ def rotate_key(path: Path, public_dir: Path) -> tuple[str | None, Signer]:
 
     The old private key is not kept: what it signed stays verifiable through its
     public key (kept in public_dir and in the bucket), and nobody can sign
-    anything new with it. Running workers pick the new key up at their next
-    batch (KeySource).
+    anything new with it. Its last signature is the rotation statement naming
+    the new key (public_dir/rotations/), which tells verify the change of key
+    along the chains was this rotation and not a key planted in the bucket.
+    Running workers pick the new key up at their next batch (KeySource).
     """
-    old = Signer.from_pem(path.read_bytes(), origin=str(path)).key_id if path.exists() else None
+    old = Signer.from_pem(path.read_bytes(), origin=str(path)) if path.exists() else None
     if old is not None:
         _key_dir(public_dir)
-        (public_dir / f"{old}.pem").write_bytes(Signer.from_pem(path.read_bytes()).public_pem)
+        (public_dir / f"{old.key_id}.pem").write_bytes(old.public_pem)
     _write_private(path, _new_private_pem(), replace=True)
-    return old, load_or_create_signer(path, public_dir)
+    new = load_or_create_signer(path, public_dir)
+    if old is not None:  # the old key's last signature, kept next to the public keys until it is published
+        _key_dir(public_dir / "rotations")
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        rotation_file(public_dir, old.key_id, new.key_id).write_bytes(rotation_statement(old, new.key_id, at))
+    return (old.key_id if old is not None else None), new
+
+
+def rotation_file(public_dir: Path, old: str, new: str) -> Path:
+    return public_dir / "rotations" / f"{old}-{new}.json"
 
 
 class KeySource:
@@ -171,6 +183,40 @@ class KeySource:
                 self._stamp = stamp
                 self._signer = signer_from_settings(self._settings)
         return self._signer
+
+
+ROTATION_FORMAT = "sealtrail.key-rotation/1"
+
+
+def rotation_message(old: str, new: str, at: str) -> bytes:
+    return f"{ROTATION_FORMAT}\n{old}\n{new}\n{at}".encode()
+
+
+def rotation_statement(old: Signer, new_key_id: str, at: str) -> bytes:
+    """The old key's signature that the new key follows it: what tells a rotation from a key planted in the
+    bucket (only the holder of the old private key can write it, and `keys rotate` does so before the old
+    key is destroyed)."""
+    doc = {"format": ROTATION_FORMAT, "old": old.key_id, "new": new_key_id, "at": at}
+    doc["signature"] = old.sign(rotation_message(old.key_id, new_key_id, at)).hex()
+    return orjson.dumps(doc)
+
+
+def read_rotation(body: bytes, keys: PublicKeys) -> tuple[str, str]:
+    """(old, new) of a rotation statement whose signature verifies with the old key; ValueError otherwise."""
+    try:
+        doc = orjson.loads(body)
+        if not isinstance(doc, dict) or doc.get("format") != ROTATION_FORMAT:
+            raise ValueError("not a key rotation statement")
+        old, new, at, sig = doc["old"], doc["new"], doc["at"], bytes.fromhex(doc["signature"])
+        if not all(isinstance(v, str) for v in (old, new, at)):
+            raise ValueError("old, new and at must be strings")
+        if not keys.verify(old, sig, rotation_message(old, new, at)):
+            raise ValueError(f"its signature does not verify with {old}")
+    except KeyNotFoundError as e:
+        raise ValueError(f"signed with unknown key {e.key_id}") from e
+    except (KeyError, TypeError, orjson.JSONDecodeError) as e:
+        raise ValueError(f"malformed: {e}") from e
+    return old, new
 
 
 class PublicKeys:

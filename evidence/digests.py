@@ -48,6 +48,7 @@ class VerifiedObject:
     first: int
     last: int
     merkle_root: bytes | None = None
+    signers: tuple[tuple[int, str, str], ...] = ()  # (seq, key id, sealed_at) where its heads' key changes
 
 
 def _int(value: Any) -> bool:

@@ -51,6 +51,8 @@ from sealtrail.evidence.bundle import LOCK_SUFFIX, DirectoryStore
 from sealtrail.evidence.findings import Report
 from sealtrail.evidence.manifest import MANIFEST, build_manifest, write_manifest
 from sealtrail.layout import (
+    parse_rotation_key,
+    rotation_key,
     DataObject,
     data_key,
     data_prefix,
@@ -62,6 +64,7 @@ from sealtrail.layout import (
 from sealtrail.printable import printable
 from sealtrail.sinks.parquet import read_table
 from sealtrail.sinks.store import ObjectVersion, StoredObject
+from sealtrail.versions import history as versions_history
 
 VERIFICATION_JSON = "verification.json"
 VERIFICATION_TXT = "verification.txt"
@@ -76,15 +79,9 @@ Progress = Callable[[int, int], None]
 
 
 def oldest_version(history: list[tuple[int, ObjectVersion]]) -> tuple[ObjectVersion | None, bool, int]:
-    """(the sink's version: the oldest that is not a delete marker, hidden by a delete marker, newer versions).
-
-    LastModified has second resolution in listings, so ties fall back to
-    is_latest and then to listing order (S3 lists a key's versions newest first).
-    """
-    ordered = [v for _, v in sorted(history, key=lambda e: (e[1].last_modified, e[1].is_latest, -e[0]))]
-    latest = next((v for v in ordered if v.is_latest), ordered[-1])
-    data = [v for v in ordered if not v.is_delete_marker]
-    return (data[0] if data else None), latest.is_delete_marker, max(0, len(data) - 1)
+    """(the sink's version by sealtrail.versions' rule, hidden by a delete marker, how many newer versions)."""
+    judged = versions_history(v for _, v in sorted(history, key=lambda e: e[0]))
+    return judged.sinks, judged.hidden, len(judged.newer)
 
 
 def _by_key(versions: Iterable[ObjectVersion]) -> dict[str, list[tuple[int, ObjectVersion]]]:
@@ -386,9 +383,10 @@ def export_bundle(
         version, _, _ = oldest_version(history)
         if version is None:
             continue
-        if not is_key_name(key, prefix):
-            sel.notes.append(f"{key!r}: not a public key name the trail writes (keys/ed25519-<16 hex>.pem); "
-                             "not exported")
+        rotation = parse_rotation_key(key)
+        if not is_key_name(key, prefix) and (rotation is None or key != rotation_key(prefix, *rotation)):
+            sel.notes.append(f"{key!r}: not a public key or rotation statement name the trail writes "
+                             "(keys/ed25519-<16 hex>.pem, keys/rotations/<old>-<new>.json); not exported")
             continue
         writer.copy(store.get(key, version.version_id), version)
 

@@ -36,6 +36,9 @@ class FindingKind(StrEnum):
     BAD_SIGNATURE = "bad_signature"
     UNKNOWN_KEY = "unknown_key"
     UNSIGNED_TAIL = "unsigned_tail"
+    # the keys' history: a key that signed before it was published, or took over a chain unexplained
+    KEY_BEFORE_PUBLICATION = "key_before_publication"
+    KEY_CHANGE_UNEXPLAINED = "key_change_unexplained"
     # digests (the sink's signed list of what it wrote)
     DIGEST_ALTERED = "digest_altered"
     TRUNCATED_TAIL = "truncated_tail"

@@ -31,7 +31,7 @@ that is not one JSON object in canonical form, which no stream wrote.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from hashlib import sha256
 from itertools import repeat
@@ -529,6 +529,23 @@ class ObjectRows(NamedTuple):
     rejected: int = 0  # accounting rows of kind rejected
     duplicates: int = 0  # accounting rows of kind duplicate
     inputs: bool = True  # its rows account for every input offset (record format v3 and later)
+    # (seq, key id, sealed_at) of its first signed head and of each head signed with another key than the
+    # one before it: the chain's key history (sealtrail.evidence.key_history), a few tuples per object
+    signers: tuple[tuple[int, str, str], ...] = ()
+
+
+def signers_of(columns: Columns) -> tuple[tuple[int, str, str], ...]:
+    key_ids, seqs, sealed_at = columns["key_id"], columns["seq"], columns["sealed_at"]
+    if isinstance(columns, TableColumns):
+        rows: Iterable[int] = columns.sealed_rows()
+    else:
+        rows = (i for i, k in enumerate(key_ids) if k is not None)
+    found: list[tuple[int, str, str]] = []
+    for i in rows:
+        kid = key_ids[i]
+        if kid is not None and (not found or found[-1][1] != kid):
+            found.append((seqs[i], str(kid), str(sealed_at[i])))
+    return tuple(found)
 
 
 def check_object_alone(chain: str, obj: DataObject, columns: Columns, keys: PublicKeys,
@@ -548,7 +565,7 @@ def check_object_alone(chain: str, obj: DataObject, columns: Columns, keys: Publ
                       last_src_offset=max(offsets) if offsets else None,
                       rejected=kinds.count(RecordKind.REJECTED.value) if kinds else 0,
                       duplicates=kinds.count(RecordKind.DUPLICATE.value) if kinds else 0,
-                      inputs=inputs)
+                      inputs=inputs, signers=signers_of(columns))
 
 
 def _merkle_root(hashes: list[bytes | None]) -> bytes | None:

@@ -48,8 +48,10 @@ from concurrent.futures import (
 )
 from dataclasses import dataclass, replace
 from pathlib import Path
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+
+import orjson
 
 from sealtrail.config import Settings
 from sealtrail.errors import ConfigError
@@ -62,6 +64,7 @@ from sealtrail.evidence.digests import (
     check_digest_chain,
 )
 from sealtrail.evidence.findings import Finding, FindingKind, Report
+from sealtrail.evidence.key_history import KeyUse, key_history_findings
 from sealtrail.evidence.rows import (
     Columns,
     ObjectRows,
@@ -80,11 +83,13 @@ from sealtrail.layout import (
     digest_prefix,
     parse_data_key,
     parse_digest_key,
+    parse_rotation_key,
 )
 from sealtrail.record import (
     GENESIS,
 )
-from sealtrail.signing import PublicKeys
+from sealtrail.encoding import parse_ts
+from sealtrail.signing import PublicKeys, read_rotation
 from sealtrail.sinks.retention import policy_for, required_lock
 from sealtrail.sinks.store import ObjectVersion, StoredObject, sha256_b64
 from sealtrail.versions import history, oldest_first
@@ -404,6 +409,13 @@ def _read_trusted(paths: Sequence[Path]) -> list[bytes]:
     return pems
 
 
+def _key_versions(store: Any, prefix: str) -> dict[str, list[ObjectVersion]]:
+    by_key: dict[str, list[ObjectVersion]] = defaultdict(list)
+    for v in store.versions(f"{prefix}{KEYS}"):
+        by_key[v.key].append(v)
+    return by_key
+
+
 def load_keys(store: Any, prefix: str, settings: Settings | None = None) -> tuple[list[bytes], list[Finding]]:
     """PEMs of the public keys published in the bucket, each the sink's (oldest) version of its file.
 
@@ -413,9 +425,7 @@ def load_keys(store: Any, prefix: str, settings: Settings | None = None) -> tupl
     """
     pems: list[bytes] = []
     findings: list[Finding] = []
-    by_key: dict[str, list[ObjectVersion]] = defaultdict(list)
-    for v in store.versions(f"{prefix}{KEYS}"):
-        by_key[v.key].append(v)
+    by_key = _key_versions(store, prefix)
     for key in sorted(by_key):
         if not key.endswith(".pem"):
             continue
@@ -477,6 +487,7 @@ def _verify_planned_chain(store: Any, chain: str, items: list[_Planned], pems: t
     pending: deque[tuple[_Planned, Any]] = deque()
     verified: list[VerifiedObject] = []
     roots: dict[str, bytes] = {}  # key -> Merkle root over the recomputed hashes, for the digests' roots
+    signers: dict[str, tuple[tuple[int, str, str], ...]] = {}  # key -> where its heads' key changes
 
     def settle(limit: int) -> None:
         while len(pending) > limit:
@@ -492,6 +503,8 @@ def _verify_planned_chain(store: Any, chain: str, items: list[_Planned], pems: t
             walk.feed_rows(item.obj, rows)
             if rows is not None and rows.merkle_root is not None:
                 roots[item.obj.key] = rows.merkle_root
+            if rows is not None:
+                signers[item.obj.key] = rows.signers
             progress.step()
 
     for item, admitted in zip(ordered, _admitted(ordered, start_seq), strict=True):
@@ -523,7 +536,7 @@ def _verify_planned_chain(store: Any, chain: str, items: list[_Planned], pems: t
         Finding(f.kind, f.key, versions.get(f.key), f.chain, f.seq, f.detail) if f.version is None and f.key else f
         for f in findings
     ]
-    verified = [replace(v, merkle_root=roots.get(v.key)) for v in verified]
+    verified = [replace(v, merkle_root=roots.get(v.key), signers=signers.get(v.key, ())) for v in verified]
     return findings + extra, summary, len(items), verified
 
 
@@ -612,7 +625,65 @@ def _check_digests(store: Any, settings: Settings, report: Report, verified: dic
         )
         findings += chain_findings
         summary.update(digest_summary)
-    return findings
+    return findings, dict(digests)
+
+
+def _key_uses(verified: dict[str, list[VerifiedObject]], digests: dict[str, list[StoredDigest]]) -> list[KeyUse]:
+    """Who signed the chains' heads (from the rows verified) and their digests, and when.
+
+    Malformed timestamps and digests are findings of their own already; they are left out here.
+    """
+    uses: list[KeyUse] = []
+    for chain, objects in verified.items():
+        for obj in objects:
+            for seq, kid, sealed_at in obj.signers:
+                try:
+                    uses.append(KeyUse(chain, "head", seq, kid, parse_ts(sealed_at), obj.key))
+                except ValueError:
+                    continue
+    for chain, stored in digests.items():
+        for d in stored:
+            try:
+                doc = orjson.loads(d.body)
+                uses.append(KeyUse(chain, "digest", d.last, str(doc["key_id"]), parse_ts(doc["created_at"]), d.key))
+            except (ValueError, KeyError, TypeError, RecursionError):
+                continue
+    return uses
+
+
+def key_record(store: Any, prefix: str, keys: PublicKeys) -> tuple[dict[str, datetime], set[tuple[str, str]],
+                                                                     list[Finding]]:
+    """When each key was first published (its file's sink's version) and the rotations the old keys signed.
+
+    A rotation statement that does not verify explains nothing, and is a finding.
+    """
+    by_key = _key_versions(store, prefix)
+    published: dict[str, datetime] = {}
+    rotations: set[tuple[str, str]] = set()
+    findings: list[Finding] = []
+    for key, listed in sorted(by_key.items()):
+        sinks = history(listed).sinks
+        if sinks is None:
+            continue
+        name = key[len(prefix) + len(KEYS):]
+        if name.endswith(".pem") and "/" not in name:
+            published[name[:-len(".pem")]] = sinks.last_modified
+            continue
+        named = parse_rotation_key(key)
+        if named is None:
+            continue
+        try:
+            said = read_rotation(store.get(key, sinks.version_id).body, keys)
+        except ValueError as e:
+            findings.append(Finding(K.OBJECT_INJECTED, key, sinks.version_id, None, None,
+                                    f"a key rotation statement that does not hold: {e}"))
+            continue
+        if said != named:
+            findings.append(Finding(K.OBJECT_INJECTED, key, sinks.version_id, None, None,
+                                    f"a key rotation statement for {said[0]} -> {said[1]} under another name"))
+            continue
+        rotations.add(said)
+    return published, rotations, findings
 
 
 def verify_store(
@@ -706,8 +777,14 @@ def verify_store(
         finally:
             if pool is not None:
                 pool.shutdown()
-    findings += _check_digests(store, settings, report, verified_by_chain, public_keys(tuple(pems)), chains, starts,
-                               ends, continued)
+    digest_findings, digests = _check_digests(store, settings, report, verified_by_chain, public_keys(tuple(pems)),
+                                              chains, starts, ends, continued)
+    findings += digest_findings
+    published, rotations, rotation_findings = key_record(store, prefix, public_keys(tuple(pems)))
+    findings += rotation_findings
+    findings += key_history_findings(_key_uses(verified_by_chain, digests), published if settings.keys.check_publication else {},
+                                     rotations, pinned=trusted_keys is not None,
+                                     skew=timedelta(seconds=settings.keys.publication_skew_s))
     report.unverified = unverified
     ids = sorted(PublicKeys().add_pem(pem) for pem in pems)
     report.keys = ({"pinned": True, "source": source, "trusted": ids} if trusted_keys is not None

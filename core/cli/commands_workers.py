@@ -33,6 +33,23 @@ def publish_public_key(settings: Settings, signer) -> None:  # type: ignore[no-u
         store.put_locked(key, signer.public_pem, lock.mode, lock.retain_until)
 
 
+def publish_rotation(settings: Settings, old: str, new: str) -> None:
+    """Put the old key's statement that the new key follows it in the bucket, locked as the keys are."""
+    from datetime import datetime, timezone
+
+    from sealtrail.layout import rotation_key
+    from sealtrail.signing import rotation_file
+    from sealtrail.sinks.retention import policy_for
+    from sealtrail.sinks.store import S3Store
+
+    store = S3Store(settings)
+    key = rotation_key(settings.s3.prefix, old, new)
+    if not store.exists(key):
+        lock = policy_for(settings).longest_lock(datetime.now(timezone.utc))
+        body = rotation_file(settings.public_keys_dir, old, new).read_bytes()
+        store.put_locked(key, body, lock.mode, lock.retain_until)
+
+
 def read_lines(source: BinaryIO, limit: int) -> Iterator[tuple[int, bytes | None, int]]:
     """(line number, line, size) for each line; a line longer than limit is None and is never held in memory."""
     number = 0
@@ -173,7 +190,10 @@ def keys_rotate(ctx: Context) -> None:
         raise ConfigError("keys.kms_key_id", "the key lives in AWS KMS: create a new KMS key and point keys.kms_key_id at it")
     old, new = rotate_key(settings.signing_key_path, settings.public_keys_dir)
     publish_public_key(settings, new)
-    say(f"rotated signing key {old or '(none)'} -> {new.key_id}; public key published")
+    if old is not None:
+        publish_rotation(settings, old, new.key_id)
+    say(f"rotated signing key {old or '(none)'} -> {new.key_id}; public key"
+        f"{' and rotation statement' if old else ''} published")
     click.echo(new.key_id)
 
 
@@ -190,4 +210,6 @@ def keys_list(ctx: Context) -> None:
     prefix = f"{settings.s3.prefix}{KEYS}"
     for key in sorted(S3Store(settings).keys(prefix)):
         kid = key[len(prefix):].removesuffix(".pem")
+        if "/" in kid:  # rotations/: the statements, not keys
+            continue
         click.echo(f"{kid}{'  (current)' if kid == current else ''}")

@@ -143,8 +143,11 @@ def test_key_rotation_mid_flow_keeps_everything_verifiable(trail) -> None:  # ty
                    for k in trail.store.keys(f"{trail.settings.s3.prefix}digests/")}
     assert new_key in digest_keys
     assert set(trail.event_ids()) == set(first) | set(more)
-    report = verify_store(trail.store, trail.settings)
+    statements = list(trail.store.keys(f"{trail.settings.s3.prefix}keys/rotations/"))
+    assert [k.rsplit("/", 1)[-1] for k in statements] == [f"{(used - {new_key}).pop()}-{new_key}.json"]
+    report = verify_store(trail.store, trail.settings)  # keys from the bucket: the statement explains the change
     assert report.ok, report.findings
+    assert report.keys["pinned"] is False
 
 
 def test_objects_grow_a_row_group_at_a_time_up_to_object_bytes(trail) -> None:  # type: ignore[no-untyped-def]

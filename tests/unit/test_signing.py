@@ -163,6 +163,16 @@ def test_rotate_key_replaces_the_key_and_keeps_the_old_public_half(tmp_path) -> 
     assert load_or_create_signer(path, public).key_id == after.key_id
     assert {p.stem for p in public.glob("*.pem")} == {before.key_id, after.key_id}
     assert (path.stat().st_mode & 0o777) == 0o600
+    # the old key's last signature names the new one; nobody else can write it
+    from sealtrail.signing import PublicKeys, read_rotation, rotation_file
+
+    statement = rotation_file(public, before.key_id, after.key_id).read_bytes()
+    keys = PublicKeys()
+    keys.add_pem(before.public_pem)
+    assert read_rotation(statement, keys) == (before.key_id, after.key_id)
+    forged = statement.replace(after.key_id.encode(), load_or_create_signer(tmp_path / "m.pem", tmp_path / "m").key_id.encode())
+    with pytest.raises(ValueError, match="does not verify"):
+        read_rotation(forged, keys)
 
 
 def test_key_source_follows_the_key_file(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -589,18 +589,100 @@ def test_forged_tail_signed_with_a_key_planted_in_the_bucket(store: DirectorySto
     planted = public_key_key(PREFIX, mallory.key_id)
     (store.root / planted).write_bytes(mallory.public_pem)
     report = verify(store)  # a planted key without a lock is seen for what it is
-    assert [(f.kind, f.key) for f in report.findings] == [(K.NOT_LOCKED, planted)]
+    assert {(f.kind, f.key) for f in report.findings} == {(K.NOT_LOCKED, planted), (K.KEY_CHANGE_UNEXPLAINED, key)}
     assert report.keys["pinned"] is False and mallory.key_id in report.keys["trusted"]
     (store.root / f"{planted}.lock.json").write_text(json.dumps(lock_sidecar(mallory.public_pem)))
-    report = verify(store)
-    assert report.ok  # locked too, the bucket vouches for its own planted key: only pinning tells...
+    report = verify(store)  # locked too: the chain's key history gives it away (no rotation statement)
+    assert [(f.kind, f.key, f.chain, f.seq) for f in report.findings] == [
+        (K.KEY_CHANGE_UNEXPLAINED, key, "p000", 20)]
+    assert mallory.key_id in report.findings[0].detail and pristine().signer.key_id in report.findings[0].detail
     assert report.keys == {"pinned": False, "source": "bucket", "trusted": sorted([mallory.key_id,
                            pristine().signer.key_id]), "note": report.keys["note"]}
-    assert "self-consistency only" in report_text(report)  # ...and the report says so
+    assert "self-consistency only" in report_text(report)  # ...and the report says the keys were not pinned
     pinned = [pristine().signer.public_pem]
     report = verify(store, trusted_keys=pinned)
     assert_first_bad(report, {K.UNKNOWN_KEY}, key, "p000", 20)
     assert report.keys["pinned"] is True
+
+
+def _tail_signed_by(store: DirectoryStore, successor: Signer) -> str:
+    """Two more records on p000 sealed and signed by successor; returns the new object's key."""
+    trail = build_trail(pristine().signer)
+    more = [Accepted(0, sum(BATCHES) + i, columns_of(event(0, 100 + i))) for i in range(2)]
+    forged = seal_batch(trail.heads, more, successor, f"{DAY}T11:00:00.000000Z").sealed
+    key = data_key(PREFIX, DAY, "p000", 19, 20)
+    body = to_parquet(forged, trail.records["p000"][-1].hash)
+    (store.root / key).write_bytes(body)
+    (store.root / f"{key}.lock.json").write_text(json.dumps(lock_sidecar(body)))
+    pem = public_key_key(PREFIX, successor.key_id)
+    (store.root / pem).write_bytes(successor.public_pem)
+    (store.root / f"{pem}.lock.json").write_text(json.dumps(lock_sidecar(successor.public_pem)))
+    return key
+
+
+def _statement(store: DirectoryStore, signer: Signer, old: str, new: str, name: tuple[str, str] | None = None) -> str:
+    """A rotation statement old -> new, signed by signer, under the name of name (old, new by default)."""
+    from sealtrail.layout import rotation_key
+    from sealtrail.signing import ROTATION_FORMAT, rotation_message
+
+    at = f"{DAY}T10:30:00Z"
+    doc = {"format": ROTATION_FORMAT, "old": old, "new": new, "at": at,
+           "signature": signer.sign(rotation_message(old, new, at)).hex()}
+    key = rotation_key(PREFIX, *(name or (old, new)))
+    (store.root / key).parent.mkdir(parents=True, exist_ok=True)
+    (store.root / key).write_bytes(orjson.dumps(doc))
+    return key
+
+
+def test_a_rotation_statement_signed_by_the_old_key_explains_the_change(store: DirectoryStore) -> None:
+    successor = new_signer()
+    _tail_signed_by(store, successor)
+    _statement(store, pristine().signer, pristine().signer.key_id, successor.key_id)
+    assert verify(store).ok
+
+
+@pytest.mark.parametrize("forgery", ["signed by the new key", "renamed", "bytes altered"])
+def test_a_rotation_statement_the_old_key_did_not_sign_explains_nothing(store: DirectoryStore, forgery: str) -> None:
+    mallory = new_signer()
+    tail = _tail_signed_by(store, mallory)
+    old, new = pristine().signer.key_id, mallory.key_id
+    if forgery == "signed by the new key":
+        statement = _statement(store, mallory, old, new)
+    elif forgery == "renamed":  # a genuine statement for another rotation, copied under this one's name
+        statement = _statement(store, pristine().signer, old, new_signer().key_id, name=(old, new))
+    else:
+        statement = _statement(store, pristine().signer, old, new)
+        doc = orjson.loads((store.root / statement).read_bytes())
+        doc["at"] = f"{DAY}T10:31:00Z"
+        (store.root / statement).write_bytes(orjson.dumps(doc))
+    report = verify(store)
+    assert {(f.kind, f.key) for f in report.findings} == {(K.OBJECT_INJECTED, statement),
+                                                          (K.KEY_CHANGE_UNEXPLAINED, tail)}, report.findings
+
+
+def test_pinned_keys_need_no_rotation_statement(store: DirectoryStore) -> None:
+    successor = new_signer()
+    _tail_signed_by(store, successor)
+    assert verify(store, trusted_keys=[pristine().signer.public_pem, successor.public_pem]).ok
+
+
+def test_a_key_that_signed_before_it_was_published(store: DirectoryStore) -> None:
+    """With keys.check_publication on, a head sealed before its key's file first appeared is a finding."""
+    successor = new_signer()
+    tail = _tail_signed_by(store, successor)  # sealed on DAY; its key (and the first one) published NOW
+    _statement(store, pristine().signer, pristine().signer.key_id, successor.key_id)
+    settings = SETTINGS.model_copy(update={"keys": SETTINGS.keys.model_copy(update={"check_publication": True})})
+    first_pem = public_key_key(PREFIX, pristine().signer.key_id)
+    early = {**lock_sidecar(pristine().signer.public_pem), "last_modified": f"{DAY}T09:00:00+00:00"}
+    (store.root / f"{first_pem}.lock.json").write_text(json.dumps(early))
+    report = verify_store(store, settings)
+    assert [(f.kind, f.key, f.seq) for f in report.findings] == [(K.KEY_BEFORE_PUBLICATION, tail, 20)]
+    assert successor.key_id in report.findings[0].detail
+    published = public_key_key(PREFIX, successor.key_id)
+    on_time = {**lock_sidecar(successor.public_pem), "last_modified": f"{DAY}T10:59:00+00:00"}
+    (store.root / f"{published}.lock.json").write_text(json.dumps(on_time))
+    assert verify_store(store, settings).ok
+    assert verify(store).ok  # off by default: a restored trail has every key published after it signed
 
 
 def test_the_trusted_keys_setting_pins_them_for_every_caller(store: DirectoryStore, tmp_path: Path) -> None:

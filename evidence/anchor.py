@@ -103,6 +103,8 @@ def read_anchor(path: Path) -> dict[str, Any]:
         doc = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
         raise ConfigError("--anchor", f"unreadable anchor file {path}: {e}") from e
+    except RecursionError as e:  # nested deeper than the parser's stack: as malformed as any other bad JSON
+        raise ConfigError("--anchor", f"unreadable anchor file {path}: JSON nested too deeply") from e
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("chains"), dict):
         raise ConfigError("--anchor", f"{path} is not a {FORMAT} file")
     return doc

@@ -24,7 +24,7 @@ from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.cli.main import cli
 from sealtrail.config import RetentionSettings, S3Settings, Settings
 from sealtrail.errors import ConfigError
-from sealtrail.evidence.anchor import check_anchor, digest_sha256, save_anchor
+from sealtrail.evidence.anchor import check_anchor, digest_sha256, read_anchor, save_anchor
 from sealtrail.evidence.bundle import DirectoryStore
 from sealtrail.evidence.export import (
     export_bundle,
@@ -402,6 +402,29 @@ def test_verify_continued_with_nothing_new_stands_on_the_anchor(tmp_path: Path, 
     report = verify_store(source, SETTINGS, continued={c: a["head"]["seq"] for c, a in anchor["chains"].items()})
     assert report.objects == 0 and report.intact and report.complete, report.findings
     assert check_anchor(anchor, report, lambda k: digest_sha256(source, k)) == []
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, "{\"a\":" * 100_000, "not json", "[1, 2]"])
+def test_a_malformed_anchor_file_is_a_config_error(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "anchor.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        read_anchor(path)
+    assert str(path) in str(raised.value)
+
+
+def test_verify_with_a_deeply_nested_anchor_exits_2_with_a_message(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from sealtrail.cli.main import main
+
+    path = tmp_path / "anchor.json"
+    path.write_text("[" * 100_000)
+    monkeypatch.setattr("sys.argv", ["sealtrail", "--home", str(tmp_path), "verify", "--anchor", str(path)])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "unreadable anchor file" in err and "nested too deeply" in err and "Traceback" not in err
 
 
 def test_verify_new_needs_an_anchor() -> None:

@@ -54,6 +54,7 @@ from sealtrail.sinks.parquet import (
     read_table,
     text_columns,
 )
+from sealtrail.versions import history
 
 FORMAT = "sealtrail.proof.v2"  # v2: record hashes by sealtrail.record.v2 (sinks.parquet.RECORD_FORMAT)
 RECORD_FIELDS = frozenset({"seq", "sealed_at", "src_offset", "key_id", *EVENT_COLUMNS})
@@ -141,15 +142,16 @@ def _listing_digest(store: Any, prefix: str, chain: str, obj: DataObject) -> tup
     """(key, document, entry) of the first digest of the chain that lists the object."""
     by_key: dict[str, list[Any]] = {}
     for v in store.versions(digest_prefix(prefix, chain)):
-        if not v.is_delete_marker:
-            by_key.setdefault(v.key, []).append(v)
+        by_key.setdefault(v.key, []).append(v)  # in listing order, delete markers too: the rule wants both
     candidates = sorted((parsed[1], key) for key in by_key
                         if (parsed := parse_digest_key(key)) is not None and parsed[0] == chain
                         and parsed[1] >= obj.last)
     for _, key in candidates:
-        oldest = min(by_key[key], key=lambda v: (v.last_modified, v.is_latest))
+        sinks = history(by_key[key]).sinks  # the sink's version, by the one rule (sealtrail.versions)
+        if sinks is None:
+            continue  # only delete markers are left
         try:
-            doc = orjson.loads(store.get(key, oldest.version_id).body)
+            doc = orjson.loads(store.get(key, sinks.version_id).body)
         except orjson.JSONDecodeError:
             continue
         if not isinstance(doc, dict):

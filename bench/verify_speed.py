@@ -52,6 +52,7 @@ from sealtrail.signing import Signer, key_id_of
 from sealtrail.sinks.digest import FORMAT as DIGEST_FORMAT
 from sealtrail.sinks.digest import DigestLink, ListedObject, build_digest, head_of
 from sealtrail.sinks.parquet import SCHEMA, to_parquet
+from sealtrail.sinks.retention import policy_for
 from sealtrail.sinks.store import sha256_b64
 from sealtrail.workload import generate
 from verify_once import PREFIX, timed  # bench/ is this script's folder
@@ -87,10 +88,12 @@ def seal(events: int) -> tuple[Signer, dict[str, list[list[SealedRecord]]]]:
     return signer, batches
 
 
-def write(path: Path, body: bytes, now: datetime) -> None:
+def write(path: Path, body: bytes, now: datetime, mode: str = "COMPLIANCE", retain_until: datetime | None = None
+          ) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(body)
-    lock = {"mode": "COMPLIANCE", "retain_until": (now + timedelta(days=Settings().retention.days + 2)).isoformat(),
+    until = retain_until or now + timedelta(days=Settings().retention.days + 2)
+    lock = {"mode": mode, "retain_until": until.isoformat(),
             "last_modified": now.isoformat(), "checksum_sha256": sha256_b64(body)}
     path.with_name(path.name + ".lock.json").write_text(json.dumps(lock))
 
@@ -117,9 +120,9 @@ def build(root: Path, events: int) -> None:
             write(tmp / dkey, dbody, now)
             link = DigestLink(dkey, hashlib.sha256(dbody).hexdigest(), part[-1].seq)
             prev, part = part[-1].hash, []
-    pem = tmp / public_key_key(PREFIX, signer.key_id)
-    pem.parent.mkdir(parents=True, exist_ok=True)
-    pem.write_bytes(signer.public_pem)
+    # locked as the product publishes it (cli/commands_workers.py publish_public_key): the policy's longest lock
+    lock = policy_for(Settings()).longest_lock(now)
+    write(tmp / public_key_key(PREFIX, signer.key_id), signer.public_pem, now, lock.mode, lock.retain_until)
     tmp.rename(root)
 
 

@@ -249,16 +249,30 @@ class RestartBench:
         from sealtrail.signing import KeySource
         from sealtrail.sinks.worker import SinkWorker
 
+        from sealtrail.kafka import make_consumer
+
         class Assigned:
+            """The sink group's real committed offsets (the digest search's hints); assign() only noted."""
+
+            def __init__(self) -> None:
+                self.consumer = make_consumer(trail.settings, trail.settings.sink.group)
+
+            def committed(self, partitions: list[Any], timeout: float) -> list[Any]:
+                return self.consumer.committed(partitions, timeout=timeout)
+
             def assign(self, partitions: list[Any]) -> None:
                 self.partitions = partitions
 
         store, calls = counting_store(trail.settings)
         worker = SinkWorker(trail.settings, KeySource(trail.settings), store=store)
         topic = trail.settings.kafka.topics.chained
+        assigned = Assigned()
         t0 = time.perf_counter()
-        worker._on_assign(Assigned(), [TopicPartition(topic, p) for p in range(trail.settings.kafka.partitions)])
-        seconds = time.perf_counter() - t0
+        try:
+            worker._on_assign(assigned, [TopicPartition(topic, p) for p in range(trail.settings.kafka.partitions)])
+        finally:
+            seconds = time.perf_counter() - t0
+            assigned.consumer.close()
         return {"seconds": seconds, "s3_requests": sum(calls.values()), "s3_by_operation": dict(calls),
                 "stored": {b.chain: b.stored_seq for b in worker.buffers.values()},
                 "undigested": sum(len(v) for v in worker.stored.values())}

@@ -97,21 +97,28 @@ def newest_digest_name(store: Any, prefix: str, chain: str, hint: int | None = N
 
 def _search(store: Any, prefix: str, chain: str, hint: int | None) -> tuple[int, str] | None:
     lo, hi = -1, MAX_SEQ  # some digest is named after lo (or lo is -1); none is named after hi
+    bounded = False  # hi was found by a probe (not just the names' 12 digits)
     probe = -1 if hint is None else min(max(hint, -1), MAX_SEQ)
-    step = 1024
+    step = up = 1024
     for _ in range(_PROBES):
         named, more = _after(store, prefix, chain, probe)
         if named and not more:
             return max(named)
         if named:  # more than a page after the probe: the newest is beyond what this page shows
             lo = max(seq for seq, _ in named)
+            up = max(up, lo - named[0][0])  # at least what one page of names spans
         elif probe < 0:
             return None  # the chain has no digest at all
         else:
-            hi = probe
+            hi, bounded = probe, True
         if lo < 0 and hint is not None and hi == probe:  # below the hint, step down before halving
             probe = max(-1, hi - step)
             step *= 8
+        elif not bounded:  # above every probe so far: gallop up from the last page, so an old trail
+            probe = min(lo + up, MAX_SEQ)  # costs a few more requests, not 40
+            up *= 4
+            if probe == MAX_SEQ:
+                bounded = True
         else:
             probe = (lo + hi) // 2
         if hi - lo <= 1:

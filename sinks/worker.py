@@ -27,7 +27,7 @@ import time
 from datetime import datetime, timezone
 
 import pyarrow as pa
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
 
@@ -132,6 +132,23 @@ def stored_hashes(store: S3Store, obj: DataObject | None) -> tuple[bytes, dict[i
     return head, known
 
 
+def committed_hints(consumer: Consumer, partitions: list[TopicPartition], timeout: float = 10.0) -> dict[int, int]:
+    """Where the digest search starts, per partition: the group's committed audit.chained offset.
+
+    The sink commits only after a flush's digest is durable, and audit.chained
+    holds one record per seq from its first offset, so the offset is near the
+    newest digest's seq on a trail of any age (a re-created topic puts it below;
+    the search then climbs). A hint only says where to look first: the result
+    is what the listing shows, so a wrong hint costs requests, never a head.
+    """
+    try:
+        committed = consumer.committed(partitions, timeout=timeout)
+    except (KafkaException, RuntimeError) as e:
+        log.warning("committed offsets unavailable (%s); searching the digests without a hint", e)
+        return {}
+    return {tp.partition: tp.offset for tp in committed if tp.offset >= 0 and tp.error is None}
+
+
 def latest_digest(store: S3Store, prefix: str, chain: str, newest: index.NewestDigest | None = None
                   ) -> DigestLink | None:
     """The chain's newest digest, which the next one links to (found by sinks/index.py, not by a listing)."""
@@ -210,9 +227,10 @@ class SinkWorker:
         retry = self._retrying()
         prefix = self.settings.s3.prefix
         stored = {}
+        hints = committed_hints(consumer, partitions)
         for tp in partitions:
             chain = chain_id(tp.partition)
-            newest = retry(index.newest_digest, self.store, prefix, chain)
+            newest = retry(index.newest_digest, self.store, prefix, chain, hints.get(tp.partition))
             undigested = retry(index.objects_after, self.store, prefix, chain, newest)
             head = undigested[-1] if undigested else (newest.last_object() if newest is not None else None)
             stored[chain] = head.last if head else 0

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import importlib.util
 import secrets
+import shutil
 import threading
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -308,8 +309,11 @@ def build_router(settings: Settings) -> APIRouter:
         with export_lock:  # one at a time: an export reads and verifies a whole window
             try:
                 result = export_bundle(S3Store(settings), settings, out, body.from_, body.to, tenant=body.tenant)
-            except ConfigError as e:
-                if e.setting in ("--from/--to", "--tenant"):
+            except BaseException as e:
+                # a half-written folder is no bundle: nobody may take it for evidence (the folder is this
+                # call's own, named with a random suffix, so nothing else is removed)
+                shutil.rmtree(out, ignore_errors=True)
+                if isinstance(e, ConfigError) and e.setting in ("--from/--to", "--tenant"):
                     raise ApiError(404, e.problem) from e
                 raise
         manifest = {k: v for k, v in result.manifest.items() if k != "files"}

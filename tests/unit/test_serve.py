@@ -653,3 +653,15 @@ def test_l7_tls_needs_both_files(tmp_path: Path) -> None:
     garbage = settings(tmp_path, tls_cert=cert, tls_key=cert)
     with pytest.raises(ConfigError, match="serve.tls_cert: cannot use"):  # a start error, not a traceback
         uvicorn_config(create_app(garbage, recorder=AccessRecorder(garbage, client_factory=KeptEvents)), garbage)
+
+
+def test_an_export_that_fails_leaves_no_half_bundle_behind(api, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The bucket is unreachable: the caller gets 503 and serve.export_dir holds no partial folder."""
+    client, tokens, kept = api
+    response = client.post("/v1/exports", json={"from": "2026-01-01", "to": "2026-01-02"},
+                           headers={"Authorization": f"Bearer {tokens['admin']}"})
+    assert response.status_code == 503, response.text
+    root = settings(tmp_path).serve_export_dir
+    assert not root.exists() or list(root.iterdir()) == [], list(root.iterdir())
+    (event,) = events_of(kept, 1)
+    assert (event.action, event.metadata["status"]) == ("trail.export", 503)

@@ -66,6 +66,7 @@ class AccessRecorder:
         self._thread: threading.Thread | None = None
         self.emitted = 0
         self.errors = 0
+        self.stranded: list[Any] = []  # held by the emitting thread when it died
 
     # request path -----------------------------------------------------------------------------
     def _prepare(self, event: dict[str, Any]) -> Event:
@@ -126,7 +127,7 @@ class AccessRecorder:
                 except queue.Empty:
                     break
             stop = any(b is _STOP for b in batch)
-            for event in batch:
+            for i, event in enumerate(batch):
                 if event is _STOP:
                     continue
                 self._free()
@@ -136,10 +137,42 @@ class AccessRecorder:
                 except Exception as e:  # noqa: BLE001 - one event's failure must not end the thread
                     self.errors += 1
                     _log.error("access event %s not emitted: %s: %s", event.event_id, type(e).__name__, e)
+                except BaseException:
+                    self._strand([b for b in batch[i:] if b is not _STOP])
+                    raise
             if stop or self._queue.empty():
                 self._flush()
             if stop:
                 return
+
+    def _strand(self, events: list[Any]) -> None:
+        """The thread is dying: keep what it held and what is queued, for close() to emit with a new client."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP:
+                events.append(item)
+        self.stranded.extend(events)
+        _log.error("the access-event thread died holding %d events; they are emitted (or spooled) at close "
+                    "and calls are refused until then", len(events))
+
+    def _rescue(self) -> None:
+        """Emit the events a dead thread left, through a fresh client (with its spool), at close."""
+        if not self.stranded:
+            return
+        try:
+            client = self._factory()
+            for event in self.stranded:
+                client.emit(event)
+                self.emitted += 1
+            client.flush()
+            client.close()
+            self.stranded.clear()
+        except BaseException as e:  # noqa: BLE001 - name what is lost rather than lose it silently
+            self.errors += len(self.stranded)
+            _log.error("access events %s lost: %s: %s", [ev.event_id for ev in self.stranded], type(e).__name__, e)
 
     def _flush(self) -> None:
         try:
@@ -151,9 +184,13 @@ class AccessRecorder:
     def close(self, timeout_s: float = 30.0) -> None:
         """Emit what is queued, flush, release the producer and its spool."""
         if self._thread is not None:
+            dead = not self._thread.is_alive()
             self._queue.put(_STOP)
             self._thread.join(timeout_s)
             self._thread = None
+            if dead:  # what reached the queue after the thread died
+                self._strand([])
+        self._rescue()
         if self._client is not None:
             try:
                 self._client.close()

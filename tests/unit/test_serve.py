@@ -665,3 +665,28 @@ def test_an_export_that_fails_leaves_no_half_bundle_behind(api, tmp_path: Path) 
     assert not root.exists() or list(root.iterdir()) == [], list(root.iterdir())
     (event,) = events_of(kept, 1)
     assert (event.action, event.metadata["status"]) == ("trail.export", 503)
+
+
+def test_events_queued_when_the_emitting_thread_dies_are_emitted_at_close(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first producer kills its thread on the first event; that event is emitted by a fresh one at close."""
+    s = settings(tmp_path)
+    tokens = with_tokens(s)
+    one_row_after(monkeypatch, 0)
+    monkeypatch.setattr(threading, "excepthook", lambda args: None)
+    made: list[KeptEvents] = []
+
+    def factory() -> KeptEvents:
+        made.append(DyingProducer() if not made else KeptEvents())
+        return made[-1]
+
+    recorder = AccessRecorder(s, client_factory=factory)
+    with TestClient(create_app(s, recorder=recorder)) as client:
+        client.get("/v1/events", headers=bearer(tokens["auditor"]))
+        for _ in range(200):
+            if not recorder.alive:
+                break
+            time.sleep(0.01)
+        assert not recorder.alive
+    assert len(made) == 2 and [e.action for e in made[1].events] == ["trail.search"]
+    assert made[1].closed and recorder.stranded == []

@@ -108,3 +108,42 @@ def test_verify_worker_imports_are_light(tmp_path: Path, module: str) -> None:
         f"print(json.dumps(sorted(m for m in {WORKER_HEAVY!r} if any(k == m or k.startswith(m + '.') for k in sys.modules))))"
     )
     assert json.loads(run_python(code, tmp_path, "-P")) == []
+
+
+def _requirements() -> dict[str, list]:
+    """pyproject's runtime requirements by canonical name (a name may appear with several specifiers)."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    found: dict[str, list] = {}
+    for line in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+        req = Requirement(line)
+        found.setdefault(canonicalize_name(req.name), []).append(req.specifier)
+    return found
+
+
+# review L10: inside the old floors a resolver picked these, each with a published advisory
+ADVISORY_VERSIONS = [("starlette", "0.38.6"), ("h11", "0.15.0"), ("jinja2", "3.1.0"), ("cryptography", "42.0.0"),
+                     ("cryptography", "44.0.0"), ("starlette", "0.47.1")]
+
+
+@pytest.mark.parametrize(("name", "version"), ADVISORY_VERSIONS)
+def test_l10_floors_refuse_versions_with_published_advisories(name: str, version: str) -> None:
+    specifiers = _requirements().get(name)
+    assert specifiers, f"{name} has no floor of its own in pyproject.toml"
+    assert not all(version in spec for spec in specifiers), f"pyproject.toml admits {name}=={version}"
+
+
+def test_l10_the_lock_pins_every_dependency_inside_its_floor_with_hashes() -> None:
+    from packaging.utils import canonicalize_name
+
+    lines = (ROOT / "requirements.lock").read_text().splitlines()
+    pins: dict[str, str] = {}
+    for i, line in enumerate(lines):
+        if "==" in line and not line.startswith((" ", "#")):
+            name, version = line.split(" ")[0].split("==")
+            pins[canonicalize_name(name.split("[")[0])] = version
+            assert lines[i + 1].strip().startswith("--hash=sha256:"), f"{name}=={version} has no hash in the lock"
+    for name, specifiers in _requirements().items():
+        assert name in pins, f"{name} is required but not in requirements.lock"
+        assert all(pins[name] in spec for spec in specifiers), f"the lock pins {name}=={pins[name]} outside {specifiers}"

@@ -2,8 +2,11 @@
 
     app = Starlette(routes=..., middleware=[
         Middleware(AuthenticationMiddleware, backend=...),      # first, so scope["user"] is set
-        Middleware(AuditMiddleware, trusted_proxies=["10.0.0.0/8"], tenant=lambda scope: "acme"),
+        Middleware(AuditMiddleware, trusted_proxies=["10.0.1.10", "10.0.1.11"], tenant=lambda scope: "acme"),
     ])
+
+Name only the proxies themselves (the load balancer's addresses or its own small subnet): a client inside a
+trusted range could write its own X-Forwarded-For.
 
 The user defaults to Starlette's ``scope["user"]`` when it is authenticated
 (its ``identity``, else ``display_name``); pass ``user=callable(scope)`` for

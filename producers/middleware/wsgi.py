@@ -1,6 +1,6 @@
 """WSGI middleware (Flask, Django): the audit context for each request.
 
-    app.wsgi_app = WSGIAuditMiddleware(app.wsgi_app, trusted_proxies=["10.0.0.0/8"])
+    app.wsgi_app = WSGIAuditMiddleware(app.wsgi_app, trusted_proxies=["10.0.1.10"])  # the proxy itself, never a range clients live in
 
 The user defaults to ``REMOTE_USER`` (set by the server or an auth
 middleware); pass ``user=callable(environ)`` for anything else, or call

@@ -104,6 +104,10 @@ def test_poison_inputs_are_accounted_for_and_never_stop_the_worker(trail) -> Non
     from sealtrail.evidence.verify import verify_store
 
     poison = [b"\x01" * 400_000, b'{"event_id": "' + b"\x1f" * 600_000 + b'"}', b"\xff" * 300_000]
+    # review M6: an event missing event_id whose metadata holds a password and an AWS key id
+    secretive = orjson.dumps({"category": "auth", "action": "login", "metadata": {
+        "password": "hunter2-in-the-dlq", "apiKey": "AKIAIOSFODNN7EXAMPLE"}})
+    poison.append(secretive)
     ids = trail.emit(300, seed=3)
     trail.emit_raw(poison)
     ids += trail.emit(300, seed=4)
@@ -116,7 +120,11 @@ def test_poison_inputs_are_accounted_for_and_never_stop_the_worker(trail) -> Non
     assert len(rejected) == len(poison)
     letters = trail.dead_letters()
     assert len(letters) == len(poison)
-    assert all(d["truncated"] and len(orjson.dumps(d)) < 1024 * 1024 for d in letters)
+    assert all(d["truncated"] == (d["input_bytes"] > 64 * 1024) and len(orjson.dumps(d)) < 1024 * 1024
+               for d in letters)
+    (told,) = [d for d in letters if d["input_sha256"] == hashlib.sha256(secretive).hexdigest()]
+    assert told["reason"] == "missing_field" and told["redacted"] >= 2, told
+    assert "hunter2-in-the-dlq" not in told["raw"] and "AKIAIOSFODNN7EXAMPLE" not in told["raw"], told["raw"]
     assert sorted(d["input_bytes"] for d in letters) == sorted(len(p) for p in poison)
     report = verify_store(trail.store, trail.settings)
     assert report.ok, report.findings

@@ -22,6 +22,7 @@ from array import array
 from pathlib import Path
 
 import orjson
+
 from sealtrail.config import load_settings
 from sealtrail.producers import AuditClient
 

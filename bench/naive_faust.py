@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import faust
+
 from sealtrail.chain import Accepted, ChainHead, RecentIds, chain_id, seal_batch
 from sealtrail.config import load_settings
 from sealtrail.encoding import format_ts

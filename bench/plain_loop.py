@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from confluent_kafka import KafkaError, TopicPartition
+
 from sealtrail.chain import Accepted, ChainHead, RecentIds, chain_id, seal_batch
 from sealtrail.config import load_settings
 from sealtrail.encoding import format_ts

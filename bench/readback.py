@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from confluent_kafka import Consumer, TopicPartition
+
 from sealtrail.config import Settings
 from sealtrail.layout import data_prefix, parse_data_key
 from sealtrail.sinks.store import s3_client

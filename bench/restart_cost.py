@@ -246,10 +246,9 @@ class RestartBench:
         """SinkWorker._on_assign for every partition: what a sink does before it consumes a record."""
         from confluent_kafka import TopicPartition
 
+        from sealtrail.kafka import make_consumer
         from sealtrail.signing import KeySource
         from sealtrail.sinks.worker import SinkWorker
-
-        from sealtrail.kafka import make_consumer
 
         class Assigned:
             """The sink group's real committed offsets (the digest search's hints); assign() only noted."""
@@ -282,7 +281,7 @@ class RestartBench:
         from sealtrail.kafka import flush_all, make_producer
         from sealtrail.producers.client import encode, prepare
         from sealtrail.redact import Redactor
-        from sealtrail.workload import generate
+        from sealtrail.stack.workload import generate
 
         s = trail.settings
         redactor = Redactor.from_settings(s.redaction)
@@ -299,7 +298,7 @@ class RestartBench:
 
     def durable_seqs(self, store: Any, trail: Trail, targets: dict[str, int]) -> dict[str, int]:
         """The last seq each chain's newest digest covers (found as the sink finds it)."""
-        from sealtrail.sinks.index import newest_digest_name
+        from sealtrail.index import newest_digest_name
 
         out = {}
         for chain, target in targets.items():
@@ -352,7 +351,7 @@ class RestartBench:
         the objects it verified hold every new event once and nothing else."""
         from sealtrail.evidence.anchor import read_anchor
         from sealtrail.evidence.check import verify_evidence
-        from sealtrail.sinks.parquet import read_table
+        from sealtrail.objects import read_table
 
         env = {**os.environ, **trail.env}
         t0 = time.perf_counter()

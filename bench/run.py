@@ -4,7 +4,7 @@
     .venv/bin/python bench/run.py [--events N | --quick] [--profile]     (or: make bench / make bench-quick)
 
 It starts its own embedded stack in a temporary home, writes the deterministic
-mixed workload (sealtrail.workload.generate) to a JSON-lines file, and then
+mixed workload (sealtrail.stack.workload.generate) to a JSON-lines file, and then
 runs, one after the other so each has the machine to itself:
 
   1. emit     the producer client (AuditClient.emit, one process) -> events topic
@@ -61,6 +61,7 @@ import proc
 import readback
 import report
 from proc import Worker
+
 from sealtrail.config import Settings, load_settings
 
 RESULTS = BENCH / "results"
@@ -248,7 +249,7 @@ class Bench:
 
     def write_workload(self, path: Path, count: int, seed: int) -> tuple[list[str], int, int]:
         """JSON lines of the workload; returns the event ids, raw bytes and gzip'd bytes (level 6, gzip's default)."""
-        from sealtrail.workload import generate
+        from sealtrail.stack.workload import generate
 
         ids: list[str] = []
         raw = 0

@@ -1,6 +1,6 @@
 """Bytes per event of the sealed trail against gzip'd JSON lines of the same events, without a broker.
 
-Seals the benchmark's workload (core/workload.py, a realistic mix) in stream-
+Seals the benchmark's workload (stack/workload.py, a realistic mix) in stream-
 sized batches over six chains, writes objects as the sink does, and prints
 bytes per event overall and per Parquet column. `make bench` measures the same
 through the real stack; this is the quick loop for format work:
@@ -15,17 +15,17 @@ import gzip
 from collections import defaultdict
 
 import orjson
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import pyarrow as pa
 import pyarrow.parquet as pq
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.encoding import format_ts
 from sealtrail.event import Event
+from sealtrail.objects import to_parquet
 from sealtrail.record import GENESIS, flatten
 from sealtrail.signing import Signer, key_id_of
-from sealtrail.sinks.parquet import to_parquet
-from sealtrail.workload import generate
+from sealtrail.stack.workload import generate
 
 CHAINS = 6
 BATCH = 5000

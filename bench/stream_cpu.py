@@ -1,6 +1,6 @@
 """CPU per event of the stream's hot path (validate -> seal -> wire), without a broker.
 
-Takes the benchmark's workload (core/workload.py, a realistic mix) as the raw
+Takes the benchmark's workload (stack/workload.py, a realistic mix) as the raw
 bytes producers send, mixes in 1% invalid inputs of several kinds, and times
 each stage the worker runs on one core: validate_counted, seal_batch over
 batches of 5,000 across 6 chains, and SealedRecord.to_wire. Kafka consume and
@@ -29,8 +29,8 @@ from sealtrail.config import Settings
 from sealtrail.encoding import format_ts
 from sealtrail.redact import Redactor
 from sealtrail.signing import Signer, key_id_of
+from sealtrail.stack.workload import generate
 from sealtrail.stream import validate as validation
-from sealtrail.workload import generate
 
 CHAINS = 6
 BATCH = 5000

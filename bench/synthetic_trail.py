@@ -230,8 +230,8 @@ def _build_chains(env: dict[str, str], plans: list[ChainPlan], start_ts: float, 
     from sealtrail.config import load_settings
     from sealtrail.kafka import make_producer
     from sealtrail.redact import Redactor
+    from sealtrail.retention import policy_for
     from sealtrail.signing import KeySource
-    from sealtrail.sinks.retention import policy_for
     from sealtrail.sinks.store import S3Store
 
     settings = load_settings()
@@ -294,14 +294,14 @@ def _build_chain(plan: ChainPlan, settings: Any, signer: Any, redactor: Any, pro
                  stats: dict[str, Any]) -> dict[str, Any]:
     from sealtrail import merkle
     from sealtrail.chain import Accepted, ChainHead, RecentIds, seal_batch
+    from sealtrail.digest import DigestLink, ListedObject, build_digest, head_of
     from sealtrail.encoding import format_ts
+    from sealtrail.objects import ObjectWriter
     from sealtrail.producers.client import encode, prepare
-    from sealtrail.sinks.digest import DigestLink, ListedObject, build_digest, head_of
-    from sealtrail.sinks.parquet import ObjectWriter
-    from sealtrail.sinks.store import sha256_b64
     from sealtrail.sinks.writer import object_key_for
+    from sealtrail.stack.workload import generate
+    from sealtrail.store import sha256_b64
     from sealtrail.stream.validate import Rejection, validate_counted
-    from sealtrail.workload import generate
 
     p, chain = plan.partition, f"p{plan.partition:03d}"
     topics, prefix = settings.kafka.topics, settings.s3.prefix
@@ -414,6 +414,6 @@ def _build_chain(plan: ChainPlan, settings: Any, signer: Any, redactor: Any, pro
 
 
 def policy_rules(settings: Any) -> tuple:
-    from sealtrail.sinks.retention import policy_for
+    from sealtrail.retention import policy_for
 
     return tuple(policy_for(settings).rules)

@@ -1,6 +1,6 @@
 """Events per second of `sealtrail verify` over a bundle folder, without a broker or S3.
 
-Builds a trail of N events (core/workload.py's realistic mix) the way the
+Builds a trail of N events (stack/workload.py's realistic mix) the way the
 pipeline does: sealed in 5,000-event batches over six chains, written as
 objects of about 50,000 records per chain (each ending on a signed head), with
 Object Lock sidecars, a linked digest per object and the public key. The
@@ -40,22 +40,23 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from verify_once import PREFIX, timed  # bench/ is this script's folder
+
 from sealtrail import merkle
 from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.config import Settings
+from sealtrail.digest import FORMAT as DIGEST_FORMAT
+from sealtrail.digest import DigestLink, ListedObject, build_digest, head_of
 from sealtrail.encoding import format_ts
 from sealtrail.event import Event
 from sealtrail.evidence import verify
 from sealtrail.layout import data_key, public_key_key
+from sealtrail.objects import SCHEMA, to_parquet
 from sealtrail.record import GENESIS, SealedRecord, flatten, hashed_bytes, record_hash
+from sealtrail.retention import policy_for
 from sealtrail.signing import Signer, key_id_of
-from sealtrail.sinks.digest import FORMAT as DIGEST_FORMAT
-from sealtrail.sinks.digest import DigestLink, ListedObject, build_digest, head_of
-from sealtrail.sinks.parquet import SCHEMA, to_parquet
-from sealtrail.sinks.retention import policy_for
-from sealtrail.sinks.store import sha256_b64
-from sealtrail.workload import generate
-from verify_once import PREFIX, timed  # bench/ is this script's folder
+from sealtrail.stack.workload import generate
+from sealtrail.store import sha256_b64
 
 CHAINS = 6
 BATCH = 5000

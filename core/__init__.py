@@ -1,0 +1,20 @@
+"""sealtrail: the trail's format and vocabulary, and nothing else (an independent verifier needs only this).
+
+    event       the audit event: fields, categories, validation (pydantic, the reference)
+    encoding    RFC 8785 canonical JSON, timestamp text
+    record      one sealed row: flatten, hashed_bytes, row_check, chain_hash, SealedRecord and its wire form
+    chain       chain heads, recent event ids, seal_batch
+    signing     Ed25519 signers, public keys, the signed head message, key rotation statements   kms (AWS KMS)
+    merkle      RFC 6962 tree hashes and inclusion proofs
+    layout      object and digest names (a pure function of chain and seq)
+    objects     the Parquet object format: schema, metadata (prev hash, format version), read, text columns
+    contents    every row's canonical content and chain hash, column-wise (what verify, the sink and prove share)
+    digest      the signed digest document over a chain's objects
+    store       what a store returns (ObjectVersion, StoredObject, ObjectHead); versions: which version is the sink's
+    index       a chain's object or digest by seq, without listing the bucket
+    retention   the retention policy: which lock each object needs
+    config, errors, kafka, topics, logs, printable, redact, ocsf, metrics_server: settings and shared plumbing
+
+The writing side (producers, stream, sinks) and the reading side (evidence) build
+on this package; cli and stack sit on top (tests/unit/test_layering.py).
+"""

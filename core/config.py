@@ -20,8 +20,20 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from sealtrail.errors import ConfigError
 
@@ -121,7 +133,7 @@ class S3Settings(_Frozen):
 
 
 class RetentionSettings(_Frozen):
-    """Without policy_file, mode and days are the whole policy (one default rule); see sinks/retention.py."""
+    """Without policy_file, mode and days are the whole policy (one default rule); see core/retention.py."""
 
     mode: Literal["COMPLIANCE", "GOVERNANCE"] = "COMPLIANCE"
     days: int = Field(2557, ge=1, le=36500, description="7 years, as HIPAA asks; SOC 2 needs at least 1 year")

@@ -1,0 +1,19 @@
+"""The auditor's side: what the trail proves, read from the bucket or an exported bundle.
+
+    check       verify_evidence, the one entry point every command calls (bucket or bundle, anchor, window, keys)
+    verify      objects stitched into chains, listing, locks, digests, key history; the I/O
+    rows        one object's rows checked alone: the pure hot half, run in worker processes
+    digests     the sink's digests against each other and the data
+    scope       what a bundle's verification covers, from the signed data alone
+    findings    what verification found, as values (Finding, FindingKind, Report)
+    key_history which keys signed a chain, and when
+    anchor      each chain's latest signed digest, kept outside the bucket
+    bundle      an exported bundle read through the store's seam (DirectoryStore)
+    export      evidence bundles: a date range copied out, verified, with a manifest
+    manifest    the bundle's manifest
+    proof       inclusion proofs for one event
+    query       DuckDB over the trail in place
+    workers     the process pool verify hashes rows in
+    api/        `sealtrail serve`, the admin query API
+    report/     the SOC 2 evidence page
+"""

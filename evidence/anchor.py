@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from sealtrail.config import Settings
 from sealtrail.errors import ConfigError, ServiceUnavailable
 from sealtrail.evidence.findings import Finding, FindingKind, Report
@@ -38,10 +39,10 @@ K = FindingKind
 def latest_digests(store: Any, prefix: str) -> dict[str, tuple[int, str]]:
     """Per chain, (last seq, key) of the digest that covers the most: the chain's newest.
 
-    Found by a search over the names (sinks/index.py) where the store can page, so saving an anchor
+    Found by a search over the names (core/index.py) where the store can page, so saving an anchor
     costs the same on a trail of any age; by listing every digest version otherwise."""
     if hasattr(store, "page") and hasattr(store, "folders"):
-        from sealtrail.sinks.index import newest_digest_name
+        from sealtrail.index import newest_digest_name
 
         found = {}
         for folder in store.folders(digest_prefix(prefix)):

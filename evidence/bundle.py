@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from sealtrail.errors import ConfigError
-from sealtrail.sinks.store import ObjectVersion, StoredObject, sha256_b64
+from sealtrail.store import ObjectVersion, StoredObject, sha256_b64
 
 LOCK_SUFFIX = ".lock.json"
 VERSION_ID = "1"

@@ -21,10 +21,10 @@ from typing import Any
 
 import orjson
 
+from sealtrail.digest import FORMAT, signed_message
 from sealtrail.errors import KeyNotFoundError
 from sealtrail.evidence.findings import Finding, FindingKind
 from sealtrail.signing import PublicKeys, head_message
-from sealtrail.sinks.digest import FORMAT, signed_message
 
 K = FindingKind
 

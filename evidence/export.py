@@ -45,14 +45,13 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
 from sealtrail.config import Settings
 from sealtrail.errors import ConfigError
-from sealtrail.evidence.bundle import LOCK_SUFFIX, DirectoryStore
+from sealtrail.evidence.bundle import LOCK_SUFFIX
 from sealtrail.evidence.findings import Report
 from sealtrail.evidence.manifest import MANIFEST, build_manifest, write_manifest
 from sealtrail.layout import (
-    parse_rotation_key,
-    rotation_key,
     DataObject,
     data_key,
     data_prefix,
@@ -60,10 +59,12 @@ from sealtrail.layout import (
     digest_prefix,
     parse_data_key,
     parse_digest_key,
+    parse_rotation_key,
+    rotation_key,
 )
+from sealtrail.objects import read_table
 from sealtrail.printable import printable
-from sealtrail.sinks.parquet import read_table
-from sealtrail.sinks.store import ObjectVersion, StoredObject
+from sealtrail.store import ObjectVersion, StoredObject
 from sealtrail.versions import history as versions_history
 
 VERIFICATION_JSON = "verification.json"

@@ -38,14 +38,22 @@ import pyarrow as pa
 
 from sealtrail import merkle
 from sealtrail.config import Settings
-from sealtrail.errors import ConfigError, InvalidEventError, KeyNotFoundError, NotProvableError
-from sealtrail.layout import DataObject, data_prefix, digest_prefix, parse_data_key, parse_digest_key
-from sealtrail.printable import printable
-from sealtrail.record import EVENT_COLUMNS, GENESIS, JSON_COLUMNS, hashed_bytes, record_hash
-from sealtrail.signing import PublicKeys, head_message
-from sealtrail.sinks.digest import FORMAT as DIGEST_FORMAT
-from sealtrail.sinks.digest import signed_message
-from sealtrail.sinks.parquet import (
+from sealtrail.digest import FORMAT as DIGEST_FORMAT
+from sealtrail.digest import signed_message
+from sealtrail.errors import (
+    ConfigError,
+    InvalidEventError,
+    KeyNotFoundError,
+    NotProvableError,
+)
+from sealtrail.layout import (
+    DataObject,
+    data_prefix,
+    digest_prefix,
+    parse_data_key,
+    parse_digest_key,
+)
+from sealtrail.objects import (
     RECORD_FORMAT,
     REQUIRED_FOR_EVENTS,
     SCHEMA,
@@ -54,6 +62,15 @@ from sealtrail.sinks.parquet import (
     read_table,
     text_columns,
 )
+from sealtrail.printable import printable
+from sealtrail.record import (
+    EVENT_COLUMNS,
+    GENESIS,
+    JSON_COLUMNS,
+    hashed_bytes,
+    record_hash,
+)
+from sealtrail.signing import PublicKeys, head_message
 from sealtrail.versions import history
 
 FORMAT = "sealtrail.proof.v2"  # v2: record hashes by sealtrail.record.v2 (sinks.parquet.RECORD_FORMAT)
@@ -183,7 +200,7 @@ def build_proof(store: Any, settings: Settings, event_id: str, bundle: Any = Non
     if not isinstance(listed_root, str):
         raise NotProvableError(f"digest {digest_key} lists no Merkle root for {obj.key} (written before digests "
                                "carried roots); verify the whole trail instead")
-    from sealtrail.evidence.rows import object_hashes
+    from sealtrail.contents import object_hashes
 
     start = _start_hash(store, chain, items, index, columns, schema)
     known = object_hashes(chain, columns, start)  # verify's own recomputation, from content alone

@@ -38,8 +38,8 @@ from sealtrail.config import Settings
 from sealtrail.encoding import format_ts
 from sealtrail.errors import ConfigError, ServiceUnavailable
 from sealtrail.layout import data_prefix, parse_data_key
+from sealtrail.objects import SCHEMA
 from sealtrail.printable import printable
-from sealtrail.sinks.parquet import SCHEMA
 
 PARTITIONS = pa.schema([pa.field("dt", pa.string()), pa.field("chain", pa.string())])
 EVENTS_SCHEMA = pa.schema([*SCHEMA, *PARTITIONS])

@@ -7,11 +7,11 @@ object's Merkle root. sealtrail.evidence.verify stitches these results in
 sequence order (ChainWalk) and does the I/O. This module imports no boto3
 and no settings, so the worker processes it runs in start quickly.
 
-The hot loop is _row_mismatches: per row, the canonical content, one SHA-256
+The hot loop is sealtrail.contents.row_mismatches: per row, the canonical content, one SHA-256
 of it (its first four bytes are the row_check, the whole digest goes into the
 link), the chain link, and one Merkle node (record hashes are the tree's leaf
 hashes, sealtrail.record.chain_hash). Contents are built column-wise with
-Arrow (sealtrail.evidence.canonical: string columns read as dictionaries,
+Arrow (sealtrail.contents: string columns read as dictionaries,
 each distinct value formatted once, a chunk of rows joined per call, never a
 Python value per cell); a chunk where a string needs JSON escaping or the
 schema is not the sink's goes through a dict path that builds hashed_bytes'
@@ -30,30 +30,20 @@ that is not one JSON object in canonical form, which no stream wrote.
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from hashlib import sha256
-from itertools import repeat
 from typing import Any, NamedTuple
 
 import orjson
 import pyarrow as pa
+
 from sealtrail import merkle
+from sealtrail.contents import Columns, TableColumns, read_object, row_mismatches
 from sealtrail.encoding import canonical_text
 from sealtrail.errors import InvalidEventError, KeyNotFoundError
-from sealtrail.evidence.canonical import HASHED_ORDER, TableColumns, read_object
 from sealtrail.evidence.findings import Finding, FindingKind
 from sealtrail.layout import DataObject
-from sealtrail.record import (
-    JSON_COLUMNS,
-    ROW_COLUMNS as HASHED_COLUMNS,
-    RECORD_HASH_PREFIX,
-    RecordKind,
-    hashed_bytes,
-)
-from sealtrail.signing import PublicKeys, head_message
-from sealtrail.sinks.parquet import (
+from sealtrail.objects import (
     RECORD_FORMAT_V2,
     SCHEMA,
     SCHEMAS,
@@ -63,13 +53,14 @@ from sealtrail.sinks.parquet import (
     schema_of_format,
     upgraded,
 )
+from sealtrail.record import (
+    JSON_COLUMNS,
+    RecordKind,
+)
+from sealtrail.signing import PublicKeys, head_message
 
 K = FindingKind
 ROW_COLUMNS = tuple(SCHEMA.names)
-Columns = Mapping[str, list]  # a dict of lists, or TableColumns (lists on first use)
-_Fragment = orjson.Fragment
-_dumps = orjson.dumps
-HASH_CHUNK_ROWS = 4096  # rows canonicalised at a time: column-wise, 4096 measured faster than 1024 or 16384
 
 
 # ---------------------------------------------------------------------------
@@ -158,7 +149,7 @@ def json_text_problem(value: Any, strict: bool = True) -> str | None:
 
 def _sorted_text(value: dict) -> bytes | None:
     try:
-        return _dumps(value, option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError:  # deeper than orjson writes: canonical_text decides
         return None
 
@@ -200,145 +191,6 @@ def json_findings(chain: str, obj: DataObject, columns: Columns) -> list[Finding
             findings.append(object_finding(K.CELL_CHANGED, obj, chain, lo, f"{span}: {name} {problems[start][1]}"))
             start = k
     return findings
-
-
-def _null_rows(sources: Sequence[Sequence[Any]], n: int) -> set[int]:
-    rows: set[int] = set()
-    for values in sources:
-        if None in values:
-            rows.update(i for i in range(n) if values[i] is None)
-    return rows
-
-
-def _contents_fast(chain: str, columns: Columns, lo: int, hi: int) -> Iterator[bytes]:
-    """hashed_bytes of rows lo..hi-1 without a per-row sort (see the module docstring)."""
-    n = hi - lo
-    sources: list[Sequence[Any]] = []
-    for name in HASHED_ORDER:
-        if name == "chain":
-            sources.append(list(repeat(chain, n)))
-        elif name in JSON_COLUMNS:
-            sources.append([None if v is None else _Fragment(v) for v in columns[name][lo:hi]])
-        elif name in columns:
-            sources.append(columns[name][lo:hi])
-        else:  # an accounting column of an object from before record format v3
-            sources.append(list(repeat(None, n)))
-    nulls = _null_rows(sources, n)
-    order = HASHED_ORDER
-    for i, values in enumerate(zip(*sources, strict=True)):
-        if i in nulls:  # hashed_bytes omits nulls
-            yield _dumps({k: v for k, v in zip(order, values) if v is not None})
-        else:
-            yield _dumps(dict(zip(order, values)))
-
-
-def _content_ref(chain: str, columns: Columns, i: int) -> bytes:
-    row = columns.row(i) if isinstance(columns, TableColumns) else {name: columns[name][i] for name in columns}
-    return hashed_bytes(chain, row["seq"], row["sealed_at"], row["src_offset"],
-                        {name: row.get(name) for name in HASHED_COLUMNS}, row["key_id"])
-
-
-def _contents(chain: str, columns: Columns, lo: int, hi: int) -> list[bytes]:
-    """Rows lo..hi-1 by a fast path (Arrow column-wise, or the dict path), checked against hashed_bytes
-    on the first row; by hashed_bytes itself where no fast path applies or the two ever disagree."""
-    if hi <= lo:
-        return []
-    built = columns.contents(chain, lo, hi) if isinstance(columns, TableColumns) else None
-    if built is None:
-        built = list(_contents_fast(chain, columns, lo, hi))
-    if built[0] == _content_ref(chain, columns, lo):
-        return built
-    return [_content_ref(chain, columns, i) for i in range(lo, hi)]
-
-
-def _failed_checks(digests: list[bytes], checks: Sequence[int], lo: int) -> list[int]:
-    """Rows (from lo) whose content digest does not start with their row_check; one comparison when all match."""
-    got = b"".join([d[:4] for d in digests])
-    n = len(digests)
-    try:
-        want = struct.pack(f">{n}i", *checks[lo:lo + n])
-    except struct.error:  # a value outside int32 cannot match
-        want = b""
-    if got == want:
-        return []
-    return [lo + i for i in range(n) if got[4 * i:4 * i + 4] != _int32(checks[lo + i])]
-
-
-def _int32(value: Any) -> bytes:
-    try:
-        return struct.pack(">i", value)
-    except struct.error:
-        return b""
-
-
-def _link(current: bytes, digests: Sequence[bytes], out: list[bytes | None]) -> bytes:
-    """Chain content digests onto current (sealtrail.record.chain_hash, inlined), appending each hash."""
-    append = out.append
-    for digest in digests:
-        current = sha256(RECORD_HASH_PREFIX + current + digest).digest()
-        append(current)
-    return current
-
-
-def _row_mismatches(chain: str, columns: Columns, start_hash: bytes | None,
-                    head_ok: Callable[[int, bytes], bool] | None = None
-                    ) -> tuple[list[tuple[int, str]], list[bytes | None]]:
-    """Rows that fail their own row_check, signed heads whose stored hash the rows before do not reach,
-    and every row's recomputed chain hash.
-
-    Each row_check covers its row's content alone, so every changed row is
-    named, however many there are. The chain is recomputed from start_hash
-    (None: unknown, so nothing is linked until the first stored hash); where a
-    stored hash (a signed head) differs from the recomputed one without a
-    failed row_check since the last head, the hash cell, the start hash, or a
-    row_check together with its row was changed. The walk carries on from the
-    stored hash when the rows were changed or the head's signature vouches for
-    it (head_ok), and from the recomputed one otherwise (the hash cell was
-    what changed), so one change is reported once and a second altered batch
-    is still found. Rows go in chunks so a large object's canonical forms are
-    never all in memory at once; between stored hashes the chain is a tight loop.
-    """
-    checks, stored_hashes = columns["row_check"], columns["hash"]
-    n = len(checks)
-    heads = [i for i, h in enumerate(stored_hashes) if h is not None]
-    bad: list[tuple[int, str]] = []
-    hashes: list[bytes | None] = []
-    current = start_hash
-    segment_bad = False
-    h = 0  # next entry of heads
-    for lo in range(0, n, HASH_CHUNK_ROWS):
-        hi = min(n, lo + HASH_CHUNK_ROWS)
-        digests = [sha256(c).digest() for c in _contents(chain, columns, lo, hi)]
-        failed = _failed_checks(digests, checks, lo)
-        bad += [(i, "content") for i in failed]
-        row = lo
-        while row < hi:
-            end = heads[h] + 1 if h < len(heads) and heads[h] < hi else hi  # up to and with the next head
-            segment = digests[row - lo:end - lo]
-            if current is None:
-                hashes += [None] * len(segment)
-            else:
-                current = _link(current, segment, hashes)
-            segment_bad = segment_bad or any(row <= i < end for i in failed)
-            if end <= hi and h < len(heads) and heads[h] == end - 1:
-                i, stored = end - 1, stored_hashes[end - 1]
-                if current is not None and current != stored and not segment_bad:
-                    bad.append((i, "hash"))  # the rows are intact: the stored hash or the start changed
-                    if head_ok is None or head_ok(i, stored):
-                        current = stored  # signed as stored: what came before it changed
-                else:
-                    current = stored
-                hashes[-1] = current
-                segment_bad = False
-                h += 1
-            row = end
-    bad.sort(key=lambda b: b[0])
-    return bad, hashes
-
-
-def object_hashes(chain: str, columns: Columns, start_hash: bytes | None) -> list[bytes | None]:
-    """Every row's chain hash, recomputed from content (None until a hash is known)."""
-    return _row_mismatches(chain, columns, start_hash)[1]
 
 
 def _hash_findings(chain: str, obj: DataObject, seqs: list[int], bad: list[tuple[int, str]]) -> list[Finding]:
@@ -496,7 +348,7 @@ def check_object_rows(
             return False
         return keys.verify(kid, sig, head_message(chain, seqs[i], columns["sealed_at"][i], head_hash))
 
-    bad, hashes = _row_mismatches(chain, columns, start_hash, head_ok)
+    bad, hashes = row_mismatches(chain, columns, start_hash, head_ok)
     if order is None:  # with broken numbering, row findings would only echo the finding above
         findings.extend(_hash_findings(chain, obj, seqs, bad))
         findings.extend(json_findings(chain, obj, columns))

@@ -47,13 +47,14 @@ from concurrent.futures import (
     as_completed,
 )
 from dataclasses import dataclass, replace
-from pathlib import Path
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from sealtrail.config import Settings
+from sealtrail.encoding import parse_ts
 from sealtrail.errors import ConfigError
 from sealtrail.evidence import rows
 from sealtrail.evidence import rows as rows_module
@@ -88,10 +89,9 @@ from sealtrail.layout import (
 from sealtrail.record import (
     GENESIS,
 )
-from sealtrail.encoding import parse_ts
+from sealtrail.retention import policy_for, required_lock
 from sealtrail.signing import PublicKeys, read_rotation
-from sealtrail.sinks.retention import policy_for, required_lock
-from sealtrail.sinks.store import ObjectVersion, StoredObject, sha256_b64
+from sealtrail.store import ObjectVersion, StoredObject, sha256_b64
 from sealtrail.versions import history, oldest_first
 
 K = FindingKind
@@ -270,7 +270,7 @@ def lock_findings(stored: StoredObject, version: ObjectVersion, chain: str | Non
     """Object Lock: set, and as strong and as long as the retention policy demands of what the object holds.
 
     A data object needs the longest period (and strongest mode) any of its
-    events needs, a digest the policy's longest (sinks/retention.py).
+    events needs, a digest the policy's longest (core/retention.py).
     """
     key, vid = stored.key, version.version_id
     if not stored.lock_mode:
@@ -566,7 +566,7 @@ def _digest_versions(store: Any, prefix: str, continued: dict[str, int] | None, 
 def _data_versions_after(store: Any, prefix: str, continued: dict[str, int]) -> list[ObjectVersion] | None:
     """The data versions of the dt= folders from the day before the oldest object holding a head on,
     instead of the whole bucket's; None when a head's object cannot be found (the full listing then says why)."""
-    from sealtrail.sinks.index import object_holding
+    from sealtrail.index import object_holding
 
     days = []
     for chain, seq in continued.items():

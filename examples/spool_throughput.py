@@ -17,7 +17,7 @@ from pathlib import Path
 from sealtrail.config import load_settings
 from sealtrail.producers import AuditClient, encode, prepare
 from sealtrail.producers.spool import Spool
-from sealtrail.workload import generate
+from sealtrail.stack.workload import generate
 
 
 def main(count: int) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from sealtrail.layout import DATA, DIGESTS
-from sealtrail.sinks.parquet import SCHEMA
+from sealtrail.objects import SCHEMA
 
 
 def hive_type(t: pa.DataType) -> str:

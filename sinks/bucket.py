@@ -42,8 +42,9 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 
 from sealtrail.errors import ConfigError, ServiceUnavailable
 from sealtrail.layout import DATA, DIGESTS, DataObject, data_prefix, parse_data_key
-from sealtrail.sinks.retention import Period, Policy
-from sealtrail.sinks.store import S3Store, sha256_b64
+from sealtrail.retention import Period, Policy
+from sealtrail.sinks.store import S3Store
+from sealtrail.store import sha256_b64
 
 EXPIRY_MARGIN_DAYS = 1  # lifecycle days count from creation, rounded to midnight UTC: one more day of slack
 ABORT_UPLOADS_DAYS = 7

@@ -8,10 +8,7 @@ above this module sees a ClientError.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 
 import boto3
@@ -20,37 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 
 from sealtrail.config import Settings
 from sealtrail.errors import ConfigError, ServiceUnavailable
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectVersion:
-    key: str
-    version_id: str
-    is_latest: bool
-    is_delete_marker: bool
-    size: int
-    last_modified: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectHead:
-    version_id: str | None
-    checksum_sha256: str | None
-    size: int
-
-
-@dataclass(frozen=True, slots=True)
-class StoredObject:
-    key: str
-    version_id: str | None
-    body: bytes
-    checksum_sha256: str | None
-    lock_mode: str | None
-    retain_until: datetime | None
-
-
-def sha256_b64(body: bytes) -> str:
-    return base64.b64encode(hashlib.sha256(body).digest()).decode("ascii")
+from sealtrail.store import ObjectHead, ObjectVersion, StoredObject, sha256_b64
 
 
 def s3_client(settings: Settings):  # type: ignore[no-untyped-def]
@@ -132,7 +99,7 @@ class S3Store:
         """One listing request: up to max_keys keys after start_after, and whether more follow.
 
         What lets a worker find its place in a trail of any age with a few
-        requests (sinks/index.py) instead of listing it all."""
+        requests (core/index.py) instead of listing it all."""
         args = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": max_keys}
         if start_after:
             args["StartAfter"] = start_after

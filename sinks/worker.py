@@ -3,10 +3,10 @@
 Order of operations per flush of a chain: name the object from its content,
 HEAD it (a locked bucket keeps every re-upload as another retained version, so
 a replay must not PUT again), PUT with checksum and retention, write the
-chain's next digest (sinks/digest.py), and only then commit the offsets. On
+chain's next digest (core/digest.py), and only then commit the offsets. On
 every partition assignment the last stored sequence and the last digest of
 each chain are read from the bucket itself (a few requests per chain however old
-the trail is, sinks/index.py), and data objects that a crash left
+the trail is, core/index.py), and data objects that a crash left
 without a digest get one, so a crash anywhere between those steps leaves
 neither a gap, an overlap nor an undigested object. S3 outages are retried with
 backoff for as long as they last; nothing is committed meanwhile.
@@ -27,25 +27,40 @@ import time
 from datetime import datetime, timezone
 
 import pyarrow as pa
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
 
-from sealtrail import merkle
+from sealtrail import index, merkle
 from sealtrail.chain import chain_id
 from sealtrail.config import Settings
+from sealtrail.contents import object_hashes
+from sealtrail.digest import DigestLink, ListedObject, build_digest, head_of
 from sealtrail.encoding import format_ts
 from sealtrail.errors import SealtrailError, ServiceUnavailable
 from sealtrail.kafka import make_consumer, make_producer
 from sealtrail.layout import DataObject, data_prefix, parse_data_key
+from sealtrail.objects import ObjectWriter, prev_hash_of, read_table, text_columns
 from sealtrail.record import GENESIS, SealedRecord
+from sealtrail.retention import policy_for
 from sealtrail.signing import KeySource, Signer
-from sealtrail.sinks import index
-from sealtrail.sinks.digest import DigestLink, ListedObject, build_digest, head_of
-from sealtrail.sinks.parquet import ObjectWriter, prev_hash_of, read_table, text_columns
-from sealtrail.sinks.retention import policy_for
-from sealtrail.sinks.store import S3Store, sha256_b64
-from sealtrail.sinks.writer import Added, ChainBuffer, ForkReason, Pending, Verdict, object_key_for
+from sealtrail.sinks.store import S3Store
+from sealtrail.sinks.writer import (
+    Added,
+    ChainBuffer,
+    ForkReason,
+    Pending,
+    Verdict,
+    object_key_for,
+)
+from sealtrail.store import sha256_b64
 from sealtrail.versions import get_sinks
 
 log = logging.getLogger("sealtrail.sink")
@@ -75,7 +90,6 @@ def stored_merkle_root(chain: str, table: pa.Table) -> str | None:
     Only signed heads keep their hash, so the rest are recomputed from the
     rows and the object's start hash, as verify does; None if that fails.
     """
-    from sealtrail.evidence.rows import object_hashes  # verify's canonical fast path, only after a crash
 
     hashes = object_hashes(chain, text_columns(table), prev_hash_of(table.schema))
     if not hashes or any(h is None for h in hashes):
@@ -114,7 +128,6 @@ def stored_hashes(store: S3Store, obj: DataObject | None) -> tuple[bytes, dict[i
     of it that can be recomputed, by seq: what tells a replay of it after a crash from a fork."""
     if obj is None:
         return GENESIS, {}
-    from sealtrail.evidence.rows import object_hashes  # verify's canonical fast path, once per assignment
 
     table = read_table(get_sinks(store, obj.key).body)
     head = table.column("hash")[table.num_rows - 1].as_py()
@@ -151,7 +164,7 @@ def committed_hints(consumer: Consumer, partitions: list[TopicPartition], timeou
 
 def latest_digest(store: S3Store, prefix: str, chain: str, newest: index.NewestDigest | None = None
                   ) -> DigestLink | None:
-    """The chain's newest digest, which the next one links to (found by sinks/index.py, not by a listing)."""
+    """The chain's newest digest, which the next one links to (found by core/index.py, not by a listing)."""
     newest = newest if newest is not None else index.newest_digest(store, prefix, chain)
     if newest is None:
         return None

@@ -19,14 +19,20 @@ import time
 from datetime import datetime, timezone
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.config import Settings
-from sealtrail.record import rejected_columns
 from sealtrail.encoding import format_ts
 from sealtrail.errors import ConfigError, ServiceUnavailable
 from sealtrail.kafka import make_consumer, make_producer
+from sealtrail.record import rejected_columns
 from sealtrail.redact import Redactor
 from sealtrail.signing import KeySource, Signer
 from sealtrail.stream.metrics import StreamMetrics

@@ -20,7 +20,7 @@ records read (audit.chained, and the bucket's newest object when the topic
 holds less than the bucket).
 
 Neither read grows with the trail's age: the bucket's head is found from the
-digest names by a search (sinks/index.py), and audit.chained is read from
+digest names by a search (core/index.py), and audit.chained is read from
 dedupe_window records before that head (a binary search on seq) to its end.
 """
 
@@ -58,8 +58,8 @@ def bucket_heads(store: Any, prefix: str, chains: list[str], hints: dict[str, in
 
     hints are seqs near each chain's head (what audit.chained ends with), where the search starts.
     """
-    from sealtrail.sinks.index import newest_digest, objects_after
-    from sealtrail.sinks.parquet import read_table
+    from sealtrail.index import newest_digest, objects_after
+    from sealtrail.objects import read_table
 
     heads: dict[str, StoredHead] = {}
     for chain in chains:
@@ -114,7 +114,12 @@ def resume_from(chain: str, stored: StoredHead | None, tail: list[dict[str, Any]
 
 def _with_retries(call: Any, *args: Any) -> Any:
     """An S3 outage delays recovery, as it delays the sink; it never makes a worker guess a head."""
-    from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
+    from tenacity import (
+        Retrying,
+        retry_if_exception_type,
+        stop_after_delay,
+        wait_random_exponential,
+    )
 
     def before_sleep(state: Any) -> None:
         log.warning("S3 unavailable while reading the chain heads (%s); retrying", state.outcome.exception())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
@@ -36,7 +36,7 @@ from sealtrail.event import (
     Resource,
 )
 from sealtrail.record import flatten, ocsf_columns
-from sealtrail.redact import DEFAULT, Redactor, key_is_sensitive, redact_event
+from sealtrail.redact import DEFAULT, Redactor, redact_event
 
 
 class RejectReason(StrEnum):

@@ -18,6 +18,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
 from sealtrail.config import Settings
 from sealtrail.errors import ConfigError, NotProvableError, ServiceUnavailable
 from sealtrail.evidence.api.access import AccessRecorder
@@ -30,7 +32,6 @@ from sealtrail.evidence.api.throttle import Throttle
 from sealtrail.evidence.api.tokens import TokenStore
 from sealtrail.metrics_server import serve_metrics
 from sealtrail.producers.middleware import trusted_networks
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 _log = logging.getLogger("sealtrail.serve")
 BROAD_PROXY_RANGE = 256  # a trusted range with more addresses than this is likely to hold clients

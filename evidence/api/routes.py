@@ -22,6 +22,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from sealtrail.config import Settings
 from sealtrail.errors import ConfigError
 from sealtrail.event import Category

@@ -10,6 +10,7 @@ import ssl
 from typing import Any
 
 import uvicorn
+
 from sealtrail.config import Settings
 from sealtrail.errors import ConfigError
 

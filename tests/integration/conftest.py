@@ -25,11 +25,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from sealtrail.config import Settings, load_settings
 from sealtrail.kafka import make_producer, read_to_end
 from sealtrail.layout import data_prefix
+from sealtrail.objects import read_table
 from sealtrail.producers.client import AuditClient
-from sealtrail.sinks.parquet import read_table
 from sealtrail.sinks.store import S3Store
 from sealtrail.sinks.worker import last_stored_seqs
-from sealtrail.workload import generate
+from sealtrail.stack.workload import generate
 
 
 class Trail:

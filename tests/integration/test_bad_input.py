@@ -8,14 +8,14 @@ example runs through one real stream worker on its own topics.
 from __future__ import annotations
 
 import hashlib
-
 import time
 
 import orjson
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from sealtrail.stack.workload import generate
 from sealtrail.stream.validate import RejectReason
-from sealtrail.workload import generate
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(max_size=20),

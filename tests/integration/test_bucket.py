@@ -23,11 +23,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.layout import data_key
+from sealtrail.objects import to_parquet
 from sealtrail.record import GENESIS
+from sealtrail.retention import builtin_policy, parse_policy
 from sealtrail.signing import Signer, key_id_of
 from sealtrail.sinks.bucket import Status, init_bucket, legal_hold, read_state, rule_id
-from sealtrail.sinks.parquet import to_parquet
-from sealtrail.sinks.retention import builtin_policy, parse_policy
 from sealtrail.sinks.store import S3Store
 from sealtrail.stream.validate import validate
 

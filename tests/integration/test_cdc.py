@@ -257,7 +257,7 @@ def test_out_of_order_commits_are_all_sealed_exactly_once(trail, database: str, 
 
     # secrets in captured columns are redacted before they leave the relay
     from sealtrail.layout import data_prefix
-    from sealtrail.sinks.parquet import read_table
+    from sealtrail.objects import read_table
 
     afters = []
     for key in trail.store.keys(data_prefix(trail.settings.s3.prefix)):

@@ -19,10 +19,11 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
+
 from sealtrail.layout import data_prefix, digest_key, parse_data_key
+from sealtrail.objects import read_table
 from sealtrail.producers.client import AuditClient
-from sealtrail.sinks.parquet import read_table
-from sealtrail.workload import generate
+from sealtrail.stack.workload import generate
 
 # the sealing day of the objects: today in UTC, with a day either side for a run across midnight
 FROM, TO = (date.today() - timedelta(days=1)).isoformat(), (date.today() + timedelta(days=1)).isoformat()

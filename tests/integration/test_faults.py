@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import random
+import re
 import signal
-import threading
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -189,7 +189,7 @@ class LedgerEmitter(Emitter):
     def run(self) -> None:
         from sealtrail.kafka import make_producer
         from sealtrail.producers.client import encode, prepare
-        from sealtrail.workload import generate
+        from sealtrail.stack.workload import generate
 
         seed = 1000
         try:

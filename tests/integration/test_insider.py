@@ -13,10 +13,10 @@ import hashlib
 
 import orjson
 
+from sealtrail import index
 from sealtrail.evidence.findings import FindingKind
 from sealtrail.evidence.verify import verify_store
 from sealtrail.layout import digest_prefix, parse_digest_key
-from sealtrail.sinks import index
 
 
 def test_a_newer_digest_version_planted_between_two_sink_runs_is_reported_and_never_linked(trail) -> None:  # type: ignore[no-untyped-def]

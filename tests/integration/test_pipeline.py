@@ -14,8 +14,8 @@ from botocore.exceptions import ClientError
 
 from sealtrail.evidence.verify import verify_store
 from sealtrail.layout import data_prefix, parse_data_key
-from sealtrail.sinks.parquet import SCHEMA, read_table
-from sealtrail.sinks.store import sha256_b64
+from sealtrail.objects import SCHEMA, read_table
+from sealtrail.store import sha256_b64
 
 MALFORMED = [b"{not json", b'{"event_id": "not-a-uuid"}', b"\xff\xfe\x00 binary"]
 

@@ -15,8 +15,8 @@ import orjson
 from sealtrail.evidence.verify import verify_store
 from sealtrail.kafka import make_producer
 from sealtrail.layout import data_prefix
+from sealtrail.objects import read_table
 from sealtrail.record import GENESIS, SealedRecord, record_hash
-from sealtrail.sinks.parquet import read_table
 
 
 def test_forged_record_at_a_stored_seq_is_quarantined(trail) -> None:  # type: ignore[no-untyped-def]

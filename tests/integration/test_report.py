@@ -17,8 +17,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from sealtrail.producers.access_review import Principal, publish_review
 from sealtrail.producers.client import AuditClient
 

@@ -15,8 +15,8 @@ from collections import Counter
 import pytest
 
 from sealtrail.config import load_settings
-from sealtrail.stream import recovery
 from sealtrail.sinks.store import S3Store
+from sealtrail.stream import recovery
 
 WINDOW = 40
 

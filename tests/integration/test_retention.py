@@ -17,8 +17,8 @@ from sealtrail.evidence.findings import FindingKind as K
 from sealtrail.evidence.verify import verify_store
 from sealtrail.layout import KEYS, data_prefix, digest_prefix
 from sealtrail.producers.client import AuditClient
-from sealtrail.sinks.retention import add_years, object_events, parse_policy
-from sealtrail.workload import generate
+from sealtrail.retention import add_years, object_events, parse_policy
+from sealtrail.stack.workload import generate
 
 POLICY = """
 [default]

@@ -31,13 +31,14 @@ import httpx
 import orjson
 import pytest
 import uvicorn
+
 from sealtrail.config import ServeSettings, Settings
 from sealtrail.evidence.api import create_app
 from sealtrail.evidence.api.server import uvicorn_config
 from sealtrail.evidence.api.tokens import TokenStore
 from sealtrail.kafka import read_to_end
 from sealtrail.producers.client import AuditClient
-from sealtrail.workload import generate
+from sealtrail.stack.workload import generate
 
 EVENTS = 450
 PARTITIONS = 3
@@ -429,7 +430,7 @@ def _post_big(cli: ServedCli, headers: dict[str, str], total: int, chunked: bool
     port = int(cli.url.rsplit(":", 1)[1])
     raw = socket.create_connection(("127.0.0.1", port), timeout=60)
     conn = cli.tls.wrap_socket(raw, server_hostname="127.0.0.1")
-    lines = [f"POST /v1/exports HTTP/1.1", f"Host: 127.0.0.1:{port}", "Content-Type: application/json",
+    lines = ["POST /v1/exports HTTP/1.1", f"Host: 127.0.0.1:{port}", "Content-Type: application/json",
              *(f"{k}: {v}" for k, v in headers.items()),
              "Transfer-Encoding: chunked" if chunked else f"Content-Length: {total}"]
     started = time.perf_counter()

@@ -33,7 +33,7 @@ PUBLISHER = textwrap.dedent(
     import sys, time
     from sealtrail.config import load_settings
     from sealtrail.producers import AuditClient
-    from sealtrail.workload import generate
+    from sealtrail.stack.workload import generate
 
     acked_file, seed, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     client = AuditClient(load_settings())
@@ -156,7 +156,7 @@ def test_asyncio_client_with_typed_helpers_reaches_the_trail(trail, tmp_path: Pa
     assert set(stored) == set(ids) and max(stored.values()) == 1
     rows = trail.store  # the card number never reached the bucket
     from sealtrail.layout import data_prefix
-    from sealtrail.sinks.parquet import read_table
+    from sealtrail.objects import read_table
 
     for key in rows.keys(data_prefix(trail.settings.s3.prefix)):
         table = read_table(rows.get(key).body)
@@ -170,7 +170,7 @@ def test_spool_drain_replays_a_dead_process_slot(trail, tmp_path: Path) -> None:
     """`sealtrail spool drain` adopts slots nobody holds and replays them; `spool status` shows them empty."""
     from sealtrail.producers import encode, prepare
     from sealtrail.producers.spool import Spool
-    from sealtrail.workload import generate
+    from sealtrail.stack.workload import generate
 
     folder = tmp_path / "spool"
     events = [prepare(e) for e in generate(50, seed=77)]

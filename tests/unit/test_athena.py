@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlglot
 from sqlglot import exp
 
+from sealtrail.objects import SCHEMA
 from sealtrail.sinks.athena import digests_ddl, events_ddl
-from sealtrail.sinks.parquet import SCHEMA
 
 
 def test_events_ddl_parses_as_athena_and_lists_every_column() -> None:

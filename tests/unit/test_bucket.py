@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from sealtrail.retention import builtin_policy, parse_policy
 from sealtrail.sinks.bucket import (
     EXPIRY_MARGIN_DAYS,
     assess_encryption,
@@ -20,7 +21,6 @@ from sealtrail.sinks.bucket import (
     normalize_rule,
     rule_id,
 )
-from sealtrail.sinks.retention import builtin_policy, parse_policy
 
 PREFIX = "trail/"
 BUILTIN = builtin_policy("COMPLIANCE", 2557)

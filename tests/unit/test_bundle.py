@@ -10,7 +10,7 @@ import pytest
 
 from sealtrail.errors import ConfigError
 from sealtrail.evidence.bundle import DirectoryStore
-from sealtrail.sinks.store import sha256_b64
+from sealtrail.store import sha256_b64
 
 
 @pytest.fixture

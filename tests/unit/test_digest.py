@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from sealtrail.digest import ListedObject, head_of
 from sealtrail.record import GENESIS, SealedRecord
-from sealtrail.sinks.digest import ListedObject, head_of
 
 
 def test_the_signed_head_names_its_input_offset() -> None:

@@ -16,9 +16,16 @@ import pytest
 from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
-from sealtrail.event import SCHEMA_ID, ActorType, Category, Event, Outcome, event_json_schema
+from sealtrail.event import (
+    SCHEMA_ID,
+    ActorType,
+    Category,
+    Event,
+    Outcome,
+    event_json_schema,
+)
+from sealtrail.stack.workload import generate
 from sealtrail.stream.validate import validate
-from sealtrail.workload import generate
 
 GOOD: dict[str, Any] = {
     "event_id": "0192f0c1-7a3b-7c4d-8e5f-6a7b8c9d0e1f",

@@ -20,11 +20,18 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.cli.main import cli
 from sealtrail.config import RetentionSettings, S3Settings, Settings
+from sealtrail.digest import DigestLink, ListedObject, build_digest, head_of
 from sealtrail.errors import ConfigError
-from sealtrail.evidence.anchor import check_anchor, digest_sha256, read_anchor, save_anchor
+from sealtrail.evidence.anchor import (
+    check_anchor,
+    digest_sha256,
+    read_anchor,
+    save_anchor,
+)
 from sealtrail.evidence.bundle import DirectoryStore
 from sealtrail.evidence.export import (
     export_bundle,
@@ -42,10 +49,9 @@ from sealtrail.evidence.manifest import (
 )
 from sealtrail.evidence.verify import verify_store
 from sealtrail.layout import data_key, public_key_key
+from sealtrail.objects import to_parquet
 from sealtrail.signing import Signer, key_id_of
-from sealtrail.sinks.digest import DigestLink, ListedObject, build_digest, head_of
-from sealtrail.sinks.parquet import to_parquet
-from sealtrail.sinks.store import ObjectVersion, sha256_b64
+from sealtrail.store import ObjectVersion, sha256_b64
 from sealtrail.stream.validate import validate
 
 PREFIX = "trail/"
@@ -453,7 +459,7 @@ class BucketWithPlantedKey(DirectoryStore):
 
     def get(self, key: str, version_id: str | None = None):  # type: ignore[no-untyped-def]
         if key == self.planted:
-            from sealtrail.sinks.store import StoredObject
+            from sealtrail.store import StoredObject
 
             return StoredObject(key, "v1", PLANTED, sha256_b64(PLANTED), "COMPLIANCE", NOW + timedelta(days=31))
         return super().get(key, version_id)

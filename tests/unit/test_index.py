@@ -1,4 +1,4 @@
-"""sinks/index.py: a chain's head found in a few requests, on a trail of ten objects or of a hundred thousand."""
+"""core/index.py: a chain's head found in a few requests, on a trail of ten objects or of a hundred thousand."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sealtrail import index
 from sealtrail.layout import data_key, digest_key
-from sealtrail.sinks import index
-from sealtrail.sinks.store import ObjectVersion
+from sealtrail.store import ObjectVersion
 
 PREFIX = "trail/"
 CHAIN = "p000"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from sealtrail import merkle
 
 VECTORS = json.loads((Path(__file__).parent / "data" / "rfc6962_vectors.json").read_text())

@@ -10,6 +10,7 @@ from contextlib import ExitStack, contextmanager
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter
+
 from sealtrail.errors import ConfigError
 from sealtrail.metrics_server import serve_metrics
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sealtrail.ocsf import ACTIONS, OTHER, classify
-from sealtrail.workload import generate
+from sealtrail.stack.workload import generate
 
 
 @pytest.mark.parametrize(

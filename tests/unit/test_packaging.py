@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCE_FOLDERS = ("core", "producers", "stream", "sinks", "evidence")
+SOURCE_FOLDERS = ("core", "cli", "stack", "producers", "stream", "sinks", "evidence")
 HEAVY = ("faust", "pyarrow", "boto3", "duckdb")
 
 
@@ -72,7 +72,7 @@ def run_python(code: str, cwd: Path, *flags: str) -> str:
 
 GUARD = (
     "import importlib.util as u, sealtrail.producers; "
-    "print([n for n in ('producers','stream','sinks','core','evidence') if u.find_spec(n)])"
+    "print([n for n in ('producers','stream','sinks','core','evidence','cli','stack') if u.find_spec(n)])"
 )
 
 

@@ -25,17 +25,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sealtrail import merkle
 from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.config import S3Settings, Settings
+from sealtrail.digest import ListedObject, build_digest, head_of
 from sealtrail.errors import ConfigError, NotProvableError
 from sealtrail.evidence.bundle import DirectoryStore
 from sealtrail.evidence.digests import VerifiedObject, check_digest_chain
 from sealtrail.evidence.findings import FindingKind as K
 from sealtrail.evidence.proof import FORMAT, build_proof, check_proof
 from sealtrail.layout import data_key, public_key_key
+from sealtrail.objects import to_parquet
 from sealtrail.record import GENESIS, SealedRecord
 from sealtrail.signing import PublicKeys, Signer, key_id_of
-from sealtrail.sinks.digest import ListedObject, build_digest, head_of
-from sealtrail.sinks.parquet import to_parquet
-from sealtrail.sinks.store import sha256_b64
+from sealtrail.store import sha256_b64
 from sealtrail.stream.validate import validate
 
 PREFIX = "trail/"
@@ -286,7 +286,7 @@ def test_a_changed_checkpoint_signature_fails(proof: dict[str, Any]) -> None:
 
 def test_a_digest_re_signed_by_another_key_fails(proof: dict[str, Any]) -> None:
     """Someone with their own key forges a digest for a tampered record: not one of the auditor's keys."""
-    from sealtrail.sinks.digest import signed_message
+    from sealtrail.digest import signed_message
 
     forger = new_signer()
     proof["record"]["actor_id"] = "mallory"
@@ -407,8 +407,8 @@ def test_verify_accepts_matching_roots_and_names_a_differing_one() -> None:
 def test_verify_store_checks_the_listed_roots_against_the_rows(bundle: Path) -> None:
     """A digest whose listed root is not the rows' (re-signed, as a sink bug or a key holder would)
     is named by verify, so a proof can only be checked against a root verify agrees with."""
+    from sealtrail.digest import signed_message
     from sealtrail.evidence.verify import verify_store
-    from sealtrail.sinks.digest import signed_message
 
     signer = trail()[0]
 

@@ -18,8 +18,8 @@ from sealtrail.config import S3Settings, Settings
 from sealtrail.errors import ConfigError
 from sealtrail.evidence.query import open_events, query_events, render, run_sql
 from sealtrail.layout import data_key, public_key_key
+from sealtrail.objects import to_parquet
 from sealtrail.signing import Signer
-from sealtrail.sinks.parquet import to_parquet
 from sealtrail.stream.validate import validate
 
 from .test_verify import RETENTION_DAYS, lock_sidecar

@@ -11,10 +11,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.layout import data_key
+from sealtrail.objects import SCHEMA, to_parquet
 from sealtrail.signing import Signer, key_id_of
-from sealtrail.sinks.parquet import SCHEMA, to_parquet
+from sealtrail.stack.workload import generate
 from sealtrail.stream.validate import validate
-from sealtrail.workload import generate
 
 DUCKDB_TYPES = {"int64": "BIGINT", "int32": "INTEGER", "string": "VARCHAR", "binary": "BLOB",
                 "fixed_size_binary[32]": "BLOB", "timestamp[us, tz=UTC]": "TIMESTAMP WITH TIME ZONE"}

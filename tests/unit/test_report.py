@@ -29,18 +29,25 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.config import RetentionSettings, S3Settings, Settings
+from sealtrail.digest import ListedObject, build_digest, head_of
 from sealtrail.errors import ConfigError
 from sealtrail.evidence.report import charts
 from sealtrail.evidence.report.build import build_report
-from sealtrail.evidence.report.facts import Review, Window, day_series, find_gaps, latest_pairs, window_of
+from sealtrail.evidence.report.facts import (
+    Review,
+    Window,
+    day_series,
+    find_gaps,
+    latest_pairs,
+    window_of,
+)
 from sealtrail.evidence.report.page import render_html
 from sealtrail.layout import data_key, public_key_key
-from sealtrail.record import GENESIS
+from sealtrail.objects import to_parquet
 from sealtrail.producers.access_review import Principal, publish_review
+from sealtrail.record import GENESIS
 from sealtrail.signing import Signer
-from sealtrail.sinks.digest import ListedObject, build_digest, head_of
-from sealtrail.sinks.parquet import to_parquet
-from sealtrail.sinks.store import sha256_b64
+from sealtrail.store import sha256_b64
 from sealtrail.stream.validate import validate
 
 PREFIX = "trail/"
@@ -369,7 +376,7 @@ def test_page_is_self_contained_with_every_section(facts) -> None:  # type: igno
                         "verification", "coverage", "access_review"}
     assert sum(1 for t, _ in page.tags if t == "svg") == 6
     for tsc in ("CC6.1", "CC6.2", "CC6.3", "CC7.2", "CC8.1"):
-        assert f'<span class="tsc"' in html and f">{tsc}</span>" in html
+        assert '<span class="tsc"' in html and f">{tsc}</span>" in html
     assert 'data-fact="failed_logins">9<' in html and 'data-fact="privilege">4<' in html
     assert 'id="verdict"' in html and 'data-ok="true"' in html
 

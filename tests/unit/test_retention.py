@@ -15,13 +15,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
+from sealtrail import retention as R
 from sealtrail.config import RetentionSettings, Settings
 from sealtrail.errors import ConfigError
 from sealtrail.layout import data_key, digest_key
-from sealtrail.sinks import retention as R
-from sealtrail.sinks.retention import (
+from sealtrail.retention import (
     CATEGORIES,
     Period,
     Policy,
@@ -88,7 +90,7 @@ def test_example_policy_parses_with_every_section() -> None:
 
 
 def test_module_docstring_example_is_a_valid_policy() -> None:
-    """The format documented in sinks/retention.py (and the README) parses, once GOVERNANCE is allowed."""
+    """The format documented in core/retention.py (and the README) parses, once GOVERNANCE is allowed."""
     doc = R.__doc__ or ""
     text = doc.split("The policy file (TOML; ``retention.policy_file``)::")[1].split("Without a policy file")[0]
     text = "\n".join(line[4:] for line in text.splitlines())

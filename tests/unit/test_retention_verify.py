@@ -15,15 +15,15 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sealtrail.chain import Accepted, ChainHead, seal_batch
-from sealtrail.record import GENESIS
 from sealtrail.config import RetentionSettings, S3Settings, Settings
 from sealtrail.evidence.findings import FindingKind as K
 from sealtrail.evidence.verify import lock_findings
 from sealtrail.layout import data_key, digest_key
+from sealtrail.objects import to_parquet
+from sealtrail.record import GENESIS
+from sealtrail.retention import add_years
 from sealtrail.signing import Signer, key_id_of
-from sealtrail.sinks.parquet import to_parquet
-from sealtrail.sinks.retention import add_years
-from sealtrail.sinks.store import ObjectVersion, StoredObject
+from sealtrail.store import ObjectVersion, StoredObject
 from sealtrail.stream.validate import validate
 
 PREFIX = "trail/"

@@ -24,6 +24,7 @@ import httpx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+
 from sealtrail.config import ProducerSettings, S3Settings, ServeSettings, Settings
 from sealtrail.errors import ConfigError, InvalidEventError
 from sealtrail.evidence.api import create_app

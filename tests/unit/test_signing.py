@@ -13,7 +13,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sealtrail.errors import ConfigError, KeyNotFoundError
-from sealtrail.signing import HEAD_DOMAIN, PublicKeys, Signer, head_message, key_id_of, load_or_create_signer, public_pem
+from sealtrail.signing import (
+    HEAD_DOMAIN,
+    PublicKeys,
+    Signer,
+    head_message,
+    key_id_of,
+    load_or_create_signer,
+    public_pem,
+)
 
 
 def pem_of(key: object) -> bytes:

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import sealtrail.topics as topics_module
 from sealtrail.config import Settings, load_settings
 from sealtrail.errors import ConfigError, ServiceUnavailable
 from sealtrail.topics import (
@@ -33,7 +34,6 @@ from sealtrail.topics import (
     topic_specs,
     undescribed,
 )
-import sealtrail.topics as topics_module
 
 REAL = Settings()  # real Kafka defaults: 3 replicas, 2 in sync
 EMBEDDED = Settings(kafka={"replication_factor": 1})

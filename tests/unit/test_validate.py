@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sealtrail.record import EVENT_COLUMNS, hashed_bytes
-from sealtrail.stream.validate import RejectReason, Rejection, validate
-from sealtrail.workload import generate
+from sealtrail.stack.workload import generate
+from sealtrail.stream.validate import Rejection, RejectReason, validate
 
 LIMIT = 64 * 1024
 MINIMAL: dict[str, Any] = {

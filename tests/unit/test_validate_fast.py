@@ -18,6 +18,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+
 from sealtrail.redact import (
     CARD_CANDIDATE,
     DEFAULT,
@@ -25,8 +26,8 @@ from sealtrail.redact import (
     _may_hold_card,
     key_is_sensitive,
 )
+from sealtrail.stack.workload import generate
 from sealtrail.stream.validate import fast_columns, validate_counted, validate_reference
-from sealtrail.workload import generate
 
 from .test_validate import LIMIT
 from .test_validate import MINIMAL as BASE

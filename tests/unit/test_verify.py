@@ -22,16 +22,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
+from sealtrail import contents as contents_module
 from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.config import RetentionSettings, S3Settings, Settings
+from sealtrail.digest import ListedObject, build_digest, head_of
 from sealtrail.errors import ConfigError
-from sealtrail.evidence.export import report_text
-from sealtrail.evidence.bundle import DirectoryStore
-from sealtrail.evidence.findings import Finding, FindingKind as K, Report
 from sealtrail.evidence import rows as rows_module
 from sealtrail.evidence import verify as verify_module
+from sealtrail.evidence.bundle import DirectoryStore
+from sealtrail.evidence.export import report_text
+from sealtrail.evidence.findings import Finding, Report
+from sealtrail.evidence.findings import FindingKind as K
 from sealtrail.evidence.rows import check_object_rows
 from sealtrail.evidence.verify import (
     plan,
@@ -39,11 +44,16 @@ from sealtrail.evidence.verify import (
     verify_store,
 )
 from sealtrail.layout import data_key, digest_key, parse_data_key, public_key_key
-from sealtrail.record import EVENT_COLUMNS, GENESIS, SealedRecord, duplicate_columns, rejected_columns
+from sealtrail.objects import SCHEMA, prev_hash_of, read_table, text_columns, to_parquet
+from sealtrail.record import (
+    EVENT_COLUMNS,
+    GENESIS,
+    SealedRecord,
+    duplicate_columns,
+    rejected_columns,
+)
 from sealtrail.signing import PublicKeys, Signer, head_message, key_id_of
-from sealtrail.sinks.parquet import SCHEMA, prev_hash_of, read_table, text_columns, to_parquet
-from sealtrail.sinks.digest import ListedObject, build_digest, head_of
-from sealtrail.sinks.store import ObjectVersion, StoredObject, sha256_b64
+from sealtrail.store import ObjectVersion, StoredObject, sha256_b64
 from sealtrail.stream.validate import validate
 
 PREFIX = "trail/"
@@ -363,7 +373,7 @@ def test_changed_cells_in_two_places_are_both_named(store: DirectoryStore) -> No
 @pytest.mark.parametrize("cell", ["row_check", "tenant"])
 def test_link_check_across_chunk_boundaries(monkeypatch: pytest.MonkeyPatch, chunk: int, row: int, cell: str) -> None:
     """check_object_rows with a known predecessor: exactly one CELL_CHANGED, at the right seq, whatever the chunking."""
-    monkeypatch.setattr(rows_module, "HASH_CHUNK_ROWS", chunk)
+    monkeypatch.setattr(contents_module, "HASH_CHUNK_ROWS", chunk)
     records = pristine().records["p000"]
     obj = parse_data_key(data_key(PREFIX, DAY, "p000", 11, 18))
     columns = text_columns(read_table((to_parquet(records[10:18], records[9].hash))))

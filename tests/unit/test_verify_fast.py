@@ -15,18 +15,31 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from sealtrail.contents import (
+    HASHED_ORDER,
+    Contents,
+    TableColumns,
+    contents_fast,
+    read_object,
+    row_contents,
+)
 from sealtrail.encoding import canonical_text, format_ts
-from sealtrail.evidence.canonical import HASHED_ORDER, Contents, TableColumns, read_object
-from sealtrail.evidence.rows import _contents, _contents_fast
+from sealtrail.objects import (
+    REQUIRED_FOR_EVENTS,
+    SCHEMA,
+    TS,
+    text_columns,
+    timestamp_text,
+)
 from sealtrail.record import (
     CHAIN_COLUMNS,
     EVENT_COLUMNS,
-    ROW_COLUMNS,
     JSON_COLUMNS,
     OCSF_COLUMNS,
+    ROW_COLUMNS,
     hashed_bytes,
 )
-from sealtrail.sinks.parquet import REQUIRED_FOR_EVENTS, SCHEMA, TS, text_columns, timestamp_text
 
 NULLABLE = {f.name for f in SCHEMA if f.name not in REQUIRED_FOR_EVENTS}
 NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')  # what orjson escapes in a string
@@ -81,9 +94,9 @@ def test_fast_contents_equal_hashed_bytes(chain: str, batch: list[dict[str, obje
         hashed_bytes(chain, r["seq"], r["sealed_at"], r["src_offset"], {n: r.get(n) for n in ROW_COLUMNS}, r["key_id"])
         for r in batch
     ]
-    assert list(_contents_fast(chain, columns, 0, len(batch))) == want
-    assert list(_contents(chain, columns, 0, len(batch))) == want
-    assert list(_contents_fast(chain, columns, 1, len(batch))) == want[1:]
+    assert list(contents_fast(chain, columns, 0, len(batch))) == want
+    assert list(row_contents(chain, columns, 0, len(batch))) == want
+    assert list(contents_fast(chain, columns, 1, len(batch))) == want[1:]
 
 
 @settings(max_examples=300, deadline=None)
@@ -144,8 +157,8 @@ def test_column_wise_contents_equal_hashed_bytes(chain: str, batch: list[dict[st
     table, _ = read_object(parquet_of(batch, dictionary))
     columns = TableColumns(table, exact_schema=True)
     want = reference(chain, batch)
-    assert _contents(chain, columns, 0, len(batch)) == want
-    assert _contents(chain, columns, 1, len(batch)) == want[1:]
+    assert row_contents(chain, columns, 0, len(batch)) == want
+    assert row_contents(chain, columns, 1, len(batch)) == want[1:]
     built = Contents(chain, table)
     plain = [i for i, r in enumerate(batch) if not r.get("kind") and not any(
         isinstance(r[n], str) and NEEDS_ESCAPE.search(r[n]) for n in r if n not in JSON_COLUMNS)]
@@ -169,7 +182,7 @@ def test_escaped_strings_and_repeated_values_take_the_reference() -> None:
     table, _ = read_object(parquet_of(batch))
     want = reference("p000", batch)
     assert Contents("p000", table).escaped == [0, 1, 2, 4, 5, 6]
-    assert _contents("p000", TableColumns(table, exact_schema=True), 0, len(batch)) == want
+    assert row_contents("p000", TableColumns(table, exact_schema=True), 0, len(batch)) == want
     assert Contents("p000", table).build(8, 300) == want[8:]
 
 
@@ -185,4 +198,4 @@ def test_invalid_utf8_is_left_to_the_reference() -> None:
     columns = TableColumns(table, exact_schema=True)
     assert columns.contents("p000", 0, 1) is None
     with pytest.raises(UnicodeDecodeError):
-        _contents("p000", columns, 0, 1)
+        row_contents("p000", columns, 0, 1)

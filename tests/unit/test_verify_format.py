@@ -10,11 +10,11 @@ from pathlib import Path
 
 import click
 import pyarrow as pa
-import pytest
 import pyarrow.parquet as pq
+import pytest
 
 from sealtrail.evidence.findings import FindingKind as K
-from sealtrail.sinks.parquet import (
+from sealtrail.objects import (
     FORMAT_META,
     PREV_HASH_META,
     RECORD_FORMAT,
@@ -169,13 +169,21 @@ def daily_trail(tmp_path: Path) -> tuple[DirectoryStore, dict[str, list[str]]]:
     import hashlib
 
     from sealtrail.chain import Accepted, ChainHead, seal_batch
+    from sealtrail.digest import DigestLink, ListedObject, build_digest, head_of
     from sealtrail.layout import data_key
+    from sealtrail.objects import to_parquet
     from sealtrail.record import GENESIS
-    from sealtrail.sinks.digest import DigestLink, ListedObject, build_digest, head_of
-    from sealtrail.sinks.parquet import to_parquet
-    from sealtrail.sinks.store import sha256_b64
+    from sealtrail.store import sha256_b64
 
-    from .test_verify import BATCHES, CHAINS, PREFIX, Trail, columns_of, event, new_signer
+    from .test_verify import (
+        BATCHES,
+        CHAINS,
+        PREFIX,
+        Trail,
+        columns_of,
+        event,
+        new_signer,
+    )
 
     signer = new_signer()
     heads = {p: ChainHead(f"p{p:03d}") for p in range(len(CHAINS))}

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sealtrail.sinks.store import ObjectVersion
+from sealtrail.store import ObjectVersion
 from sealtrail.versions import get_sinks, history, oldest_first
 
 KEY = "trail/digests/chain=p000/000000000010.json"

@@ -8,6 +8,7 @@ import time
 from concurrent.futures import Future
 
 import pytest
+
 from sealtrail.evidence import workers
 from sealtrail.evidence.workers import BackgroundPool
 

@@ -1,4 +1,4 @@
-"""sealtrail.workload: the demo/benchmark mix is deterministic per seed and always valid."""
+"""sealtrail.stack.workload: the demo/benchmark mix is deterministic per seed and always valid."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from sealtrail.event import Category
+from sealtrail.stack.workload import ATTACKER_IP, TENANTS, generate
 from sealtrail.stream.validate import validate
-from sealtrail.workload import ATTACKER_IP, TENANTS, generate
 
 LIMIT = 256 * 1024
 

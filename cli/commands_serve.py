@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+
 from sealtrail.cli.main import Context, cli
 from sealtrail.cli.progress import say
 
@@ -33,6 +34,7 @@ def serve(click_ctx: click.Context, host: str | None, port: int | None, tls_cert
     import socket
 
     import uvicorn
+
     from sealtrail.evidence.api import create_app
     from sealtrail.evidence.api.server import uvicorn_config
 

@@ -30,8 +30,8 @@ def bucket_init(ctx: Context, check_only: bool, as_json: bool) -> int:
     remain (missing with --check; refused by the store; or someone else's
     lifecycle rule that would expire trail objects early), 2 on an error.
     """
+    from sealtrail.retention import policy_for
     from sealtrail.sinks.bucket import init_bucket
-    from sealtrail.sinks.retention import policy_for
     from sealtrail.sinks.store import S3Store
 
     settings = ctx.settings
@@ -55,8 +55,8 @@ def bucket_init(ctx: Context, check_only: bool, as_json: bool) -> int:
 @click.pass_obj
 def bucket_policy(ctx: Context) -> None:
     """Print the retention policy in effect and the lifecycle rules it implies."""
+    from sealtrail.retention import policy_for
     from sealtrail.sinks.bucket import desired_default_retention, desired_lifecycle
-    from sealtrail.sinks.retention import policy_for
 
     policy = policy_for(ctx.settings)
     for line in policy.describe():

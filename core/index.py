@@ -35,7 +35,14 @@ from typing import Any
 
 import orjson
 
-from sealtrail.layout import DataObject, data_prefix, digest_key, digest_prefix, parse_data_key, parse_digest_key
+from sealtrail.layout import (
+    DataObject,
+    data_prefix,
+    digest_key,
+    digest_prefix,
+    parse_data_key,
+    parse_digest_key,
+)
 from sealtrail.versions import get_sinks
 
 log = logging.getLogger("sealtrail.index")

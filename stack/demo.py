@@ -68,7 +68,7 @@ def stop_worker(proc: subprocess.Popen, timeout: float = 30.0) -> None:
 def publish(settings: Settings, count: int, seed: int) -> int:
     from sealtrail.kafka import make_producer
     from sealtrail.producers.client import AuditClient
-    from sealtrail.workload import generate
+    from sealtrail.stack.workload import generate
 
     with AuditClient(settings) as client:
         for event in generate(count, seed=seed):
@@ -124,8 +124,8 @@ def run_demo(home: Path, count: int, say: Callable[[str], None], bar) -> DemoRes
     timings["seal"] = time.monotonic() - t0
     after = stored_events(settings)
 
-    from sealtrail.evidence.query import open_events, run_sql
     from sealtrail.evidence.check import verify_evidence
+    from sealtrail.evidence.query import open_events, run_sql
     from sealtrail.sinks.store import S3Store
 
     t0 = time.monotonic()

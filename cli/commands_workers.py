@@ -23,7 +23,7 @@ def publish_public_key(settings: Settings, signer) -> None:  # type: ignore[no-u
     from datetime import datetime, timezone
 
     from sealtrail.layout import public_key_key
-    from sealtrail.sinks.retention import policy_for
+    from sealtrail.retention import policy_for
     from sealtrail.sinks.store import S3Store
 
     store = S3Store(settings)
@@ -38,8 +38,8 @@ def publish_rotation(settings: Settings, old: str, new: str) -> None:
     from datetime import datetime, timezone
 
     from sealtrail.layout import rotation_key
+    from sealtrail.retention import policy_for
     from sealtrail.signing import rotation_file
-    from sealtrail.sinks.retention import policy_for
     from sealtrail.sinks.store import S3Store
 
     store = S3Store(settings)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import click
+
 from sealtrail.cli.main import Context, cli
 from sealtrail.cli.progress import bar, say
 from sealtrail.printable import printable

@@ -1,0 +1,91 @@
+"""Which package may import which: the folder layout is the data flow, and the imports must say so too.
+
+core/ is the trail's format and vocabulary, so an independent verifier can be
+written from it alone; the writing side (producers, stream, sinks) and the
+reading side (evidence) build on it and never on each other, except that the
+reading side reaches the bucket through the sink's S3Store, inside functions.
+cli/ and stack/ sit on top and may import anything. Checked on the source with
+ast, lazy imports included, so an import added inside a function is caught too.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TOPS = ("core", "producers", "stream", "sinks", "evidence", "cli", "stack")
+NAMED = {"producers", "stream", "sinks", "evidence", "cli", "stack"}  # sealtrail.<name> lives in <name>/
+
+# what each package may import besides itself and core (core: nothing above it)
+ALLOWED: dict[str, set[str]] = {
+    "core": set(),
+    "producers": set(),
+    "stream": set(),
+    "sinks": set(),
+    "evidence": {"producers"},  # the admin API records its own access as audit events, through the SDK
+    "cli": set(TOPS),
+    "stack": set(TOPS),
+}
+# single modules allowed across, with why
+EXCEPTIONS = {
+    ("evidence", "sealtrail.sinks.store"): "the reading side's S3 adapter (the bucket itself)",
+    ("stream", "sealtrail.sinks.store"): "recovery reads the bucket's signed heads through the S3 adapter",
+}
+
+
+def package_of(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[0] != "sealtrail":
+        return None
+    return parts[1] if len(parts) > 1 and parts[1] in NAMED else "core"
+
+
+def imports() -> Counter[tuple[str, str, str]]:
+    """(importing package, imported module, file) for every sealtrail import in the source folders."""
+    found: Counter[tuple[str, str, str]] = Counter()
+    for top in TOPS:
+        for path in (ROOT / top).rglob("*.py"):
+            tree = ast.parse(path.read_text(), str(path))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    modules = [node.module] + [f"{node.module}.{a.name}" for a in node.names
+                                               if node.module == "sealtrail" and a.name in NAMED]
+                elif isinstance(node, ast.Import):
+                    modules = [a.name for a in node.names]
+                else:
+                    continue
+                for module in modules:
+                    if package_of(module) is not None:
+                        found[(top, module, str(path.relative_to(ROOT)))] += 1
+    return found
+
+
+def test_every_package_imports_only_what_the_layering_allows() -> None:
+    wrong = sorted(
+        f"{file}: {top} imports {module}"
+        for top, module, file in imports()
+        if package_of(module) not in (top, "core", *ALLOWED[top])
+        and not any(module == m or module.startswith(m + ".") for (t, m) in EXCEPTIONS if t == top)
+    )
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_core_imports_nothing_above_it() -> None:
+    above = sorted(f"{file}: {module}" for top, module, file in imports() if top == "core" and package_of(module) != "core")
+    assert above == [], above
+
+
+@pytest.mark.parametrize("module", ["sealtrail.evidence.bundle", "sealtrail.evidence.rows", "sealtrail.contents",
+                                    "sealtrail.objects", "sealtrail.digest", "sealtrail.store"])
+def test_the_offline_verifier_side_loads_no_aws_sdk(module: str) -> None:
+    """verify --path runs on an auditor's laptop from a bundle folder: the format and the bundle need no boto3."""
+    code = f"import sys, {module}; print(sorted(m for m in ('boto3', 'botocore') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT.parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", f"importing {module} loads {done.stdout.strip()}"

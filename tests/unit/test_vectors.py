@@ -22,6 +22,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sealtrail.config import RetentionSettings, S3Settings, Settings
+from sealtrail.digest import signed_bytes, signed_message
 from sealtrail.evidence.check import verify_evidence
 from sealtrail.evidence.proof import check_proof
 from sealtrail.layout import digest_key
@@ -36,7 +37,6 @@ from sealtrail.record import (
     row_check,
 )
 from sealtrail.signing import PublicKeys, head_message, key_id_of
-from sealtrail.sinks.digest import signed_bytes, signed_message
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 KINDS = ("record", "head", "digest", "proof", "verify")

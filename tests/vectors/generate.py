@@ -3,7 +3,7 @@
     .venv/bin/python tests/vectors/generate.py [--out FOLDER]
 
 Every expected value is computed by the product's own functions (sealtrail.record, sealtrail.chain,
-sealtrail.signing, sealtrail.sinks.digest, sealtrail.merkle, sealtrail.evidence.proof,
+sealtrail.signing, sealtrail.digest, sealtrail.merkle, sealtrail.evidence.proof,
 sealtrail.evidence.check) from fixed inputs: a fixed seed, an Ed25519 key derived from fixed bytes
 and fixed timestamps, so two runs write byte-identical files (tests/unit/test_vectors.py checks it).
 Verify cases are named after the change made to an intact trail, as transparency-dev/merkle names its
@@ -34,17 +34,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sealtrail.chain import Accepted, ChainHead, RecentIds, seal_batch
 from sealtrail.config import RetentionSettings, S3Settings, Settings
+from sealtrail.digest import DigestLink, ListedObject, build_digest, head_of, signed_bytes, signed_message
 from sealtrail.encoding import format_ts, parse_ts
 from sealtrail.evidence.bundle import DirectoryStore
 from sealtrail.evidence.check import verify_evidence
 from sealtrail.evidence.proof import build_proof, check_proof
 from sealtrail.layout import data_key, digest_key, public_key_key
 from sealtrail.merkle import root_of_hashes
+from sealtrail.objects import WRITE_OPTIONS, read_table, to_parquet
 from sealtrail.record import GENESIS, ROW_COLUMNS, SealedRecord, content_digest, rejected_columns, row_check_of
 from sealtrail.signing import PublicKeys, Signer, head_message, key_id_of
-from sealtrail.sinks.digest import DigestLink, ListedObject, build_digest, head_of, signed_bytes, signed_message
-from sealtrail.sinks.parquet import WRITE_OPTIONS, read_table, to_parquet
-from sealtrail.sinks.store import sha256_b64
+from sealtrail.store import sha256_b64
 from sealtrail.stream.validate import Rejection, validate
 
 HERE = Path(__file__).resolve().parent

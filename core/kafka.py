@@ -146,7 +146,10 @@ def _records_at(consumer: Consumer, topic: str, offsets: dict[int, int], timeout
     deadline = time.monotonic() + timeout_s
     while len(got) < len(offsets):
         if time.monotonic() > deadline:
-            raise ServiceUnavailable("kafka", f"no answer reading {topic} {sorted(set(offsets) - set(got))}")
+            silent = sorted(set(offsets) - set(got))
+            marks = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), cached=True) for p in silent}
+            raise ServiceUnavailable("kafka", f"no answer in {timeout_s:.0f} s reading {topic} at "
+                                              f"{ {p: offsets[p] for p in silent} } (cached watermarks {marks})")
         for m in consumer.consume(len(offsets), timeout=0.5):
             p, err = m.partition(), m.error()
             if p not in offsets or p in got:

@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from sealtrail.config import Settings
 from sealtrail.layout import data_prefix, parse_data_key
-from sealtrail.sinks.store import s3_client
+from sealtrail.sinks.s3 import s3_client
 
 
 @dataclass(frozen=True)

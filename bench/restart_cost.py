@@ -93,7 +93,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def counting_store(settings: Any) -> tuple[Any, Counter]:
     """An S3Store whose every request is counted by operation (boto3's before-call event)."""
-    from sealtrail.sinks.store import S3Store
+    from sealtrail.sinks.s3 import S3Store
 
     store, calls = S3Store(settings), Counter()
     store.client.meta.events.register("before-call.s3", lambda model, **_: calls.update([model.name]))
@@ -308,7 +308,7 @@ class RestartBench:
 
     def restart(self, trail: Trail, name: str, heads: dict[str, int], new: dict[int, int]) -> dict[str, Any]:
         """One stream and one sink process started over waiting events: time to partitions, time to durable."""
-        from sealtrail.sinks.store import S3Store
+        from sealtrail.sinks.s3 import S3Store
 
         targets = {f"p{p:03d}": heads[f"p{p:03d}"] + n for p, n in new.items()}
         store = S3Store(trail.settings)

@@ -232,7 +232,7 @@ def _build_chains(env: dict[str, str], plans: list[ChainPlan], start_ts: float, 
     from sealtrail.redact import Redactor
     from sealtrail.retention import policy_for
     from sealtrail.signing import KeySource
-    from sealtrail.sinks.store import S3Store
+    from sealtrail.sinks.s3 import S3Store
 
     settings = load_settings()
     signer = KeySource(settings).current()

@@ -80,7 +80,7 @@ def timed(root: Path | None, workers: int | None) -> dict[str, Any]:
     with CpuWatch() as cpu:
         start = time.perf_counter()
         if root is None:
-            from sealtrail.sinks.store import S3Store
+            from sealtrail.sinks.s3 import S3Store
 
             store: Any = S3Store(settings)
         else:

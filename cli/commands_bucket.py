@@ -32,7 +32,7 @@ def bucket_init(ctx: Context, check_only: bool, as_json: bool) -> int:
     """
     from sealtrail.retention import policy_for
     from sealtrail.sinks.bucket import init_bucket
-    from sealtrail.sinks.store import S3Store
+    from sealtrail.sinks.s3 import S3Store
 
     settings = ctx.settings
     policy = policy_for(settings)
@@ -95,7 +95,7 @@ def hold(ctx: Context, first: str, last: str, tenant: str | None, release: bool)
     those objects.
     """
     from sealtrail.sinks.bucket import data_objects_between, set_hold
-    from sealtrail.sinks.store import S3Store
+    from sealtrail.sinks.s3 import S3Store
 
     settings = ctx.settings
     store = S3Store(settings)

@@ -52,7 +52,7 @@ def prove(ctx: Context, event_id: str | None, partition: int | None, offset: int
 
         store = DirectoryStore(bundle)
     else:
-        from sealtrail.sinks.store import S3Store
+        from sealtrail.sinks.s3 import S3Store
 
         store = S3Store(ctx.settings)
     proof = build_proof(store, ctx.settings, event_id, bundle)

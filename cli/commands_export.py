@@ -30,7 +30,7 @@ def export(ctx: Context, start, end, tenant: str | None, chains: tuple[str, ...]
     `sealtrail verify --path DIR`.
     """
     from sealtrail.evidence.export import export_bundle
-    from sealtrail.sinks.store import S3Store
+    from sealtrail.sinks.s3 import S3Store
 
     store = S3Store(ctx.settings)
     with bar("copying, then verifying objects") as update:  # one live bar: rich allows one at a time
@@ -65,7 +65,7 @@ def anchor() -> None:
 def anchor_save(ctx: Context, out: Path | None, to_postgres: bool) -> None:
     """Record each chain's latest digest (key, SHA-256, signed head) as JSON."""
     from sealtrail.evidence.anchor import save_anchor, store_anchor
-    from sealtrail.sinks.store import S3Store
+    from sealtrail.sinks.s3 import S3Store
 
     doc = save_anchor(S3Store(ctx.settings), ctx.settings)
     text = json.dumps(doc, indent=2) + "\n"

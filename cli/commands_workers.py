@@ -24,7 +24,7 @@ def publish_public_key(settings: Settings, signer) -> None:  # type: ignore[no-u
 
     from sealtrail.layout import public_key_key
     from sealtrail.retention import policy_for
-    from sealtrail.sinks.store import S3Store
+    from sealtrail.sinks.s3 import S3Store
 
     store = S3Store(settings)
     key = public_key_key(settings.s3.prefix, signer.key_id)
@@ -40,7 +40,7 @@ def publish_rotation(settings: Settings, old: str, new: str) -> None:
     from sealtrail.layout import rotation_key
     from sealtrail.retention import policy_for
     from sealtrail.signing import rotation_file
-    from sealtrail.sinks.store import S3Store
+    from sealtrail.sinks.s3 import S3Store
 
     store = S3Store(settings)
     key = rotation_key(settings.s3.prefix, old, new)
@@ -203,7 +203,7 @@ def keys_list(ctx: Context) -> None:
     """Key ids whose public keys are published in the bucket (the current one marked)."""
     from sealtrail.layout import KEYS
     from sealtrail.signing import signer_from_settings
-    from sealtrail.sinks.store import S3Store
+    from sealtrail.sinks.s3 import S3Store
 
     settings = ctx.settings
     current = signer_from_settings(settings).key_id

@@ -10,7 +10,7 @@
     objects     the Parquet object format: schema, metadata (prev hash, format version), read, text columns
     contents    every row's canonical content and chain hash, column-wise (what verify, the sink and prove share)
     digest      the signed digest document over a chain's objects
-    store       what a store returns (ObjectVersion, StoredObject, ObjectHead); versions: which version is the sink's
+    store       ObjectStore, the one storage seam (S3Store, DirectoryStore), and what it returns; versions: the sink's version
     index       a chain's object or digest by seq, without listing the bucket
     retention   the retention policy: which lock each object needs
     config, errors, kafka, topics, logs, printable, redact, ocsf, metrics_server: settings and shared plumbing

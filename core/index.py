@@ -23,7 +23,7 @@ version, never a newer one planted over it.
 
 store is anything with page(prefix, start_after, max_keys), folders(prefix,
 start_after), keys(prefix), versions(prefix) and get(key, version_id):
-sinks.store.S3Store or evidence.bundle.DirectoryStore.
+sinks.s3.S3Store or evidence.bundle.DirectoryStore.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from sealtrail.layout import (
     parse_data_key,
     parse_digest_key,
 )
+from sealtrail.store import ObjectStore
 from sealtrail.versions import get_sinks
 
 log = logging.getLogger("sealtrail.index")
@@ -72,7 +73,7 @@ def _named(keys: list[str], chain: str) -> list[tuple[int, str]]:
     return [(parsed[1], key) for key in keys if (parsed := parse_digest_key(key)) and parsed[0] == chain]
 
 
-def _after(store: Any, prefix: str, chain: str, seq: int, max_keys: int = 1000) -> tuple[list[tuple[int, str]], bool]:
+def _after(store: ObjectStore, prefix: str, chain: str, seq: int, max_keys: int = 1000) -> tuple[list[tuple[int, str]], bool]:
     """The chain's digests named after seq (all from the start when seq < 0), one page, and whether more follow."""
     keys, more = store.page(digest_prefix(prefix, chain), digest_key(prefix, chain, seq) if seq >= 0 else None,
                             max_keys)
@@ -86,7 +87,7 @@ class _Unordered(Exception):
     pass
 
 
-def newest_digest_name(store: Any, prefix: str, chain: str, hint: int | None = None) -> tuple[int, str] | None:
+def newest_digest_name(store: ObjectStore, prefix: str, chain: str, hint: int | None = None) -> tuple[int, str] | None:
     """(last seq, key) of the chain's newest digest, or None when it has none.
 
     hint is a seq near the head (the last seq audit.chained holds): probes
@@ -102,7 +103,7 @@ def newest_digest_name(store: Any, prefix: str, chain: str, hint: int | None = N
         return max(named) if named else None
 
 
-def _search(store: Any, prefix: str, chain: str, hint: int | None) -> tuple[int, str] | None:
+def _search(store: ObjectStore, prefix: str, chain: str, hint: int | None) -> tuple[int, str] | None:
     lo, hi = -1, MAX_SEQ  # some digest is named after lo (or lo is -1); none is named after hi
     bounded = False  # hi was found by a probe (not just the names' 12 digits)
     probe = -1 if hint is None else min(max(hint, -1), MAX_SEQ)
@@ -133,7 +134,7 @@ def _search(store: Any, prefix: str, chain: str, hint: int | None) -> tuple[int,
     raise _Unordered()
 
 
-def newest_digest(store: Any, prefix: str, chain: str, hint: int | None = None) -> NewestDigest | None:
+def newest_digest(store: ObjectStore, prefix: str, chain: str, hint: int | None = None) -> NewestDigest | None:
     named = newest_digest_name(store, prefix, chain, hint)
     if named is None:
         return None
@@ -141,7 +142,7 @@ def newest_digest(store: Any, prefix: str, chain: str, hint: int | None = None) 
     return NewestDigest(key, last, get_sinks(store, key).body)
 
 
-def objects_after(store: Any, prefix: str, chain: str, newest: NewestDigest | None) -> list[DataObject]:
+def objects_after(store: ObjectStore, prefix: str, chain: str, newest: NewestDigest | None) -> list[DataObject]:
     """The chain's data objects beyond its newest digest, in seq order (every object when it has none).
 
     Only the dt= folders from the newest digest's last object on are listed.
@@ -170,7 +171,7 @@ def _day_before(dt: str) -> str:
     return (date.fromisoformat(dt) - timedelta(days=1)).isoformat()
 
 
-def object_holding(store: Any, prefix: str, chain: str, seq: int) -> DataObject | None:
+def object_holding(store: ObjectStore, prefix: str, chain: str, seq: int) -> DataObject | None:
     """The digested data object that holds seq, from the first digest named at or after it."""
     named, _ = _after(store, prefix, chain, seq - 1, max_keys=8)
     if not named:

@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, NamedTuple, Protocol
 
+from sealtrail.store import ObjectStore
+
 
 class Version(Protocol):
     key: str
@@ -52,12 +54,12 @@ def history(listed: Iterable[Version]) -> History:
     return History(data[0] if data else None, latest.is_delete_marker, tuple(data[1:]))
 
 
-def sinks_version(store: Any, key: str) -> Any:
+def sinks_version(store: ObjectStore, key: str) -> Any:
     """The sink's version of one key (listed with one LIST request), or None when none is left."""
     return history(v for v in store.versions(key) if v.key == key).sinks
 
 
-def get_sinks(store: Any, key: str) -> Any:
+def get_sinks(store: ObjectStore, key: str) -> Any:
     """GET the sink's version of a key: what the sink and recovery link to, never a newer version.
 
     One LIST more than a plain GET; it is paid where a worker starts on a chain, not per record.

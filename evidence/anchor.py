@@ -30,13 +30,14 @@ from sealtrail.config import Settings
 from sealtrail.errors import ConfigError, ServiceUnavailable
 from sealtrail.evidence.findings import Finding, FindingKind, Report
 from sealtrail.layout import digest_key, digest_prefix, parse_digest_key
+from sealtrail.store import ObjectStore
 from sealtrail.versions import sinks_version
 
 FORMAT = "sealtrail.anchor.v1"
 K = FindingKind
 
 
-def latest_digests(store: Any, prefix: str) -> dict[str, tuple[int, str]]:
+def latest_digests(store: ObjectStore, prefix: str) -> dict[str, tuple[int, str]]:
     """Per chain, (last seq, key) of the digest that covers the most: the chain's newest.
 
     Found by a search over the names (core/index.py) where the store can page, so saving an anchor
@@ -62,7 +63,7 @@ def latest_digests(store: Any, prefix: str) -> dict[str, tuple[int, str]]:
     return latest
 
 
-def stored_digest(store: Any, key: str) -> tuple[str | None, bytes | None]:
+def stored_digest(store: ObjectStore, key: str) -> tuple[str | None, bytes | None]:
     """(version id, bytes) of the sink's version of a digest, or (None, None) when none is left."""
     version = sinks_version(store, key)
     if version is None:
@@ -70,12 +71,12 @@ def stored_digest(store: Any, key: str) -> tuple[str | None, bytes | None]:
     return version.version_id, store.get(key, version.version_id).body
 
 
-def digest_sha256(store: Any, key: str) -> str | None:
+def digest_sha256(store: ObjectStore, key: str) -> str | None:
     _, body = stored_digest(store, key)
     return None if body is None else hashlib.sha256(body).hexdigest()
 
 
-def save_anchor(store: Any, settings: Settings, now: datetime | None = None) -> dict[str, Any]:
+def save_anchor(store: ObjectStore, settings: Settings, now: datetime | None = None) -> dict[str, Any]:
     """The anchor document for the store's current state."""
     prefix = settings.s3.prefix
     chains: dict[str, Any] = {}

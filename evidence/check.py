@@ -18,6 +18,7 @@ from typing import Any
 
 from sealtrail.config import Settings
 from sealtrail.evidence.findings import COMPLETENESS_KINDS, Finding, Report
+from sealtrail.store import ObjectStore
 
 
 @dataclass
@@ -26,7 +27,7 @@ class Verified:
 
     report: Report
     settings: Settings
-    store: Any
+    store: ObjectStore
     trusted: list[str] = field(default_factory=list)
 
 
@@ -39,7 +40,7 @@ def verify_evidence(
     settings: Settings,
     *,
     bundle: Path | None = None,
-    store: Any = None,
+    store: ObjectStore | None = None,
     trusted_keys: Sequence[bytes] | None = None,
     anchor: dict[str, Any] | None = None,
     only_new: bool = False,
@@ -83,7 +84,7 @@ def verify_evidence(
         if since is None and until is None:
             kwargs["starts"] = scope.starts
     elif store is None:
-        from sealtrail.sinks.store import S3Store
+        from sealtrail.sinks.s3 import S3Store
 
         store = S3Store(settings)
     report = verify_store(store, settings, progress=progress, trusted_keys=trusted_keys, **kwargs)

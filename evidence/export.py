@@ -64,7 +64,7 @@ from sealtrail.layout import (
 )
 from sealtrail.objects import read_table
 from sealtrail.printable import printable
-from sealtrail.store import ObjectVersion, StoredObject
+from sealtrail.store import ObjectStore, ObjectVersion, StoredObject
 from sealtrail.versions import history as versions_history
 
 VERIFICATION_JSON = "verification.json"
@@ -267,7 +267,7 @@ def _holds_tenant(body: bytes, tenant: str) -> bool:
 
 
 def export_bundle(
-    store: Any,
+    store: ObjectStore,
     settings: Settings,
     out: Path,
     start: date,

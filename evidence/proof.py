@@ -71,6 +71,7 @@ from sealtrail.record import (
     record_hash,
 )
 from sealtrail.signing import PublicKeys, head_message
+from sealtrail.store import ObjectStore
 from sealtrail.versions import history
 
 FORMAT = "sealtrail.proof.v2"  # v2: record hashes by sealtrail.record.v2 (sinks.parquet.RECORD_FORMAT)
@@ -100,7 +101,7 @@ def find_event(settings: Settings, event_id: str, bundle: Any = None) -> tuple[s
     return str(row[0]), int(row[1])
 
 
-def _columns(store: Any, obj: DataObject, version_id: str | None) -> tuple[dict[str, list], Any]:
+def _columns(store: ObjectStore, obj: DataObject, version_id: str | None) -> tuple[dict[str, list], Any]:
     """An object's columns (timestamps as hashed text) and its Parquet schema."""
     stored = store.get(obj.key, version_id)
     try:
@@ -122,7 +123,7 @@ def _row_contents(chain: str, columns: dict[str, list]) -> list[bytes]:
     ]
 
 
-def _end_hash(store: Any, chain: str, items: list[Any], index: int) -> bytes:
+def _end_hash(store: ObjectStore, chain: str, items: list[Any], index: int) -> bytes:
     """The record hash that ends items[index], recomputed forward from its last signed head's stored
     hash (the value signatures are checked against), or from the hash the object starts from."""
     item = items[index]
@@ -139,7 +140,7 @@ def _end_hash(store: Any, chain: str, items: list[Any], index: int) -> bytes:
     return h
 
 
-def _start_hash(store: Any, chain: str, items: list[Any], index: int, columns: dict[str, list], schema: Any
+def _start_hash(store: ObjectStore, chain: str, items: list[Any], index: int, columns: dict[str, list], schema: Any
                 ) -> bytes:
     """The hash the first record of items[index] links to: GENESIS, the value the object's Parquet
     metadata records (a wrong one shows as a root that differs from the digest's), else the hash that
@@ -155,7 +156,7 @@ def _start_hash(store: Any, chain: str, items: list[Any], index: int, columns: d
     return _end_hash(store, chain, items, index - 1)
 
 
-def _listing_digest(store: Any, prefix: str, chain: str, obj: DataObject) -> tuple[str, dict[str, Any], dict]:
+def _listing_digest(store: ObjectStore, prefix: str, chain: str, obj: DataObject) -> tuple[str, dict[str, Any], dict]:
     """(key, document, entry) of the first digest of the chain that lists the object."""
     by_key: dict[str, list[Any]] = {}
     for v in store.versions(digest_prefix(prefix, chain)):
@@ -179,7 +180,7 @@ def _listing_digest(store: Any, prefix: str, chain: str, obj: DataObject) -> tup
     raise NotProvableError(f"no digest lists {obj.key} yet (its flush's digest may still be being written)")
 
 
-def build_proof(store: Any, settings: Settings, event_id: str, bundle: Any = None) -> dict[str, Any]:
+def build_proof(store: ObjectStore, settings: Settings, event_id: str, bundle: Any = None) -> dict[str, Any]:
     """The inclusion proof of one event. store is S3Store or DirectoryStore (bundle: its folder)."""
     from sealtrail.evidence.verify import plan
 

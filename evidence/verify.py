@@ -91,7 +91,7 @@ from sealtrail.record import (
 )
 from sealtrail.retention import policy_for, required_lock
 from sealtrail.signing import PublicKeys, read_rotation
-from sealtrail.store import ObjectVersion, StoredObject, sha256_b64
+from sealtrail.store import ObjectStore, ObjectVersion, StoredObject, sha256_b64
 from sealtrail.versions import history, oldest_first
 
 K = FindingKind
@@ -409,14 +409,14 @@ def _read_trusted(paths: Sequence[Path]) -> list[bytes]:
     return pems
 
 
-def _key_versions(store: Any, prefix: str) -> dict[str, list[ObjectVersion]]:
+def _key_versions(store: ObjectStore, prefix: str) -> dict[str, list[ObjectVersion]]:
     by_key: dict[str, list[ObjectVersion]] = defaultdict(list)
     for v in store.versions(f"{prefix}{KEYS}"):
         by_key[v.key].append(v)
     return by_key
 
 
-def load_keys(store: Any, prefix: str, settings: Settings | None = None) -> tuple[list[bytes], list[Finding]]:
+def load_keys(store: ObjectStore, prefix: str, settings: Settings | None = None) -> tuple[list[bytes], list[Finding]]:
     """PEMs of the public keys published in the bucket, each the sink's (oldest) version of its file.
 
     A key file must be named after its key id; a newer version planted over one is a finding and is
@@ -476,7 +476,7 @@ def _admitted(items: list[_Planned], start_seq: int = 1) -> list[bool]:
     return out
 
 
-def _verify_planned_chain(store: Any, chain: str, items: list[_Planned], pems: tuple[bytes, ...],
+def _verify_planned_chain(store: ObjectStore, chain: str, items: list[_Planned], pems: tuple[bytes, ...],
                           settings: Settings, progress: _Progress, pool: BackgroundPool | None, start_seq: int = 1,
                           tenant: str | None = None
                           ) -> tuple[list[Finding], dict[str, Any], int, list[VerifiedObject]]:
@@ -551,7 +551,7 @@ def _process_pool(workers: int | None, planned: dict[str, list[_Planned]]) -> Ba
     return BackgroundPool(workers, preload=rows.__name__)
 
 
-def _digest_versions(store: Any, prefix: str, continued: dict[str, int] | None, seen: set[str]
+def _digest_versions(store: ObjectStore, prefix: str, continued: dict[str, int] | None, seen: set[str]
                      ) -> Iterable[ObjectVersion]:
     """Every digest version; when continuing from heads already verified, only each chain's from the
     head's digest on (and every digest of a chain seen in the data but not in the heads: a new one)."""
@@ -563,7 +563,7 @@ def _digest_versions(store: Any, prefix: str, continued: dict[str, int] | None, 
         yield from store.versions(digest_prefix(prefix, chain), after)
 
 
-def _data_versions_after(store: Any, prefix: str, continued: dict[str, int]) -> list[ObjectVersion] | None:
+def _data_versions_after(store: ObjectStore, prefix: str, continued: dict[str, int]) -> list[ObjectVersion] | None:
     """The data versions of the dt= folders from the day before the oldest object holding a head on,
     instead of the whole bucket's; None when a head's object cannot be found (the full listing then says why)."""
     from sealtrail.index import object_holding
@@ -581,7 +581,7 @@ def _data_versions_after(store: Any, prefix: str, continued: dict[str, int]) -> 
     return [v for folder in store.folders(data, f"{data}dt={first}") for v in store.versions(folder)]
 
 
-def _check_digests(store: Any, settings: Settings, report: Report, verified: dict[str, list[VerifiedObject]],
+def _check_digests(store: ObjectStore, settings: Settings, report: Report, verified: dict[str, list[VerifiedObject]],
                    keys: PublicKeys, chains: Iterable[str] | None, starts: dict[str, int],
                    ends: dict[str, int], continued: dict[str, int] | None = None) -> list[Finding]:
     """The digest chains against the data verified; adds digest counts to each chain's summary."""
@@ -651,7 +651,7 @@ def _key_uses(verified: dict[str, list[VerifiedObject]], digests: dict[str, list
     return uses
 
 
-def key_record(store: Any, prefix: str, keys: PublicKeys) -> tuple[dict[str, datetime], set[tuple[str, str]],
+def key_record(store: ObjectStore, prefix: str, keys: PublicKeys) -> tuple[dict[str, datetime], set[tuple[str, str]],
                                                                      list[Finding]]:
     """When each key was first published (its file's sink's version) and the rotations the old keys signed.
 
@@ -687,7 +687,7 @@ def key_record(store: Any, prefix: str, keys: PublicKeys) -> tuple[dict[str, dat
 
 
 def verify_store(
-    store: Any,
+    store: ObjectStore,
     settings: Settings,
     progress: Callable[[int, int], None] | None = None,
     chains: Iterable[str] | None = None,
@@ -702,7 +702,7 @@ def verify_store(
     """Verify every chain in the bucket (or bundle) and return a Report.
 
     store needs keys(prefix), versions(prefix) and get(key, version_id):
-    sinks.store.S3Store or evidence.bundle.DirectoryStore. Public keys come
+    sinks.s3.S3Store or evidence.bundle.DirectoryStore. Public keys come
     from the bucket unless trusted_keys (PEMs) are given, which an auditor
     should do: keys read from the bucket prove only that someone who could
     write to the bucket signed. Chains are fetched in parallel threads; rows

@@ -2,7 +2,7 @@
 
     worker      the consume loop: buffer, cut objects, PUT them locked, write digests, then commit offsets
     writer      per-chain buffers and the decision of what to flush (pure)
-    store       S3Store, the only module that speaks boto3 for the trail's objects
+    s3          S3Store, the only module that speaks boto3 for the trail: every S3 error mapped here, once
     bucket      the bucket's settings from the retention policy; legal holds
     athena      Athena tables generated from the Parquet schema
 """

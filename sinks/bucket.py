@@ -38,12 +38,10 @@ from datetime import date, datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
-
-from sealtrail.errors import ConfigError, ServiceUnavailable
+from sealtrail.errors import ConfigError
 from sealtrail.layout import DATA, DIGESTS, DataObject, data_prefix, parse_data_key
 from sealtrail.retention import Period, Policy
-from sealtrail.sinks.store import S3Store
+from sealtrail.sinks.s3 import S3Store, StoreRefused
 from sealtrail.store import sha256_b64
 
 EXPIRY_MARGIN_DAYS = 1  # lifecycle days count from creation, rounded to midnight UTC: one more day of slack
@@ -311,68 +309,49 @@ def _retention_text(rule: dict[str, Any] | None) -> str:
 # I/O: reading and changing the bucket
 
 
-def _code(e: ClientError) -> str:
-    return str(e.response.get("Error", {}).get("Code", ""))
+def _unsupported(e: StoreRefused) -> bool:
+    return e.code in UNSUPPORTED_CODES or e.status == 501
 
 
-def _answer(e: ClientError) -> str:
-    err = e.response.get("Error", {})
-    status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return f"{err.get('Code', '?')} (HTTP {status}): {err.get('Message', '')}".rstrip(": ")
-
-
-def _fail(e: Exception, what: str) -> Exception:
-    if isinstance(e, ClientError):
-        code = _code(e)
-        if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-            return ConfigError("s3.access_key", f"{code} ({what})")
-        return ServiceUnavailable("s3", f"{what}: {_answer(e)}")
-    return ServiceUnavailable("s3", f"{what}: {e}")
-
-
-def _call(what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+def read_state(store: S3Store) -> BucketState:
     try:
-        return fn(**kwargs)
-    except (ClientError, BotoCoreError, EndpointConnectionError) as e:
-        raise _fail(e, what) from e
-
-
-def read_state(client: Any, bucket: str) -> BucketState:
-    try:
-        client.head_bucket(Bucket=bucket)
-    except ClientError as e:
-        if _code(e) in ("404", "NoSuchBucket", "NotFound"):
+        store.call(f"HEAD bucket {store.bucket}", "head_bucket")
+    except StoreRefused as e:
+        if e.code in ("404", "NoSuchBucket", "NotFound"):
             return BucketState(exists=False)
-        raise _fail(e, f"HEAD bucket {bucket}") from e
-    except (BotoCoreError, EndpointConnectionError) as e:
-        raise _fail(e, f"HEAD bucket {bucket}") from e
-    versioning = _call("GET versioning", client.get_bucket_versioning, Bucket=bucket).get("Status")
+        raise
+    except ConfigError as e:
+        if e.setting == "s3.bucket":  # NoSuchBucket
+            return BucketState(exists=False)
+        raise
+    versioning = store.call("GET versioning", "get_bucket_versioning").get("Status")
     lock, retention = False, None
     try:
-        config = client.get_object_lock_configuration(Bucket=bucket).get("ObjectLockConfiguration", {})
+        config = store.call("GET object lock configuration", "get_object_lock_configuration").get(
+            "ObjectLockConfiguration", {})
         lock = config.get("ObjectLockEnabled") == "Enabled"
         retention = (config.get("Rule") or {}).get("DefaultRetention")
-    except ClientError as e:
-        if _code(e) != "ObjectLockConfigurationNotFoundError":
-            raise _fail(e, "GET object lock configuration") from e
+    except StoreRefused as e:
+        if e.code != "ObjectLockConfigurationNotFoundError":
+            raise
     encryption, encryption_error = None, None
     try:
-        rules = client.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+        rules = store.call("GET encryption", "get_bucket_encryption")["ServerSideEncryptionConfiguration"]["Rules"]
         encryption = rules[0].get("ApplyServerSideEncryptionByDefault") if rules else None
-    except ClientError as e:
-        if _code(e) != "ServerSideEncryptionConfigurationNotFoundError":
-            encryption_error = _answer(e)
+    except StoreRefused as e:
+        if e.code != "ServerSideEncryptionConfigurationNotFoundError":
+            encryption_error = e.answer
     lifecycle: tuple[dict[str, Any], ...] = ()
     lifecycle_error = None
     try:
-        lifecycle = tuple(client.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", []))
-    except ClientError as e:
-        if _code(e) != "NoSuchLifecycleConfiguration":
-            lifecycle_error = _answer(e)
+        lifecycle = tuple(store.call("GET lifecycle", "get_bucket_lifecycle_configuration").get("Rules", []))
+    except StoreRefused as e:
+        if e.code != "NoSuchLifecycleConfiguration":
+            lifecycle_error = e.answer
     return BucketState(True, versioning, lock, retention, encryption, encryption_error, lifecycle, lifecycle_error)
 
 
-def _probe_encryption(client: Any, bucket: str, prefix: str, policy: Policy, locked: bool) -> str | None:
+def _probe_encryption(store: S3Store, prefix: str, policy: Policy, locked: bool) -> str | None:
     """Write one small object with the policy's encryption; None if the store kept it, else its answer.
 
     The probe gets a GOVERNANCE lock of two seconds (overriding any default
@@ -380,7 +359,7 @@ def _probe_encryption(client: Any, bucket: str, prefix: str, policy: Policy, loc
     or else once those seconds are over.
     """
     key, body = f"{prefix}{PROBE_KEY}", b"sealtrail encryption probe\n"
-    args: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": body, "ChecksumSHA256": sha256_b64(body),
+    args: dict[str, Any] = {"Key": key, "Body": body, "ChecksumSHA256": sha256_b64(body),
                             "ServerSideEncryption": policy.encryption}
     if policy.kms_key_id:
         args["SSEKMSKeyId"] = policy.kms_key_id
@@ -388,33 +367,31 @@ def _probe_encryption(client: Any, bucket: str, prefix: str, policy: Policy, loc
     if locked:
         args.update(ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until)
     try:
-        version = client.put_object(**args).get("VersionId")
-    except ClientError as e:
-        return _answer(e)
-    except (BotoCoreError, EndpointConnectionError) as e:
-        raise _fail(e, f"PUT {key}") from e
-    delete = {"Bucket": bucket, "Key": key, **({"VersionId": version} if version else {})}
+        version = store.call(f"PUT {key}", "put_object", **args).get("VersionId")
+    except StoreRefused as e:
+        return e.answer
+    except ConfigError as e:
+        if e.setting != "s3.access_key":  # refused the encryption's key (KMS): the answer, as any refusal
+            raise
+        return e.problem
+    delete = {"Key": key, **({"VersionId": version} if version else {})}
     try:
-        client.delete_object(**delete, BypassGovernanceRetention=True)
-    except ClientError:
+        store.call(f"DELETE {key}", "delete_object", **delete, BypassGovernanceRetention=True)
+    except (StoreRefused, ConfigError):
         time.sleep(max(0.0, (until - datetime.now(timezone.utc)).total_seconds()) + 1)
         try:
-            client.delete_object(**delete)
-        except ClientError:
+            store.call(f"DELETE {key}", "delete_object", **delete)
+        except (StoreRefused, ConfigError):
             pass  # a two-second lock that outlived its seconds; harmless, and outside the trail's prefixes
     return None
 
 
-def _unsupported(e: ClientError) -> bool:
-    return _code(e) in UNSUPPORTED_CODES or e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 501
-
-
 def init_bucket(store: S3Store, policy: Policy, prefix: str, region: str, check_only: bool = False) -> BucketReport:
     """Create or complete the bucket as the policy wants (check_only: report, change nothing)."""
-    client, bucket = store.client, store.bucket
+    bucket = store.bucket
     report = BucketReport(bucket, prefix, policy.source)
     add = report.items.append
-    state = read_state(client, bucket)
+    state = read_state(store)
 
     if state.exists:
         add(Item("bucket", Status.OK, "exists"))
@@ -422,12 +399,12 @@ def init_bucket(store: S3Store, policy: Policy, prefix: str, region: str, check_
         add(Item("bucket", Status.MISSING, "does not exist; `sealtrail bucket init` creates it"))
         return report
     else:
-        args: dict[str, Any] = {"Bucket": bucket, "ObjectLockEnabledForBucket": True}
+        args: dict[str, Any] = {"ObjectLockEnabledForBucket": True}
         if region != "us-east-1":
             args["CreateBucketConfiguration"] = {"LocationConstraint": region}
-        _call(f"create bucket {bucket}", client.create_bucket, **args)
+        store.call(f"create bucket {bucket}", "create_bucket", **args)
         add(Item("bucket", Status.CREATED, f"created with Object Lock in {region}"))
-        state = read_state(client, bucket)
+        state = read_state(store)
 
     # versioning and Object Lock: the trail's immutability
     if state.versioning == "Enabled":
@@ -435,8 +412,7 @@ def init_bucket(store: S3Store, policy: Policy, prefix: str, region: str, check_
     elif check_only:
         add(Item("versioning", Status.MISSING, f"{state.versioning or 'never enabled'}; want Enabled"))
     else:
-        _call("PUT versioning", client.put_bucket_versioning, Bucket=bucket,
-              VersioningConfiguration={"Status": "Enabled"})
+        store.call("PUT versioning", "put_bucket_versioning", VersioningConfiguration={"Status": "Enabled"})
         add(Item("versioning", Status.CHANGED, f"{state.versioning or 'never enabled'} -> Enabled"))
 
     want_retention = desired_default_retention(policy)
@@ -449,10 +425,11 @@ def init_bucket(store: S3Store, policy: Policy, prefix: str, region: str, check_
         add(Item("object-lock", Status.MISSING, "not enabled; init enables it (irreversible)"))
     else:
         try:
-            client.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration=lock_config)
-        except ClientError as e:
+            store.call("PUT object lock configuration", "put_object_lock_configuration",
+                       ObjectLockConfiguration=lock_config)
+        except StoreRefused as e:
             add(Item("object-lock", Status.UNSUPPORTED if _unsupported(e) else Status.CONFLICT,
-                     f"cannot enable Object Lock on the existing bucket: {_answer(e)}"))
+                     f"cannot enable Object Lock on the existing bucket: {e.answer}"))
         else:
             add(Item("object-lock", Status.CHANGED, "enabled on the existing bucket (this cannot be undone)"))
             state = replace(state, object_lock=True, default_retention=want_retention)
@@ -467,16 +444,16 @@ def init_bucket(store: S3Store, policy: Policy, prefix: str, region: str, check_
     elif check_only:
         add(Item("default-retention", Status.MISSING, retention_detail))
     else:
-        _call("PUT object lock configuration", client.put_object_lock_configuration, Bucket=bucket,
-              ObjectLockConfiguration=lock_config)
+        store.call("PUT object lock configuration", "put_object_lock_configuration",
+                   ObjectLockConfiguration=lock_config)
         add(Item("default-retention", Status.CHANGED, retention_detail.replace("; want", " ->")))
 
-    _encryption(client, bucket, prefix, policy, state, check_only, add)
-    _lifecycle(client, bucket, prefix, policy, state, check_only, add)
+    _encryption(store, prefix, policy, state, check_only, add)
+    _lifecycle(store, prefix, policy, state, check_only, add)
     return report
 
 
-def _encryption(client: Any, bucket: str, prefix: str, policy: Policy, state: BucketState, check_only: bool,
+def _encryption(store: S3Store, prefix: str, policy: Policy, state: BucketState, check_only: bool,
                 add: Callable[[Item], None]) -> None:
     ok, detail = assess_encryption(state.encryption, policy)
     if ok:
@@ -488,7 +465,7 @@ def _encryption(client: Any, bucket: str, prefix: str, policy: Policy, state: Bu
     if check_only:
         add(Item("encryption", Status.MISSING, detail))
         return
-    refused = _probe_encryption(client, bucket, prefix, policy, state.object_lock)
+    refused = _probe_encryption(store, prefix, policy, state.object_lock)
     if refused is not None:
         add(Item("encryption", Status.UNSUPPORTED,
                  f"the store failed a test write with {policy.encryption} ({refused}); the bucket default is "
@@ -499,17 +476,17 @@ def _encryption(client: Any, bucket: str, prefix: str, policy: Policy, state: Bu
     if policy.kms_key_id:
         config["KMSMasterKeyID"] = policy.kms_key_id
     try:
-        client.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
+        store.call("PUT bucket encryption", "put_bucket_encryption", ServerSideEncryptionConfiguration={
             "Rules": [{"ApplyServerSideEncryptionByDefault": config, "BucketKeyEnabled": True}]})
-    except ClientError as e:
+    except StoreRefused as e:
         if not _unsupported(e):
-            raise _fail(e, "PUT bucket encryption") from e
-        add(Item("encryption", Status.UNSUPPORTED, f"bucket default encryption refused: {_answer(e)}"))
+            raise
+        add(Item("encryption", Status.UNSUPPORTED, f"bucket default encryption refused: {e.answer}"))
         return
     add(Item("encryption", Status.CHANGED, f"{detail.split(' (want')[0]} -> {policy.encryption}"))
 
 
-def _lifecycle(client: Any, bucket: str, prefix: str, policy: Policy, state: BucketState, check_only: bool,
+def _lifecycle(store: S3Store, prefix: str, policy: Policy, state: BucketState, check_only: bool,
                add: Callable[[Item], None]) -> None:
     if state.lifecycle_error:
         add(Item("lifecycle-expiry", Status.UNSUPPORTED, f"the store cannot report lifecycle: {state.lifecycle_error}"))
@@ -527,18 +504,18 @@ def _lifecycle(client: Any, bucket: str, prefix: str, policy: Policy, state: Buc
         return
 
     def put(rules: list[dict[str, Any]]) -> None:
-        client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
+        store.call("PUT lifecycle", "put_bucket_lifecycle_configuration", LifecycleConfiguration={"Rules": rules})
 
     full = desired_lifecycle(policy, prefix, transitions=True)
     try:
         put(a.foreign + full)
-    except ClientError as e:
+    except StoreRefused as e:
         if not _unsupported(e):
-            raise _fail(e, "PUT lifecycle") from e
+            raise
         if not policy.transitions:
-            add(Item("lifecycle-expiry", Status.UNSUPPORTED, f"lifecycle refused: {_answer(e)}"))
+            add(Item("lifecycle-expiry", Status.UNSUPPORTED, f"lifecycle refused: {e.answer}"))
             return
-        refused = _answer(e)
+        refused = e.answer
     else:
         done = BucketState(True, lifecycle=tuple(a.foreign + full))
         after = assess_lifecycle(done.lifecycle, policy, prefix)
@@ -555,10 +532,10 @@ def _lifecycle(client: Any, bucket: str, prefix: str, policy: Policy, state: Buc
     else:
         try:
             put(a.foreign + bare)
-        except ClientError as e:
+        except StoreRefused as e:
             if not _unsupported(e):
-                raise _fail(e, "PUT lifecycle") from e
-            add(Item("lifecycle-expiry", Status.UNSUPPORTED, f"lifecycle refused: {_answer(e)}"))
+                raise
+            add(Item("lifecycle-expiry", Status.UNSUPPORTED, f"lifecycle refused: {e.answer}"))
             add(Item("lifecycle-transitions", Status.UNSUPPORTED, f"refused: {refused}"))
             return
         after = assess_lifecycle(tuple(a.foreign + bare), policy, prefix)
@@ -591,20 +568,14 @@ def data_objects_between(store: S3Store, prefix: str, first: date, last: date) -
     base = data_prefix(prefix)
     # Before this day's keys and after every earlier day's. (Not "dt=<first>" without the slash: SeaweedFS
     # 4.48 then skips the whole dt=<first>/ folder, where S3 lists it.)
-    start_after = f"{base}dt={first.isoformat()}/"
-    paginator = store.client.get_paginator("list_objects_v2")
-    try:
-        for page in paginator.paginate(Bucket=store.bucket, Prefix=base, StartAfter=start_after):
-            for item in page.get("Contents", []):
-                obj = parse_data_key(item["Key"])
-                if obj is None:
-                    continue
-                if obj.dt > last.isoformat():
-                    return
-                if obj.dt >= first.isoformat():
-                    yield obj
-    except (ClientError, BotoCoreError, EndpointConnectionError) as e:
-        raise _fail(e, f"LIST {base}") from e
+    for key in store.keys(base, start_after=f"{base}dt={first.isoformat()}/"):
+        obj = parse_data_key(key)
+        if obj is None:
+            continue
+        if obj.dt > last.isoformat():
+            return
+        if obj.dt >= first.isoformat():
+            yield obj
 
 
 def holds_tenant(body: bytes, tenant: str) -> bool:
@@ -619,15 +590,7 @@ def holds_tenant(body: bytes, tenant: str) -> bool:
 
 def legal_hold(store: S3Store, key: str, version_id: str | None) -> bool:
     """Whether the version is under legal hold (a store that never set one answers 'no such hold')."""
-    args = {"Bucket": store.bucket, "Key": key, **({"VersionId": version_id} if version_id else {})}
-    try:
-        return store.client.get_object_legal_hold(**args)["LegalHold"]["Status"] == "ON"
-    except ClientError as e:
-        if _code(e) in ("NoSuchObjectLockConfiguration", "NoSuchObjectLegalHold", "ObjectLockConfigurationNotFoundError"):
-            return False
-        raise _fail(e, f"GET legal hold {key}") from e
-    except (BotoCoreError, EndpointConnectionError) as e:
-        raise _fail(e, f"GET legal hold {key}") from e
+    return store.legal_hold(key, version_id)
 
 
 def set_hold(store: S3Store, obj: DataObject, on: bool, tenant: str | None) -> HoldResult | None:
@@ -641,9 +604,7 @@ def set_hold(store: S3Store, obj: DataObject, on: bool, tenant: str | None) -> H
         body = store.get(obj.key, version).body
         if not holds_tenant(body, tenant):
             return None
-    before = legal_hold(store, obj.key, version)
+    before = store.legal_hold(obj.key, version)
     if before != on:
-        args = {"Bucket": store.bucket, "Key": obj.key, "LegalHold": {"Status": "ON" if on else "OFF"},
-                **({"VersionId": version} if version else {})}
-        _call(f"PUT legal hold {obj.key}", store.client.put_object_legal_hold, **args)
+        store.set_legal_hold(obj.key, version, on)
     return HoldResult(obj.key, version, before, on)

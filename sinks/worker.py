@@ -51,7 +51,7 @@ from sealtrail.objects import ObjectWriter, prev_hash_of, read_table, text_colum
 from sealtrail.record import GENESIS, SealedRecord
 from sealtrail.retention import policy_for
 from sealtrail.signing import KeySource, Signer
-from sealtrail.sinks.store import S3Store
+from sealtrail.sinks.s3 import S3Store
 from sealtrail.sinks.writer import (
     Added,
     ChainBuffer,
@@ -60,7 +60,7 @@ from sealtrail.sinks.writer import (
     Verdict,
     object_key_for,
 )
-from sealtrail.store import sha256_b64
+from sealtrail.store import ObjectStore, WritableStore, sha256_b64
 from sealtrail.versions import get_sinks
 
 log = logging.getLogger("sealtrail.sink")
@@ -97,7 +97,7 @@ def stored_merkle_root(chain: str, table: pa.Table) -> str | None:
     return merkle.root_of_hashes(hashes).hex()  # type: ignore[arg-type]
 
 
-def stored_objects(store: S3Store, prefix: str) -> dict[str, list[DataObject]]:
+def stored_objects(store: ObjectStore, prefix: str) -> dict[str, list[DataObject]]:
     """The data objects in the bucket per chain, in sequence order, from object names alone."""
     chains: dict[str, list[DataObject]] = {}
     for key in store.keys(data_prefix(prefix)):
@@ -107,12 +107,12 @@ def stored_objects(store: S3Store, prefix: str) -> dict[str, list[DataObject]]:
     return {chain: sorted(objs, key=lambda o: o.first) for chain, objs in chains.items()}
 
 
-def last_stored_seqs(store: S3Store, prefix: str) -> dict[str, int]:
+def last_stored_seqs(store: ObjectStore, prefix: str) -> dict[str, int]:
     """The highest sequence number in the bucket for each chain."""
     return {chain: objs[-1].last for chain, objs in stored_objects(store, prefix).items()}
 
 
-def last_hash(store: S3Store, obj: DataObject | None) -> bytes:
+def last_hash(store: ObjectStore, obj: DataObject | None) -> bytes:
     """The hash of an object's last record (a signed head, so it is stored); GENESIS before the first object."""
     if obj is None:
         return GENESIS
@@ -123,7 +123,7 @@ def last_hash(store: S3Store, obj: DataObject | None) -> bytes:
     return value
 
 
-def stored_hashes(store: S3Store, obj: DataObject | None) -> tuple[bytes, dict[int, bytes]]:
+def stored_hashes(store: ObjectStore, obj: DataObject | None) -> tuple[bytes, dict[int, bytes]]:
     """The hash of an object's last record (GENESIS before the first object) and every record hash
     of it that can be recomputed, by seq: what tells a replay of it after a crash from a fork."""
     if obj is None:
@@ -162,7 +162,7 @@ def committed_hints(consumer: Consumer, partitions: list[TopicPartition], timeou
     return {tp.partition: tp.offset for tp in committed if tp.offset >= 0 and tp.error is None}
 
 
-def latest_digest(store: S3Store, prefix: str, chain: str, newest: index.NewestDigest | None = None
+def latest_digest(store: ObjectStore, prefix: str, chain: str, newest: index.NewestDigest | None = None
                   ) -> DigestLink | None:
     """The chain's newest digest, which the next one links to (found by core/index.py, not by a listing)."""
     newest = newest if newest is not None else index.newest_digest(store, prefix, chain)
@@ -201,7 +201,7 @@ class SinkWorker:
         self,
         settings: Settings,
         keys: Signer | KeySource,
-        store: S3Store | None = None,
+        store: WritableStore | None = None,
         metrics: SinkMetrics | None = None,
     ) -> None:
         self.settings = settings

@@ -36,7 +36,7 @@ class DemoResult:
 
 
 def stored_events(settings: Settings) -> int:
-    from sealtrail.sinks.store import S3Store
+    from sealtrail.sinks.s3 import S3Store
     from sealtrail.sinks.worker import last_stored_seqs
 
     return sum(last_stored_seqs(S3Store(settings), settings.s3.prefix).values())
@@ -126,7 +126,7 @@ def run_demo(home: Path, count: int, say: Callable[[str], None], bar) -> DemoRes
 
     from sealtrail.evidence.check import verify_evidence
     from sealtrail.evidence.query import open_events, run_sql
-    from sealtrail.sinks.store import S3Store
+    from sealtrail.sinks.s3 import S3Store
 
     t0 = time.monotonic()
     with bar("verifying", None) as update:

@@ -35,6 +35,7 @@ from sealtrail.kafka import make_consumer, make_producer
 from sealtrail.record import rejected_columns
 from sealtrail.redact import Redactor
 from sealtrail.signing import KeySource, Signer
+from sealtrail.store import ObjectStore
 from sealtrail.stream.metrics import StreamMetrics
 from sealtrail.stream.recovery import recover_heads
 from sealtrail.stream.validate import Rejection, validate_counted
@@ -92,7 +93,7 @@ class SealWorker:
     """One stream worker: owns some partitions of audit.events through the consumer group."""
 
     def __init__(self, settings: Settings, keys: Signer | KeySource, metrics: StreamMetrics | None = None,
-                 store: object | None = None) -> None:
+                 store: ObjectStore | None = None) -> None:
         self.settings = settings
         self.keys = keys
         self.metrics = metrics or StreamMetrics()
@@ -108,7 +109,7 @@ class SealWorker:
     def store(self):  # type: ignore[no-untyped-def]
         """The bucket, which head recovery reads (made on first use: the S3 client is not cheap)."""
         if self._store is None:
-            from sealtrail.sinks.store import S3Store
+            from sealtrail.sinks.s3 import S3Store
 
             self._store = S3Store(self.settings)
         return self._store

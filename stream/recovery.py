@@ -36,6 +36,7 @@ from sealtrail.chain import ChainHead, RecentIds, chain_id
 from sealtrail.config import Settings
 from sealtrail.errors import ChainForkError, ConfigError, ServiceUnavailable
 from sealtrail.kafka import TopicProbe, read_to_end
+from sealtrail.store import ObjectStore
 from sealtrail.versions import get_sinks
 
 log = logging.getLogger("sealtrail.stream")
@@ -52,7 +53,7 @@ class StoredHead:
     event_ids: tuple[str, ...] = ()
 
 
-def bucket_heads(store: Any, prefix: str, chains: list[str], hints: dict[str, int] | None = None
+def bucket_heads(store: ObjectStore, prefix: str, chains: list[str], hints: dict[str, int] | None = None
                  ) -> dict[str, StoredHead]:
     """Each chain's stored head: the last record of its newest data object, found without listing the trail.
 
@@ -146,7 +147,7 @@ def _read_tails(settings: Settings, partitions: list[int], starts: dict[int, int
     return tails, ends
 
 
-def recover_heads(settings: Settings, partitions: list[int], store: Any = None) -> dict[int, ChainHead]:
+def recover_heads(settings: Settings, partitions: list[int], store: ObjectStore | None = None) -> dict[int, ChainHead]:
     """Each partition's chain head, reading a bounded tail of audit.chained and a few objects of the bucket.
 
     The tail starts dedupe_window records before the bucket's head (found by a binary search on seq),

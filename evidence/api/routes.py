@@ -287,7 +287,7 @@ def build_router(settings: Settings) -> APIRouter:
         if importlib.util.find_spec("sealtrail.evidence.proof") is None:
             raise ApiError(501, "proofs are not available in this build (sealtrail.evidence.proof is missing)")
         from sealtrail.evidence.proof import build_proof  # type: ignore[import-not-found]
-        from sealtrail.sinks.store import S3Store
+        from sealtrail.sinks.s3 import S3Store
 
         return EventWithProof(event=event, proof=build_proof(S3Store(settings), settings, str(event_id)))
 
@@ -302,7 +302,7 @@ def build_router(settings: Settings) -> APIRouter:
         if importlib.util.find_spec("sealtrail.evidence.export") is None:
             raise ApiError(501, "export is not available in this build (sealtrail.evidence.export is missing)")
         from sealtrail.evidence.export import export_bundle, safe_name
-        from sealtrail.sinks.store import S3Store
+        from sealtrail.sinks.s3 import S3Store
 
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         name = f"{body.from_}_{body.to}" + (f"_{safe_name(body.tenant)}" if body.tenant else "")

@@ -27,7 +27,7 @@ from sealtrail.kafka import make_producer, read_to_end
 from sealtrail.layout import data_prefix
 from sealtrail.objects import read_table
 from sealtrail.producers.client import AuditClient
-from sealtrail.sinks.store import S3Store
+from sealtrail.sinks.s3 import S3Store
 from sealtrail.sinks.worker import last_stored_seqs
 from sealtrail.stack.workload import generate
 

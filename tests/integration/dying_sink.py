@@ -11,7 +11,7 @@ import signal
 from sealtrail.config import load_settings
 from sealtrail.layout import DATA
 from sealtrail.signing import signer_from_settings
-from sealtrail.sinks.store import S3Store
+from sealtrail.sinks.s3 import S3Store
 from sealtrail.sinks.worker import SinkWorker
 
 

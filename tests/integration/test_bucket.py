@@ -28,7 +28,7 @@ from sealtrail.record import GENESIS
 from sealtrail.retention import builtin_policy, parse_policy
 from sealtrail.signing import Signer, key_id_of
 from sealtrail.sinks.bucket import Status, init_bucket, legal_hold, read_state, rule_id
-from sealtrail.sinks.store import S3Store
+from sealtrail.sinks.s3 import S3Store
 from sealtrail.stream.validate import validate
 
 PREFIX = "trail/"
@@ -51,7 +51,7 @@ def snapshot(store: S3Store) -> tuple[Any, list[tuple[str, str]]]:
     """Everything init could change: the bucket's settings and every object version in it."""
     listing = store.client.list_object_versions(Bucket=store.bucket)
     versions = [(v["Key"], v["VersionId"]) for v in listing.get("Versions", []) + listing.get("DeleteMarkers", [])]
-    return read_state(store.client, store.bucket), sorted(versions)
+    return read_state(store), sorted(versions)
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ def test_init_creates_the_bucket_and_a_second_run_changes_nothing(bucket_store) 
     assert "InternalError" in details["encryption"] and "left unset" in details["encryption"]
     assert "NotImplemented" in details["lifecycle-transitions"]
 
-    state = read_state(store.client, store.bucket)
+    state = read_state(store)
     assert state.versioning == "Enabled" and state.object_lock
     assert state.default_retention == {"Mode": "COMPLIANCE", "Days": 2557}
     assert state.encryption is None  # not set: it would have broken every PUT
@@ -139,7 +139,7 @@ def test_check_reports_the_gaps_of_a_plain_bucket_and_changes_nothing(bucket_sto
         "lifecycle-expiry": Status.CHANGED, "lifecycle-transitions": Status.OK,
     }
     assert "cannot be undone" in next(i.detail for i in fixed.items if i.name == "object-lock")
-    assert read_state(store.client, store.bucket).default_retention == {"Mode": "COMPLIANCE", "Years": 7}
+    assert read_state(store).default_retention == {"Mode": "COMPLIANCE", "Years": 7}
     again = init_bucket(store, policy, PREFIX, "us-east-1", check_only=True)
     assert again.gaps == [] and again.changed == []
 
@@ -187,7 +187,7 @@ def test_someone_elses_lifecycle_rule_is_kept_and_reported(bucket_store) -> None
     [conflict] = [i for i in report.items if i.status == Status.CONFLICT]
     assert "cleanup" in conflict.detail and "30 days" in conflict.detail
     assert statuses(report)["lifecycle-expiry"] == Status.CHANGED
-    ids = {r["ID"] for r in read_state(store.client, store.bucket).lifecycle}
+    ids = {r["ID"] for r in read_state(store).lifecycle}
     assert {"cleanup", "logs", rule_id("data", PREFIX)} <= ids  # theirs kept, ours added
 
     # A longer policy later: init moves its own rules and the default retention, and keeps theirs.
@@ -195,7 +195,7 @@ def test_someone_elses_lifecycle_rule_is_kept_and_reported(bucket_store) -> None
     moved = init_bucket(store, longer, PREFIX, "us-east-1")
     assert statuses(moved)["lifecycle-expiry"] == Status.CHANGED
     assert statuses(moved)["default-retention"] == Status.CHANGED
-    state = read_state(store.client, store.bucket)
+    state = read_state(store)
     data = next(r for r in state.lifecycle if r["ID"] == rule_id("data", PREFIX))
     assert data["Expiration"]["Days"] == 10 * 366 + 1
     assert {"cleanup", "logs"} <= {r["ID"] for r in state.lifecycle}

@@ -15,7 +15,7 @@ from collections import Counter
 import pytest
 
 from sealtrail.config import load_settings
-from sealtrail.sinks.store import S3Store
+from sealtrail.sinks.s3 import S3Store
 from sealtrail.stream import recovery
 
 WINDOW = 40

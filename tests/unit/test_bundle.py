@@ -70,3 +70,40 @@ def test_errors_are_config_errors(root: Path) -> None:
         store.get("trail/keys/missing.pem")
     with pytest.raises(ConfigError):
         DirectoryStore(root / "nope")
+
+
+UNTIL = datetime(2031, 1, 1, tzinfo=timezone.utc)
+
+
+def test_both_stores_implement_the_store_protocol(tmp_path: Path) -> None:
+    from sealtrail.config import Settings
+    from sealtrail.sinks.s3 import S3Store
+    from sealtrail.store import ObjectStore, WritableStore
+
+    s3 = S3Store(Settings())  # builds a client; no request is sent
+    assert isinstance(s3, WritableStore) and s3.describe() == f"s3://{Settings().s3.bucket}"
+    assert isinstance(DirectoryStore(tmp_path), ObjectStore)
+
+
+def test_a_writable_folder_takes_each_key_once_with_its_lock(tmp_path: Path) -> None:
+    store = DirectoryStore(tmp_path, writable=True)
+    key = "trail/data/dt=2024-01-01/chain=p000/c.parquet"
+    assert store.head(key) is None
+    assert store.put_locked(key, b"three", "COMPLIANCE", UNTIL) == "1"
+    got = store.get(key)
+    assert (got.body, got.lock_mode, got.retain_until, got.checksum_sha256) == (
+        b"three", "COMPLIANCE", UNTIL, sha256_b64(b"three"))
+    head = store.head(key)
+    assert head is not None and (head.version_id, head.size, head.checksum_sha256) == ("1", 5, sha256_b64(b"three"))
+    assert [v.key for v in store.versions("trail/")] == [key]
+    with pytest.raises(ConfigError, match="written once"):
+        store.put_locked(key, b"forged", "COMPLIANCE", UNTIL)
+    assert store.get(key).body == b"three"
+    with pytest.raises(ConfigError, match="outside the bundle"):
+        store.put_locked("../escape.parquet", b"x", "COMPLIANCE", UNTIL)
+
+
+def test_a_bundle_is_read_only_by_default(root: Path) -> None:
+    with pytest.raises(ConfigError, match="read-only"):
+        DirectoryStore(root).put_locked("trail/data/new.parquet", b"x", "COMPLIANCE", UNTIL)
+    assert not (root / "trail/data/new.parquet").exists()

@@ -34,8 +34,8 @@ ALLOWED: dict[str, set[str]] = {
 }
 # single modules allowed across, with why
 EXCEPTIONS = {
-    ("evidence", "sealtrail.sinks.store"): "the reading side's S3 adapter (the bucket itself)",
-    ("stream", "sealtrail.sinks.store"): "recovery reads the bucket's signed heads through the S3 adapter",
+    ("evidence", "sealtrail.sinks.s3"): "the reading side's S3 adapter (the bucket itself)",
+    ("stream", "sealtrail.sinks.s3"): "recovery reads the bucket's signed heads through the S3 adapter",
 }
 
 
@@ -89,3 +89,20 @@ def test_the_offline_verifier_side_loads_no_aws_sdk(module: str) -> None:
     done = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT.parent)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]", f"importing {module} loads {done.stdout.strip()}"
+
+
+# the AWS SDK's own edges: the trail's store, KMS signing, the embedded S3 server's bucket setup, IAM reading
+AWS_EDGES = {"sinks/s3.py", "core/kms.py", "core/signing.py", "stack/s3server.py", "producers/access_review.py"}
+
+
+def test_botocore_is_imported_only_at_the_aws_edges() -> None:
+    """S3 errors are mapped once (sinks/s3.py); nothing else of the trail's code sees a ClientError."""
+    found = set()
+    for top in TOPS:
+        for path in (ROOT / top).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                names = ([node.module] if isinstance(node, ast.ImportFrom) and node.module else
+                         [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+                if any(n.split(".")[0] in ("boto3", "botocore") for n in names):
+                    found.add(str(path.relative_to(ROOT)))
+    assert found - AWS_EDGES == set(), sorted(found - AWS_EDGES)

@@ -39,15 +39,33 @@ def s3_client(settings: Settings):  # type: ignore[no-untyped-def]
     )
 
 
+AUTH_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"})
+
+
+class StoreRefused(ServiceUnavailable):
+    """S3 answered a request with an error. Its code and HTTP status let bucket administration tell
+    "not configured" or "not supported by this store" from a failure, without seeing botocore."""
+
+    def __init__(self, what: str, code: str, status: int | None, message: str) -> None:
+        self.code, self.status = code, status
+        self.answer = f"{code or '?'} (HTTP {status}): {message}".rstrip(": ")
+        super().__init__("s3", f"{what}: {self.answer}")
+
+
 def _map(e: Exception, what: str) -> Exception:
+    """botocore's errors onto sealtrail's tree: the one place that does it."""
     if isinstance(e, ClientError):
-        code = e.response.get("Error", {}).get("Code", "")
-        if code in ("NoSuchBucket",):
+        error, meta = e.response.get("Error", {}), e.response.get("ResponseMetadata", {})
+        code = str(error.get("Code", ""))
+        if code == "NoSuchBucket":
             return ConfigError("s3.bucket", f"bucket does not exist ({what})")
-        if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+        if code in AUTH_CODES:
             return ConfigError("s3.access_key", f"{code} ({what})")
-        return ServiceUnavailable("s3", f"{what}: {code or e}")
+        return StoreRefused(what, code, meta.get("HTTPStatusCode"), str(error.get("Message", "")))
     return ServiceUnavailable("s3", f"{what}: {e}")
+
+
+_ERRORS = (ClientError, BotoCoreError, EndpointConnectionError)
 
 
 class S3Store:
@@ -56,6 +74,33 @@ class S3Store:
     def __init__(self, settings: Settings) -> None:
         self.bucket = settings.s3.bucket
         self.client = s3_client(settings)
+
+    def describe(self) -> str:
+        return f"s3://{self.bucket}"
+
+    def call(self, what: str, operation: str, **kwargs: object) -> dict:
+        """One S3 API call on this bucket (bucket administration: versioning, lock configuration,
+        encryption, lifecycle), its errors mapped like every other call: StoreRefused carries the code."""
+        try:
+            return getattr(self.client, operation)(Bucket=self.bucket, **kwargs)
+        except _ERRORS as e:
+            raise _map(e, what) from e
+
+    def legal_hold(self, key: str, version_id: str | None) -> bool:
+        """Whether the version is under legal hold (a store that never set one answers 'no such hold')."""
+        args = {"Key": key, **({"VersionId": version_id} if version_id else {})}
+        try:
+            return self.call(f"GET legal hold {key}", "get_object_legal_hold", **args)["LegalHold"]["Status"] == "ON"
+        except StoreRefused as e:
+            if e.code in ("NoSuchObjectLockConfiguration", "NoSuchObjectLegalHold",
+                          "ObjectLockConfigurationNotFoundError"):
+                return False
+            raise
+
+    def set_legal_hold(self, key: str, version_id: str | None, on: bool) -> None:
+        args = {"Key": key, "LegalHold": {"Status": "ON" if on else "OFF"},
+                **({"VersionId": version_id} if version_id else {})}
+        self.call(f"PUT legal hold {key}", "put_object_legal_hold", **args)
 
     def put_locked(self, key: str, body: bytes, mode: str, retain_until: datetime) -> str | None:
         """Write a new locked object; returns its version id."""
@@ -68,7 +113,7 @@ class S3Store:
                 ObjectLockMode=mode,
                 ObjectLockRetainUntilDate=retain_until,
             )
-        except (ClientError, BotoCoreError, EndpointConnectionError) as e:
+        except _ERRORS as e:
             raise _map(e, f"PUT {key}") from e
         return resp.get("VersionId")
 
@@ -87,12 +132,13 @@ class S3Store:
     def exists(self, key: str) -> bool:
         return self.head(key) is not None
 
-    def keys(self, prefix: str) -> Iterator[str]:
+    def keys(self, prefix: str, start_after: str | None = None) -> Iterator[str]:
+        args = {"Bucket": self.bucket, "Prefix": prefix, **({"StartAfter": start_after} if start_after else {})}
         try:
-            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            for page in self.client.get_paginator("list_objects_v2").paginate(**args):
                 for item in page.get("Contents", []):
                     yield item["Key"]
-        except (ClientError, BotoCoreError, EndpointConnectionError) as e:
+        except _ERRORS as e:
             raise _map(e, f"LIST {prefix}") from e
 
     def page(self, prefix: str, start_after: str | None = None, max_keys: int = 1000) -> tuple[list[str], bool]:
@@ -105,7 +151,7 @@ class S3Store:
             args["StartAfter"] = start_after
         try:
             resp = self.client.list_objects_v2(**args)
-        except (ClientError, BotoCoreError, EndpointConnectionError) as e:
+        except _ERRORS as e:
             raise _map(e, f"LIST {prefix}") from e
         return [item["Key"] for item in resp.get("Contents", [])], bool(resp.get("IsTruncated"))
 
@@ -118,7 +164,7 @@ class S3Store:
             for page in self.client.get_paginator("list_objects_v2").paginate(**args):
                 for item in page.get("CommonPrefixes", []):
                     yield item["Prefix"]
-        except (ClientError, BotoCoreError, EndpointConnectionError) as e:
+        except _ERRORS as e:
             raise _map(e, f"LIST {prefix}") from e
 
     def versions(self, prefix: str, start_after: str | None = None) -> Iterator[ObjectVersion]:
@@ -139,7 +185,7 @@ class S3Store:
                     yield ObjectVersion(
                         d["Key"], d.get("VersionId", "null"), d.get("IsLatest", False), True, 0, d["LastModified"]
                     )
-        except (ClientError, BotoCoreError, EndpointConnectionError) as e:
+        except _ERRORS as e:
             raise _map(e, f"LIST VERSIONS {prefix}") from e
 
     def get(self, key: str, version_id: str | None = None) -> StoredObject:
@@ -149,7 +195,7 @@ class S3Store:
         try:
             resp = self.client.get_object(**args)
             body = resp["Body"].read()
-        except (ClientError, BotoCoreError, EndpointConnectionError) as e:
+        except _ERRORS as e:
             raise _map(e, f"GET {key}") from e
         return StoredObject(
             key,

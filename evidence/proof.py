@@ -38,6 +38,7 @@ import pyarrow as pa
 
 from sealtrail import merkle
 from sealtrail.config import Settings
+from sealtrail.contents import row_contents
 from sealtrail.digest import FORMAT as DIGEST_FORMAT
 from sealtrail.digest import signed_message
 from sealtrail.errors import (
@@ -74,7 +75,7 @@ from sealtrail.signing import PublicKeys, head_message
 from sealtrail.store import ObjectStore
 from sealtrail.versions import history
 
-FORMAT = "sealtrail.proof.v2"  # v2: record hashes by sealtrail.record.v2 (sinks.parquet.RECORD_FORMAT)
+FORMAT = "sealtrail.proof.v2"  # v2: the record hash rule of record format v2, which v3 (sealtrail.objects.RECORD_FORMAT) keeps
 RECORD_FIELDS = frozenset({"seq", "sealed_at", "src_offset", "key_id", *EVENT_COLUMNS})
 # Each field's type in a proof: its Parquet column's (integers as int, timestamps as their hashed text).
 FIELD_TYPES = {f.name: int if pa.types.is_integer(f.type) else str for f in SCHEMA if f.name in RECORD_FIELDS}
@@ -115,20 +116,12 @@ def _columns(store: ObjectStore, obj: DataObject, version_id: str | None) -> tup
     return text_columns(table), table.schema
 
 
-def _row_contents(chain: str, columns: dict[str, list]) -> list[bytes]:
-    return [
-        hashed_bytes(chain, columns["seq"][i], columns["sealed_at"][i], columns["src_offset"][i],
-                     {name: columns[name][i] for name in EVENT_COLUMNS}, columns["key_id"][i])
-        for i in range(len(columns["seq"]))
-    ]
-
-
 def _end_hash(store: ObjectStore, chain: str, items: list[Any], index: int) -> bytes:
     """The record hash that ends items[index], recomputed forward from its last signed head's stored
     hash (the value signatures are checked against), or from the hash the object starts from."""
     item = items[index]
     columns, schema = _columns(store, item.obj, item.version.version_id)
-    contents = _row_contents(chain, columns)
+    contents = row_contents(chain, columns, 0, len(columns["seq"]))  # every row kind, as verify hashes them
     anchors = [i for i, (h, s) in enumerate(zip(columns["hash"], columns["signature"], strict=True))
                if h is not None and s is not None]
     if anchors:

@@ -24,6 +24,8 @@ report everything it found.
 
 from __future__ import annotations
 
+from sealtrail.reasons import RejectReason
+
 
 class Transient:
     """Marker: the operation may succeed if retried later."""
@@ -57,10 +59,14 @@ class ServiceUnavailable(SealtrailError, Transient):
 
 
 class InvalidEventError(SealtrailError):
+    """Why an event is not one, in the stream's vocabulary (sealtrail.reasons): the SDK and the trail's
+    rejected rows name the same bad event alike. An unknown reason is a programming error (ValueError)."""
+
     def __init__(self, reason: str, field: str | None = None, detail: str = "") -> None:
+        reason = RejectReason(reason)
         where = f" at {field}" if field else ""
         super().__init__(f"{reason}{where}: {detail}" if detail else f"{reason}{where}")
-        self.reason = reason
+        self.reason: RejectReason = reason
         self.field = field
         self.detail = detail
 

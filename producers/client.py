@@ -39,6 +39,7 @@ from sealtrail.encoding import canonical
 from sealtrail.errors import InvalidEventError, SealtrailError, ServiceUnavailable
 from sealtrail.event import Event
 from sealtrail.kafka import make_producer
+from sealtrail.reasons import reason_for
 from sealtrail.redact import DEFAULT, Redactor, redact_event
 
 _log = logging.getLogger("sealtrail.producers")
@@ -106,7 +107,7 @@ def prepare(event: Mapping[str, Any] | Event, redactor: Redactor = DEFAULT) -> E
         except ValidationError as e:
             first = e.errors(include_url=False)[0]
             field = ".".join(str(p) for p in first["loc"]) or None
-            raise InvalidEventError(first["type"], field, first["msg"]) from e
+            raise InvalidEventError(reason_for(first), field, first["msg"]) from e
     event = redact_event(event, redactor)[0]
     check_values(event)  # after redaction, as the stream: a card number sent as a 19-digit integer is a marker
     return event

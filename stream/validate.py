@@ -1,8 +1,8 @@
 """Turning raw bytes from audit.events into flat columns, or a machine-readable rejection.
 
 Every input ends up in exactly one place: sealed, or in audit.dlq with one of
-the RejectReason strings below (a stable wire vocabulary that dashboards and
-alerts can match on).
+the RejectReason strings of sealtrail.reasons (a stable wire vocabulary that
+dashboards and alerts can match on, and the SDK's InvalidEventError speaks too).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
@@ -35,21 +34,9 @@ from sealtrail.event import (
     Outcome,
     Resource,
 )
+from sealtrail.reasons import RejectReason, reason_for
 from sealtrail.record import flatten, ocsf_columns
 from sealtrail.redact import DEFAULT, Redactor, redact_event
-
-
-class RejectReason(StrEnum):
-    OVERSIZED = "oversized"
-    INVALID_UTF8 = "invalid_utf8"
-    INVALID_JSON = "invalid_json"
-    NOT_AN_OBJECT = "not_an_object"
-    MISSING_FIELD = "missing_field"
-    UNKNOWN_FIELD = "unknown_field"
-    WRONG_TYPE = "wrong_type"
-    UNKNOWN_CATEGORY = "unknown_category"
-    INVALID_VALUE = "invalid_value"
-    NOT_CANONICALIZABLE = "not_canonicalizable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,24 +47,6 @@ class Rejection:
 
     def as_dict(self) -> dict[str, Any]:
         return {"reason": self.reason.value, "field": self.field, "detail": self.detail}
-
-
-def _reason_for(error: dict[str, Any]) -> RejectReason:
-    kind = error["type"]
-    loc = error["loc"]
-    if kind == "json_invalid":
-        return RejectReason.INVALID_JSON
-    if kind == "missing":
-        return RejectReason.MISSING_FIELD
-    if kind == "extra_forbidden":
-        return RejectReason.UNKNOWN_FIELD
-    if kind == "model_type" and not loc:
-        return RejectReason.NOT_AN_OBJECT
-    if kind == "enum" and loc == ("category",):
-        return RejectReason.UNKNOWN_CATEGORY
-    if kind.endswith("_type"):  # string_type, int_type, dict_type, model_type, ...
-        return RejectReason.WRONG_TYPE
-    return RejectReason.INVALID_VALUE
 
 
 def validate(raw: bytes | None, max_bytes: int, redactor: Redactor = DEFAULT) -> dict[str, Any] | Rejection:
@@ -118,7 +87,7 @@ def validate_reference(
     except ValidationError as e:
         first = e.errors(include_url=False)[0]
         field = ".".join(str(p) for p in first["loc"]) or None
-        return Rejection(_reason_for(first), field, first["msg"][:300]), 0
+        return Rejection(reason_for(first), field, first["msg"][:300]), 0
     event, redacted = redact_event(event, redactor)
     try:
         return flatten(event), redacted

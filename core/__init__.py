@@ -13,6 +13,7 @@
     store       ObjectStore, the one storage seam (S3Store, DirectoryStore), and what it returns; versions: the sink's version
     index       a chain's object or digest by seq, without listing the bucket
     retention   the retention policy: which lock each object needs
+    reasons     why an input is not an event: the one vocabulary of the SDK, the stream and the trail
     config, errors, kafka, topics, logs, printable, redact, ocsf, metrics_server: settings and shared plumbing
 
 The writing side (producers, stream, sinks) and the reading side (evidence) build

@@ -15,7 +15,8 @@ a message and an exit code in one place::
     ├── ChainGapError          audit.chained skips sequence numbers (the sink's input is not the stream's output)
     ├── ChainForkError         the bucket's head and audit.chained disagree: the stream seals nothing on that chain
     ├── KeyNotFoundError       no public key for a key id
-    └── NotProvableError       no inclusion proof for an event: not in the trail, or no digest lists a root (exit 1)
+    ├── NotProvableError       no inclusion proof for an event: not in the trail, or no digest lists a root (exit 1)
+    └── ApiError               an expected failure of a `sealtrail serve` call: a problem document with its status
 
 Tampering found by verify is not an exception: it is a Finding value
 (see sealtrail.evidence.findings), because a verifier must keep going and

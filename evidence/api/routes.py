@@ -24,7 +24,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sealtrail.config import Settings
-from sealtrail.errors import ConfigError
+from sealtrail.errors import ConfigError, SealtrailError
 from sealtrail.event import Category
 from sealtrail.evidence.api.problems import problem_responses
 from sealtrail.evidence.api.tokens import Authentication, Permission, Principal
@@ -34,8 +34,8 @@ JSON_COLUMNS = ("before", "after", "metadata")
 MAX_OFFSET = 1_000_000_000
 
 
-class ApiError(Exception):
-    """An expected failure: becomes a problem document with this status."""
+class ApiError(SealtrailError):
+    """An expected failure of an API call: becomes a problem document with this status (not an exit code)."""
 
     def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)

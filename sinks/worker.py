@@ -13,7 +13,7 @@ backoff for as long as they last; nothing is committed meanwhile.
 
 A record that does not continue its chain (another record at a seq the bucket
 holds, a non-linking prev, a gap, an old seq the sink cannot check; see
-sinks/writer.py) is never dropped silently: its wire bytes go to the
+sinks/buffer.py) is never dropped silently: its wire bytes go to the
 quarantine topic with headers naming chain, seq, reason and where it was read,
 and offsets are committed only after the broker acknowledged them.
 """
@@ -35,7 +35,6 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from prometheus_client import CollectorRegistry, Counter, Gauge
 from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
 
 from sealtrail import index, merkle
@@ -51,8 +50,7 @@ from sealtrail.objects import ObjectWriter, prev_hash_of, read_table, text_colum
 from sealtrail.record import GENESIS, SealedRecord
 from sealtrail.retention import policy_for
 from sealtrail.signing import KeySource, Signer
-from sealtrail.sinks.s3 import S3Store
-from sealtrail.sinks.writer import (
+from sealtrail.sinks.buffer import (
     Added,
     ChainBuffer,
     ForkReason,
@@ -60,28 +58,12 @@ from sealtrail.sinks.writer import (
     Verdict,
     object_key_for,
 )
+from sealtrail.sinks.metrics import SinkMetrics
+from sealtrail.sinks.s3 import S3Store
 from sealtrail.store import ObjectStore, WritableStore, sha256_b64
 from sealtrail.versions import get_sinks
 
 log = logging.getLogger("sealtrail.sink")
-
-
-class SinkMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
-        r = self.registry
-        self.objects = Counter("sealtrail_sink_objects_written_total", "locked data objects written", registry=r)
-        self.events = Counter("sealtrail_sink_events_written_total", "sealed events written to S3", registry=r)
-        self.bytes = Counter("sealtrail_sink_bytes_written_total", "Parquet bytes written", registry=r)
-        self.skipped = Counter(
-            "sealtrail_sink_objects_already_present_total", "flushes whose object existed (replay)", registry=r
-        )
-        self.retries = Counter("sealtrail_sink_put_retries_total", "S3 calls retried", registry=r)
-        self.digests = Counter("sealtrail_sink_digests_written_total", "signed digest objects written", registry=r)
-        self.forks = Counter(
-            "sealtrail_sink_forks_total", "records sent to the quarantine topic instead of S3", ["reason"], registry=r
-        )
-        self.stored_seq = Gauge("sealtrail_sink_stored_seq", "last sequence stored per chain", ["chain"], registry=r)
 
 
 def stored_merkle_root(chain: str, table: pa.Table) -> str | None:

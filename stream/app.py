@@ -21,7 +21,7 @@ from mode import Service
 from sealtrail.config import Settings
 from sealtrail.signing import KeySource, Signer
 from sealtrail.stream.metrics import StreamMetrics
-from sealtrail.stream.pipeline import SealWorker
+from sealtrail.stream.worker import SealWorker
 
 log = logging.getLogger("sealtrail.stream")
 

@@ -31,7 +31,7 @@ from sealtrail.evidence.api.routes import ApiError, build_router
 from sealtrail.evidence.api.throttle import Throttle
 from sealtrail.evidence.api.tokens import TokenStore
 from sealtrail.metrics_server import serve_metrics
-from sealtrail.producers.middleware import trusted_networks
+from sealtrail.producers.middleware.proxies import trusted_networks
 
 _log = logging.getLogger("sealtrail.serve")
 BROAD_PROXY_RANGE = 256  # a trusted range with more addresses than this is likely to hold clients

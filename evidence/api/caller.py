@@ -31,7 +31,7 @@ from typing import Any
 from sealtrail.event import USER_AGENT_MAX
 from sealtrail.producers.client import new_event_id
 from sealtrail.producers.context import AuditContext
-from sealtrail.producers.middleware import Network
+from sealtrail.producers.middleware.proxies import Network
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 ADDRESS_TEXT_MAX = 45  # the longest IPv6 text (with an IPv4 tail); anything longer is not an address

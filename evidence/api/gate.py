@@ -42,7 +42,7 @@ from sealtrail.evidence.api.problems import problem
 from sealtrail.evidence.api.throttle import Refusal, Throttle
 from sealtrail.evidence.api.tokens import TokenStore, authenticate_header
 from sealtrail.producers.context import reset_context, set_context
-from sealtrail.producers.middleware import trusted_networks
+from sealtrail.producers.middleware.proxies import trusted_networks
 
 _log = logging.getLogger("sealtrail.serve")
 UNRECORDED = frozenset({"/healthz"})

@@ -16,7 +16,7 @@ from typing import Any
 
 from sealtrail.producers.client import new_event_id
 from sealtrail.producers.context import AuditContext, reset_context, set_context
-from sealtrail.producers.middleware import client_ip, request_id_from, trusted_networks
+from sealtrail.producers.middleware.proxies import client_ip, request_id_from, trusted_networks
 
 Environ = dict[str, Any]
 

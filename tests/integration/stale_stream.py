@@ -26,7 +26,7 @@ from sealtrail.config import load_settings
 from sealtrail.logs import configure
 from sealtrail.signing import KeySource
 from sealtrail.stream.metrics import StreamMetrics
-from sealtrail.stream.pipeline import SealWorker
+from sealtrail.stream.worker import SealWorker
 
 
 def write_atomically(path: Path, doc: dict) -> None:

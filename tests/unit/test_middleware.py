@@ -18,8 +18,8 @@ import pytest
 
 from sealtrail.errors import ConfigError
 from sealtrail.producers import current_context, prepare
-from sealtrail.producers.middleware import client_ip, trusted_networks
 from sealtrail.producers.middleware.asgi import AuditMiddleware
+from sealtrail.producers.middleware.proxies import client_ip, trusted_networks
 from sealtrail.producers.middleware.wsgi import WSGIAuditMiddleware
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

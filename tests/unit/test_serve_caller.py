@@ -11,7 +11,7 @@ from sealtrail.evidence.api.caller import (
     parse_address,
     printable,
 )
-from sealtrail.producers.middleware import trusted_networks
+from sealtrail.producers.middleware.proxies import trusted_networks
 
 PROXY = trusted_networks(["10.0.0.1"])
 BROAD = trusted_networks(["10.0.0.0/8"])

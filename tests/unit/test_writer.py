@@ -1,4 +1,4 @@
-"""sealtrail.sinks.writer: per-chain buffering and the decision of what to flush (pure, no I/O)."""
+"""sealtrail.sinks.buffer: per-chain buffering and the decision of what to flush (pure, no I/O)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from sealtrail.layout import parse_data_key
 from sealtrail.record import GENESIS, SealedRecord, record_hash
-from sealtrail.sinks.writer import ChainBuffer, ForkReason, Verdict, object_key_for
+from sealtrail.sinks.buffer import ChainBuffer, ForkReason, Verdict, object_key_for
 
 
 def rec(seq: int, signed: bool = False, chain: str = "p002", sealed_at: str = "2026-11-01T23:59:59.000000Z") -> SealedRecord:

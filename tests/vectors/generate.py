@@ -99,7 +99,7 @@ def raw(ev: dict[str, Any]) -> bytes:
 
 
 def accepted(partition: int, offset: int, body: bytes) -> Accepted:
-    """An input as the stream turns it into a row (stream/pipeline.py): an event's columns or a rejection's."""
+    """An input as the stream turns it into a row (stream/worker.py): an event's columns or a rejection's."""
     result = validate(body, MAX_EVENT_BYTES)
     if isinstance(result, Rejection):
         return Accepted(partition, offset, rejected_columns(result.reason.value, body))

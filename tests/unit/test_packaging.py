@@ -111,14 +111,18 @@ def test_verify_worker_imports_are_light(tmp_path: Path, module: str) -> None:
 
 
 def _requirements() -> dict[str, list]:
-    """pyproject's runtime requirements by canonical name (a name may appear with several specifiers)."""
+    """pyproject's runtime requirements, base and extras, by canonical name (a name may appear with several
+    specifiers)."""
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = [e for e in project["optional-dependencies"] if e not in ("test", "examples", "bench")]
     found: dict[str, list] = {}
-    for line in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+    for line in project["dependencies"] + [x for e in runtime for x in project["optional-dependencies"][e]]:
         req = Requirement(line)
-        found.setdefault(canonicalize_name(req.name), []).append(req.specifier)
+        if canonicalize_name(req.name) != "sealtrail":  # sealtrail[evidence] inside [serve]
+            found.setdefault(canonicalize_name(req.name), []).append(req.specifier)
     return found
 
 

@@ -66,7 +66,7 @@ def test_the_sdk_and_the_stream_give_one_reason(case: str) -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(name=st.sampled_from(sorted(GOOD) + ["extra", "resource", "outcome", "request_id"]),
-       value=st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=12), st.lists(st.integers(), max_size=2),
+       value=st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=12), st.lists(st.integers(-(2**63), 2**63 - 1), max_size=2),
                        st.dictionaries(st.sampled_from(["id", "type", "x"]), st.text(max_size=5), max_size=2)))
 def test_any_one_changed_field_gets_the_same_verdict_from_both(name: str, value: Any) -> None:
     """Accepted by both, or refused by both with the same reason (the field may be named deeper by one)."""

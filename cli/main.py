@@ -82,9 +82,17 @@ EXTRA_OF = {
 }
 
 
+# the extra each command needs, where it is one (the module's own extra otherwise)
+COMMAND_EXTRA = {
+    "stream": "stream", "sink": "sink", "serve": "serve", "cdc": "cdc",
+    "up": "stack", "down": "stack", "status": "stack", "demo": "all",
+    **{c: "evidence" for c in ("verify", "query", "prove", "check-proof", "export", "anchor", "report")},
+}
+
+
 def missing_extra(module: str, command: str | None) -> str:
     """The message for a module an extra would have installed: which one, and how to get it."""
-    extra = EXTRA_OF.get(module.split(".")[0], "all")
+    extra = COMMAND_EXTRA.get(command or "") or EXTRA_OF.get(module.split(".")[0], "all")
     what = f"`sealtrail {command}`" if command else "this command"
     return (f"{what} needs {module}, which the base install (the producer SDK) leaves out: "
             f"pip install 'sealtrail[{extra}]' (or 'sealtrail[all]')")

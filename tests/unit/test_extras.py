@@ -148,4 +148,6 @@ def test_the_command_names_the_extra_a_missing_module_comes_from() -> None:
 
     assert re.search(r"sealtrail\[stream\]", missing_extra("faust", "stream"))
     assert re.search(r"sealtrail\[evidence\]", missing_extra("duckdb", "query"))
+    assert re.search(r"sealtrail\[evidence\]", missing_extra("pyarrow", "verify"))  # not [sink], which also has it
+    assert re.search(r"sealtrail\[sink\]", missing_extra("pyarrow", None))
     assert re.search(r"sealtrail\[all\]", missing_extra("something_else", "x"))

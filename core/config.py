@@ -357,14 +357,21 @@ def _stack_settings(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def file_layer(path: Path | None) -> dict[str, Any]:
+    """A config file's settings. Its sections refuse unknown keys (extra="forbid"), and so does its top
+    level here: Settings itself ignores unknown names so that unrelated SEALTRAIL_* variables do not
+    stop a worker, but a misspelt section in a file ([strem]) must not leave the defaults quietly on."""
     if path is None:
         return {}
     try:
-        return tomllib.loads(path.read_text())
+        loaded = tomllib.loads(path.read_text())
     except FileNotFoundError as e:
         raise ConfigError("--config", f"no such file: {path}") from e
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise ConfigError(str(path), f"not valid TOML: {e}") from e
+    unknown = sorted(set(loaded) - set(Settings.model_fields))
+    if unknown:
+        raise ConfigError(unknown[0], f"not a setting ({path}); known: {', '.join(sorted(Settings.model_fields))}")
+    return loaded
 
 
 class _EnvLayer(Settings):

@@ -229,6 +229,19 @@ def test_invalid_toml(tmp_path: Path) -> None:
     assert e.value.setting == str(config_file)
 
 
+def test_a_misspelt_section_in_a_file_is_refused(tmp_path: Path) -> None:
+    """[strem] would otherwise leave every stream default on without a word."""
+    config_file = write_toml(tmp_path / "c.toml", "[strem]\ndedupe_window = 10\n")
+    with pytest.raises(ConfigError) as e:
+        load_settings(None, config_file)
+    assert e.value.setting == "strem" and "stream" in e.value.problem
+
+
+def test_unrelated_environment_variables_still_do_not_stop_a_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEALTRAIL_SOMETHING_ELSE", "1")
+    assert load_settings().stream.dedupe_window > 0
+
+
 def test_unreadable_stack_state(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()

@@ -74,9 +74,7 @@ def verify(ctx: Context, as_json: bool, bundle: Path | None, key_files: tuple[Pa
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2, default=str))
     else:
-        from sealtrail.evidence.export import report_text
-
-        click.echo(report_text(report), nl=False)
+        click.echo(report.text(), nl=False)
     return 0 if report.intact and report.complete else 1
 
 

@@ -63,7 +63,6 @@ from sealtrail.layout import (
     rotation_key,
 )
 from sealtrail.objects import read_table
-from sealtrail.printable import printable
 from sealtrail.store import ObjectStore, ObjectVersion, StoredObject
 from sealtrail.versions import history as versions_history
 
@@ -151,34 +150,6 @@ def lock_sidecar(stored: StoredObject, version: ObjectVersion) -> dict[str, Any]
         "last_modified": version.last_modified.isoformat(),
         "checksum_sha256": stored.checksum_sha256,
     }
-
-
-def report_text(report: Report) -> str:
-    """verify's text report. Every name and detail taken from the trail or the bundle goes through
-    printable (a file name can hold ESC or CR); the verdicts come from a fixed vocabulary."""
-    lines = [f"{report.events} events in {report.objects} objects, {len(report.chains)} chains"]
-    if report.keys:
-        k = report.keys
-        lines.append(f"keys: pinned ({printable(', '.join(map(str, k.get('trusted', []))))}, from "
-                     f"{printable(k.get('source'))})" if k.get("pinned")
-                     else "keys: not pinned (read from the bucket: proves self-consistency only)")
-    if report.continued:
-        heads = ", ".join(f"{chain} after seq {seq}" for chain, seq in sorted(report.continued.items()))
-        lines.append(f"only what was sealed since the anchor was verified: {printable(heads)}")
-    for chain, summary in sorted(report.chains.items()):
-        first = summary.get("first_seq") or ((report.continued or {}).get(chain, 0) + 1)
-        head = summary.get("head_seq", 0)
-        lines.append(f"  {printable(chain)}: seqs {first}..{head} verified" if head >= first else
-                     f"  {printable(chain)}: nothing verified" + (f" after seq {first - 1}" if first > 1 else ""))
-    if report.unverified:
-        lines.append(f"{len(report.unverified)} data objects not verified (intact says nothing about them):")
-        lines += [f"  {printable(u['key'])}: {printable(u['why'])}" for u in report.unverified[:20]]
-        if len(report.unverified) > 20:
-            lines.append(f"  ... and {len(report.unverified) - 20} more (--json lists them all)")
-    lines += [finding.text() for finding in report.findings]
-    lines.append("intact" if report.ok else f"{len(report.findings)} problems found")
-    lines += report.verdict_lines()
-    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------------------
@@ -404,7 +375,7 @@ def export_bundle(
 
     report = verify_evidence(settings, bundle=out, chains=sorted(exported), progress=verify_progress).report
     writer.write(VERIFICATION_JSON, (json.dumps(report.as_dict(), indent=2, default=str) + "\n").encode())
-    writer.write(VERIFICATION_TXT, report_text(report).encode())
+    writer.write(VERIFICATION_TXT, report.text().encode())
 
     created = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     header = {

@@ -175,3 +175,31 @@ class Report:
             "unverified": list(self.unverified),
             "keys": dict(self.keys),
         }
+
+    def text(self) -> str:
+        """verify's text report. Every name and detail taken from the trail or the bundle goes through
+        printable (a file name can hold ESC or CR); the verdicts come from a fixed vocabulary."""
+        report = self
+        lines = [f"{report.events} events in {report.objects} objects, {len(report.chains)} chains"]
+        if report.keys:
+            k = report.keys
+            lines.append(f"keys: pinned ({printable(', '.join(map(str, k.get('trusted', []))))}, from "
+                         f"{printable(k.get('source'))})" if k.get("pinned")
+                         else "keys: not pinned (read from the bucket: proves self-consistency only)")
+        if report.continued:
+            heads = ", ".join(f"{chain} after seq {seq}" for chain, seq in sorted(report.continued.items()))
+            lines.append(f"only what was sealed since the anchor was verified: {printable(heads)}")
+        for chain, summary in sorted(report.chains.items()):
+            first = summary.get("first_seq") or ((report.continued or {}).get(chain, 0) + 1)
+            head = summary.get("head_seq", 0)
+            lines.append(f"  {printable(chain)}: seqs {first}..{head} verified" if head >= first else
+                         f"  {printable(chain)}: nothing verified" + (f" after seq {first - 1}" if first > 1 else ""))
+        if report.unverified:
+            lines.append(f"{len(report.unverified)} data objects not verified (intact says nothing about them):")
+            lines += [f"  {printable(u['key'])}: {printable(u['why'])}" for u in report.unverified[:20]]
+            if len(report.unverified) > 20:
+                lines.append(f"  ... and {len(report.unverified) - 20} more (--json lists them all)")
+        lines += [finding.text() for finding in report.findings]
+        lines.append("intact" if report.ok else f"{len(report.findings)} problems found")
+        lines += report.verdict_lines()
+        return "\n".join(lines) + "\n"

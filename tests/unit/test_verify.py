@@ -34,7 +34,6 @@ from sealtrail.errors import ConfigError
 from sealtrail.evidence import rows as rows_module
 from sealtrail.evidence import verify as verify_module
 from sealtrail.evidence.bundle import DirectoryStore
-from sealtrail.evidence.export import report_text
 from sealtrail.evidence.findings import Finding, Report
 from sealtrail.evidence.findings import FindingKind as K
 from sealtrail.evidence.rows import check_object_rows
@@ -608,7 +607,7 @@ def test_forged_tail_signed_with_a_key_planted_in_the_bucket(store: DirectorySto
     assert mallory.key_id in report.findings[0].detail and pristine().signer.key_id in report.findings[0].detail
     assert report.keys == {"pinned": False, "source": "bucket", "trusted": sorted([mallory.key_id,
                            pristine().signer.key_id]), "note": report.keys["note"]}
-    assert "self-consistency only" in report_text(report)  # ...and the report says the keys were not pinned
+    assert "self-consistency only" in report.text()  # ...and the report says the keys were not pinned
     pinned = [pristine().signer.public_pem]
     report = verify(store, trusted_keys=pinned)
     assert_first_bad(report, {K.UNKNOWN_KEY}, key, "p000", 20)

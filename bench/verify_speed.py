@@ -121,7 +121,7 @@ def build(root: Path, events: int) -> None:
             write(tmp / dkey, dbody, now)
             link = DigestLink(dkey, hashlib.sha256(dbody).hexdigest(), part[-1].seq)
             prev, part = part[-1].hash, []
-    # locked as the product publishes it (cli/commands_workers.py publish_public_key): the policy's longest lock
+    # locked as the product publishes it (sealtrail.publication.publish_public_key): the policy's longest lock
     lock = policy_for(Settings()).longest_lock(now)
     write(tmp / public_key_key(PREFIX, signer.key_id), signer.public_pem, now, lock.mode, lock.retain_until)
     tmp.rename(root)

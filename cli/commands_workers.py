@@ -18,36 +18,19 @@ if TYPE_CHECKING:
 
 
 def publish_public_key(settings: Settings, signer) -> None:  # type: ignore[no-untyped-def]
-    """Put the public key in the bucket (locked as long as the policy's longest period), so verification
-    needs nothing secret."""
-    from datetime import datetime, timezone
-
-    from sealtrail.layout import public_key_key
-    from sealtrail.retention import policy_for
+    """The signer's public key into the bucket (sealtrail.publication), before the worker signs."""
+    from sealtrail import publication
     from sealtrail.sinks.s3 import S3Store
 
-    store = S3Store(settings)
-    key = public_key_key(settings.s3.prefix, signer.key_id)
-    if not store.exists(key):
-        lock = policy_for(settings).longest_lock(datetime.now(timezone.utc))
-        store.put_locked(key, signer.public_pem, lock.mode, lock.retain_until)
+    publication.publish_public_key(S3Store(settings), settings, signer)
 
 
 def publish_rotation(settings: Settings, old: str, new: str) -> None:
-    """Put the old key's statement that the new key follows it in the bucket, locked as the keys are."""
-    from datetime import datetime, timezone
-
-    from sealtrail.layout import rotation_key
-    from sealtrail.retention import policy_for
-    from sealtrail.signing import rotation_file
+    """The old key's statement naming the new one into the bucket (sealtrail.publication)."""
+    from sealtrail import publication
     from sealtrail.sinks.s3 import S3Store
 
-    store = S3Store(settings)
-    key = rotation_key(settings.s3.prefix, old, new)
-    if not store.exists(key):
-        lock = policy_for(settings).longest_lock(datetime.now(timezone.utc))
-        body = rotation_file(settings.public_keys_dir, old, new).read_bytes()
-        store.put_locked(key, body, lock.mode, lock.retain_until)
+    publication.publish_rotation(S3Store(settings), settings, old, new)
 
 
 def read_lines(source: BinaryIO, limit: int) -> Iterator[tuple[int, bytes | None, int]]:

@@ -5,6 +5,7 @@
     record      one sealed row: flatten, hashed_bytes, row_check, chain_hash, SealedRecord and its wire form
     chain       chain heads, recent event ids, seal_batch
     signing     Ed25519 signers, public keys, the signed head message, key rotation statements   kms (AWS KMS)
+    publication public keys and rotation statements written locked into the store, before they are needed
     merkle      RFC 6962 tree hashes and inclusion proofs
     layout      object and digest names (a pure function of chain and seq)
     objects     the Parquet object format: schema, metadata (prev hash, format version), read, text columns

@@ -107,3 +107,23 @@ def test_a_bundle_is_read_only_by_default(root: Path) -> None:
     with pytest.raises(ConfigError, match="read-only"):
         DirectoryStore(root).put_locked("trail/data/new.parquet", b"x", "COMPLIANCE", UNTIL)
     assert not (root / "trail/data/new.parquet").exists()
+
+
+def test_a_public_key_is_published_locked_and_once(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from sealtrail.config import S3Settings, Settings
+    from sealtrail.layout import public_key_key
+    from sealtrail.publication import publish_public_key
+    from sealtrail.signing import Signer, key_id_of
+
+    key = Ed25519PrivateKey.generate()
+    signer = Signer(key, key_id_of(key.public_key()))
+    settings = Settings(s3=S3Settings(prefix="trail/"))
+    store = DirectoryStore(tmp_path, writable=True)
+    publish_public_key(store, settings, signer)
+    publish_public_key(store, settings, signer)  # already there: left as it is, not a second write
+    stored = store.get(public_key_key("trail/", signer.key_id))
+    assert stored.body == signer.public_pem and stored.lock_mode == "COMPLIANCE"
+    assert stored.retain_until is not None and stored.retain_until > datetime.now(timezone.utc)
+    assert list(store.keys("")) == [public_key_key("trail/", signer.key_id)]

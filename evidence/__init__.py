@@ -11,7 +11,7 @@
     bundle      an exported bundle read through the store's seam (DirectoryStore)
     export      evidence bundles: a date range copied out, verified, with a manifest
     manifest    the bundle's manifest
-    proof       inclusion proofs for one event
+    proof/      inclusion proofs for one event: build (reads the store), check (pure)
     query       DuckDB over the trail in place
     workers     the process pool verify hashes rows in
     api/        `sealtrail serve`, the admin query API

@@ -131,7 +131,7 @@ def query(ctx: Context, actor, action, resource, tenant, category, since, until,
             say(f"note: the bundle is {'; '.join(r.verdict_lines())}, {len(r.findings)} findings; rows come only "
                 f"from the {len(checked.trusted)} of {len(r.verified) + len(r.unverified)} objects verified "
                 "unchanged (`sealtrail verify --path` names the rest)")
-        con = open_events(checked.settings, store_kind="dir", root=bundle, only=checked.trusted,
+        con = open_events(checked.settings, checked.store, only=checked.trusted,
                           unsafe_sql=unsafe_sql)
     else:
         con = open_events(ctx.settings, unsafe_sql=unsafe_sql)

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +70,10 @@ class ObjectStore(Protocol):
 
     def describe(self) -> str:
         """Where the trail is, for a manifest or a log line: s3://bucket or a folder's path."""
+        ...
+
+    def arrow_filesystem(self) -> tuple[Any, str]:
+        """A pyarrow filesystem and the store's root path in it, for reading the Parquet in place."""
         ...
 
 

@@ -21,6 +21,7 @@ import json
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from sealtrail.errors import ConfigError
 from sealtrail.store import ObjectHead, ObjectVersion, StoredObject, sha256_b64
@@ -48,6 +49,12 @@ class DirectoryStore:
 
     def describe(self) -> str:
         return str(self.root)
+
+    def arrow_filesystem(self) -> tuple[Any, str]:
+        """pyarrow's local filesystem and this folder's absolute path: a bundle queried like the bucket."""
+        import pyarrow.fs as pafs
+
+        return pafs.LocalFileSystem(), self.root.resolve().as_posix()
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()

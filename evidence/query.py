@@ -25,7 +25,6 @@ import io
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -37,9 +36,11 @@ import pyarrow.fs as pafs
 from sealtrail.config import Settings
 from sealtrail.encoding import format_ts
 from sealtrail.errors import ConfigError, ServiceUnavailable
+from sealtrail.evidence.bundle import DirectoryStore
 from sealtrail.layout import data_prefix, parse_data_key
 from sealtrail.objects import SCHEMA
 from sealtrail.printable import printable
+from sealtrail.store import ObjectStore
 
 PARTITIONS = pa.schema([pa.field("dt", pa.string()), pa.field("chain", pa.string())])
 EVENTS_SCHEMA = pa.schema([*SCHEMA, *PARTITIONS])
@@ -51,21 +52,6 @@ TABLE_CELL_WIDTH = 40
 LOCK_SQL = ("SET enable_external_access = false", "SET lock_configuration = true")
 
 
-def s3_filesystem(settings: Settings) -> pafs.S3FileSystem:
-    s3 = settings.s3
-    args: dict[str, Any] = {"region": s3.region}
-    if s3.endpoint:
-        scheme, _, rest = s3.endpoint.partition("://")
-        if not rest:
-            scheme, rest = "https", s3.endpoint
-        args["endpoint_override"] = rest.rstrip("/")
-        args["scheme"] = scheme
-    if s3.access_key and s3.secret_key:
-        args["access_key"] = s3.access_key.get_secret_value()
-        args["secret_key"] = s3.secret_key.get_secret_value()
-    return pafs.S3FileSystem(**args)
-
-
 def _data_files(fs: pafs.FileSystem, base: str, key_of: Any) -> list[str]:
     try:
         infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
@@ -74,35 +60,24 @@ def _data_files(fs: pafs.FileSystem, base: str, key_of: Any) -> list[str]:
     return sorted(i.path for i in infos if i.type == pafs.FileType.File and parse_data_key(key_of(i.path)))
 
 
-def events_dataset(settings: Settings, store_kind: str = "s3", root: Path | str | None = None,
+def events_dataset(settings: Settings, source: ObjectStore | None = None,
                    only: Iterable[str] | None = None) -> ds.Dataset:
     """The trail's Parquet as one dataset with dt and chain partition columns (empty if none yet).
 
-    store_kind "s3" reads the bucket in place; "dir" reads a bundle folder laid
-    out like the bucket (root/<prefix>data/...). only limits it to these object
-    keys: the ones a verification trusted (evidence/check.py).
+    source is the store to read in place (the bucket when None; a bundle's DirectoryStore), through the
+    pyarrow filesystem it gives. only limits it to these object keys: the ones a verification trusted
+    (evidence/check.py).
     """
-    prefix = settings.s3.prefix
-    if store_kind == "s3":
-        fs: pafs.FileSystem = s3_filesystem(settings)
-        bucket = settings.s3.bucket
-        base = f"{bucket}/{data_prefix(prefix)}".rstrip("/")
-        files = _data_files(fs, base, lambda path: path.removeprefix(f"{bucket}/"))
-    elif store_kind == "dir":
-        if root is None:
-            raise ConfigError("bundle", "a directory is needed to query a bundle")
-        fs = pafs.LocalFileSystem()
-        top = Path(root).resolve()
-        base = (top / data_prefix(prefix)).as_posix().rstrip("/")
-        files = _data_files(fs, base, lambda path: Path(path).relative_to(top).as_posix())
-        if only is not None:
-            keep = set(only)
-            files = [f for f in files if Path(f).relative_to(top).as_posix() in keep]
-    else:
-        raise ConfigError("store", f"unknown store kind {store_kind!r} (s3 or dir)")
-    if only is not None and store_kind == "s3":
+    if source is None:
+        from sealtrail.sinks.s3 import S3Store
+
+        source = S3Store(settings)
+    fs, root = source.arrow_filesystem()
+    base = f"{root}/{data_prefix(settings.s3.prefix)}".rstrip("/")
+    files = _data_files(fs, base, lambda path: path.removeprefix(f"{root}/"))
+    if only is not None:
         keep = set(only)
-        files = [f for f in files if f.removeprefix(f"{settings.s3.bucket}/") in keep]
+        files = [f for f in files if f.removeprefix(f"{root}/") in keep]
     return ds.dataset(
         files,
         schema=EVENTS_SCHEMA,
@@ -113,8 +88,8 @@ def events_dataset(settings: Settings, store_kind: str = "s3", root: Path | str 
     )
 
 
-def open_events(settings: Settings, store_kind: str = "s3", root: Path | str | None = None,
-                only: Iterable[str] | None = None, *, unsafe_sql: bool = False) -> duckdb.DuckDBPyConnection:
+def open_events(settings: Settings, source: ObjectStore | None = None, only: Iterable[str] | None = None, *,
+                unsafe_sql: bool = False) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection in UTC with the views `trail` (every row: events and the rows accounting for
     rejected inputs and repeated event ids) and `events` (the sealed events alone, kind IS NULL).
 
@@ -124,7 +99,7 @@ def open_events(settings: Settings, store_kind: str = "s3", root: Path | str | N
     """
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    con.register("trail", events_dataset(settings, store_kind, root, only))
+    con.register("trail", events_dataset(settings, source, only))
     con.execute("CREATE VIEW events AS SELECT * FROM trail WHERE kind IS NULL")
     if not unsafe_sql:
         for statement in LOCK_SQL:
@@ -140,7 +115,7 @@ def locate_input(settings: Settings, partition: int, offset: int, bundle: Any = 
     """
     from sealtrail.chain import chain_id
 
-    con = open_events(settings, "dir", bundle) if bundle is not None else open_events(settings)
+    con = open_events(settings, DirectoryStore(bundle) if bundle is not None else None)
     try:
         rows = _rows(con, "SELECT chain, seq, src_offset, event_id, kind, reason, input_bytes, input_sha256 "
                           "FROM trail WHERE chain = ? AND src_offset = ? ORDER BY seq", [chain_id(partition), offset])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -74,9 +75,28 @@ class S3Store:
     def __init__(self, settings: Settings) -> None:
         self.bucket = settings.s3.bucket
         self.client = s3_client(settings)
+        self._s3 = settings.s3
 
     def describe(self) -> str:
         return f"s3://{self.bucket}"
+
+    def arrow_filesystem(self) -> tuple[Any, str]:
+        """pyarrow's S3 filesystem for this bucket and the bucket's path in it: what DuckDB queries read
+        the trail in place through (evidence/query.py), with the same endpoint and credentials."""
+        import pyarrow.fs as pafs
+
+        s3 = self._s3
+        args: dict[str, Any] = {"region": s3.region}
+        if s3.endpoint:
+            scheme, _, rest = s3.endpoint.partition("://")
+            if not rest:
+                scheme, rest = "https", s3.endpoint
+            args["endpoint_override"] = rest.rstrip("/")
+            args["scheme"] = scheme
+        if s3.access_key and s3.secret_key:
+            args["access_key"] = s3.access_key.get_secret_value()
+            args["secret_key"] = s3.secret_key.get_secret_value()
+        return pafs.S3FileSystem(**args), self.bucket
 
     def call(self, what: str, operation: str, **kwargs: object) -> dict:
         """One S3 API call on this bucket (bucket administration: versioning, lock configuration,

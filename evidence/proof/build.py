@@ -12,6 +12,7 @@ from sealtrail.contents import row_contents
 from sealtrail.errors import (
     NotProvableError,
 )
+from sealtrail.evidence.bundle import DirectoryStore
 from sealtrail.evidence.proof.check import FORMAT
 from sealtrail.layout import (
     DataObject,
@@ -42,7 +43,7 @@ def find_event(settings: Settings, event_id: str, bundle: Any = None) -> tuple[s
     """(chain, seq) of an event id, from the trail's Parquet through DuckDB; the earliest if several."""
     from sealtrail.evidence.query import open_events
 
-    con = open_events(settings, "dir", bundle) if bundle is not None else open_events(settings)
+    con = open_events(settings, DirectoryStore(bundle) if bundle is not None else None)
     try:
         row = con.execute(
             "SELECT chain, seq FROM events WHERE event_id = ? ORDER BY chain, seq LIMIT 1", [event_id]

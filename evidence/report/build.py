@@ -62,7 +62,7 @@ def build_report(settings: Settings, window: Window, *, bundle: Path | None = No
             checked = verify_evidence(settings, bundle=bundle, trusted_keys=trusted_keys, progress=update)
     report = checked.report
     if bundle is not None:  # the same scope as `verify --path`, and rows only from what verified unchanged
-        con = open_events(checked.settings, store_kind="dir", root=bundle, only=checked.trusted)
+        con = open_events(checked.settings, checked.store, only=checked.trusted)
         origin = str(bundle)
     else:
         con = open_events(settings)

@@ -16,6 +16,7 @@ import pytest
 from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.config import S3Settings, Settings
 from sealtrail.errors import ConfigError
+from sealtrail.evidence.bundle import DirectoryStore
 from sealtrail.evidence.query import open_events, query_events, render, run_sql
 from sealtrail.layout import data_key, public_key_key
 from sealtrail.objects import to_parquet
@@ -89,7 +90,7 @@ def _private_pem() -> bytes:
 
 @pytest.fixture
 def con(bundle: Path):  # type: ignore[no-untyped-def]
-    connection = open_events(SETTINGS, "dir", bundle)
+    connection = open_events(SETTINGS, DirectoryStore(bundle))
     yield connection
     connection.close()
 
@@ -200,7 +201,7 @@ def test_render_table(con) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_empty_bucket_gives_no_rows(tmp_path: Path) -> None:
-    con = open_events(SETTINGS, "dir", tmp_path)
+    con = open_events(SETTINGS, DirectoryStore(tmp_path))
     assert query_events(con, actor="alice") == []
     assert run_sql(con, "SELECT count(*) AS n FROM events") == [{"n": 0}]
     assert render([], "json") == "[]"
@@ -312,7 +313,7 @@ def test_sql_cannot_unlock_the_connection(con) -> None:  # type: ignore[no-untyp
 
 def test_unsafe_sql_is_the_whole_of_duckdb(bundle: Path, tmp_path: Path) -> None:
     (tmp_path / "local.csv").write_text("a,b\n1,x\n")
-    con = open_events(SETTINGS, "dir", bundle, unsafe_sql=True)
+    con = open_events(SETTINGS, DirectoryStore(bundle), unsafe_sql=True)
     try:
         assert run_sql(con, f"SELECT a, b FROM read_csv('{tmp_path / 'local.csv'}')") == [{"a": 1, "b": "x"}]
         with pytest.raises(ConfigError) as missing:  # a file it cannot read is the SQL's problem, not S3's

@@ -31,10 +31,9 @@ from typing import Any
 from sealtrail.event import USER_AGENT_MAX
 from sealtrail.producers.client import new_event_id
 from sealtrail.producers.context import AuditContext
-from sealtrail.producers.middleware.proxies import Network
+from sealtrail.producers.middleware.proxies import Network, parse_address
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-ADDRESS_TEXT_MAX = 45  # the longest IPv6 text (with an IPv4 tail); anything longer is not an address
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 # C0 and C1 controls, DEL, line and paragraph separators, bidi embeddings, overrides and isolates
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -51,27 +50,6 @@ def clip(text: str, limit: int) -> str:
 
 def sha256_of(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def parse_address(text: str | None) -> Address | None:
-    """An address from a peer or an X-Forwarded-For hop (``[v6]:port``, ``v4:port`` and scope ids allowed), else None."""
-    if not text:
-        return None
-    text = text.strip()
-    if text.startswith("[") and "]" in text:  # [2001:db8::1]:443
-        text = text[1 : text.index("]")]
-    elif text.count(":") == 1:  # 198.51.100.7:443
-        text = text.split(":")[0]
-    text = text.partition("%")[0]  # fe80::1%eth0: the scope id is dropped, whatever it holds
-    if not text or len(text) > ADDRESS_TEXT_MAX:
-        return None
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
 
 
 def _trusted(ip: Address, nets: Sequence[Network]) -> bool:

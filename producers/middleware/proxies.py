@@ -44,7 +44,9 @@ def trusted_networks(proxies: Iterable[str]) -> tuple[Network, ...]:
     return tuple(nets)
 
 
-def _parse(address: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def parse_address(address: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address from a peer or an X-Forwarded-For hop (``[v6]:port``, ``v4:port`` and scope ids allowed),
+    else None; the middlewares and `sealtrail serve` read callers' addresses alike."""
     if not address:
         return None
     text = address.strip()
@@ -70,13 +72,13 @@ def _trusted(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, nets: tuple[Netw
 
 def client_ip(peer: str | None, forwarded_for: str | None, trusted: tuple[Network, ...]) -> str | None:
     """The client's address: the peer, or (behind trusted proxies) the first untrusted hop of X-Forwarded-For."""
-    current = _parse(peer)
+    current = parse_address(peer)
     if current is None:
         return None
     if not forwarded_for or not _trusted(current, trusted):
         return str(current)
     for hop in reversed([h for h in forwarded_for.split(",") if h.strip()]):
-        ip = _parse(hop)
+        ip = parse_address(hop)
         if ip is None:
             break  # garbage in the header: believe only what trusted proxies vouched for so far
         current = ip

@@ -68,6 +68,7 @@ _current: ContextVar[AuditContext] = ContextVar("sealtrail_audit_context", defau
 
 
 def current_context() -> AuditContext:
+    """The audit context of this request (or task, or thread): what emitted events are filled in from."""
     return _current.get()
 
 
@@ -79,6 +80,7 @@ def set_context(context: AuditContext) -> Token[AuditContext]:
 
 
 def reset_context(token: Token[AuditContext]) -> None:
+    """Put back the context set_context replaced, so one request's actor never leaks into the next."""
     _current.reset(token)
 
 

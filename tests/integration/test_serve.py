@@ -39,14 +39,11 @@ from sealtrail.evidence.api.tokens import TokenStore
 from sealtrail.kafka import read_to_end
 from sealtrail.producers.client import AuditClient
 from sealtrail.stack.workload import generate
+from tests.support.trail import Trail
 
 EVENTS = 450
 PARTITIONS = 3
 SEED = 71
-_spec = importlib.util.spec_from_file_location("serve_trail", Path(__file__).with_name("conftest.py"))
-assert _spec is not None and _spec.loader is not None
-_trails = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_trails)
 
 
 class Served(NamedTuple):
@@ -62,7 +59,7 @@ class Served(NamedTuple):
 @pytest.fixture(scope="module")
 def served(stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:  # type: ignore[no-untyped-def]
     tmp = tmp_path_factory.mktemp("serve")
-    trail = _trails.Trail(stack.settings, tmp, partitions=PARTITIONS)
+    trail = Trail(stack.settings, tmp, partitions=PARTITIONS)
     events = list(generate(EVENTS, seed=SEED))
     try:
         trail.start("stream")

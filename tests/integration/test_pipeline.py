@@ -134,14 +134,21 @@ def test_key_rotation_mid_flow_keeps_everything_verifiable(trail) -> None:  # ty
         env={**os.environ, **trail.env}, capture_output=True, text=True, check=True,
     )
     new_key = rotated.stdout.strip()
-    time.sleep(1.5)  # workers look at the key file once a second
-    more = trail.emit(400, seed=42)
-    trail.wait_stored(800)
+
+    def digest_keys() -> set[str]:
+        return {orjson.loads(trail.store.get(k).body)["key_id"]
+                for k in trail.store.keys(f"{trail.settings.s3.prefix}digests/")}
+
+    more: list[str] = []
+    deadline = time.monotonic() + 60  # workers look at the key file once a second
+    while True:  # until the stream's heads and the sink's digests are both signed with the new key
+        more += trail.emit(100, seed=42 + len(more))
+        trail.wait_stored(400 + len(more))
+        if new_key in {r["key_id"] for r in trail.chained() if r["key_id"]} and new_key in digest_keys():
+            break
+        assert time.monotonic() < deadline, f"the workers did not sign with the rotated key {new_key} in a minute"
     used = {r["key_id"] for r in trail.chained() if r["key_id"]}
-    assert new_key in used and len(used) == 2, used
-    digest_keys = {orjson.loads(trail.store.get(k).body)["key_id"]
-                   for k in trail.store.keys(f"{trail.settings.s3.prefix}digests/")}
-    assert new_key in digest_keys
+    assert len(used) == 2, used  # the old key and the new one, nothing else
     assert set(trail.event_ids()) == set(first) | set(more)
     statements = list(trail.store.keys(f"{trail.settings.s3.prefix}keys/rotations/"))
     assert [k.rsplit("/", 1)[-1] for k in statements] == [f"{(used - {new_key}).pop()}-{new_key}.json"]

@@ -9,7 +9,6 @@ import that only the full development install happens to provide fails here, not
 
 from __future__ import annotations
 
-import ast
 import re
 import subprocess
 import sys
@@ -22,7 +21,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.imports import ROOT, modules_imported, sources
+
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
 # which extras a source file must work under (the first rule that matches; base always applies)
@@ -87,12 +87,7 @@ def _providers() -> dict[str, list[str]]:
 
 
 def _third_party_imports(path: Path) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
-        elif isinstance(node, ast.Import):
-            names.update(a.name.split(".")[0] for a in node.names)
+    names = {m.split(".")[0] for m in modules_imported(path)}
     return {n for n in names if n != "sealtrail" and n not in sys.stdlib_module_names and n in _providers()}
 
 
@@ -100,8 +95,7 @@ def _extras_of(rel: str) -> tuple[str, ...]:
     return next(extras for prefix, extras in RULES if rel.startswith(prefix))
 
 
-SOURCES = sorted(str(p.relative_to(ROOT)) for top in ("core", "producers", "stream", "sinks", "evidence", "cli", "stack")
-                 for p in (ROOT / top).rglob("*.py"))
+SOURCES = [str(path.relative_to(ROOT)) for _, path in sources()]
 
 
 def test_every_extra_named_by_the_rules_exists() -> None:

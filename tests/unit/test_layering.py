@@ -10,17 +10,13 @@ ast, lazy imports included, so an import added inside a function is caught too.
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-TOPS = ("core", "producers", "stream", "sinks", "evidence", "cli", "stack")
-NAMED = {"producers", "stream", "sinks", "evidence", "cli", "stack"}  # sealtrail.<name> lives in <name>/
+from tests.support.imports import ROOT, TOPS, modules_imported, package_of, sources
 
 # what each package may import besides itself and core (core: nothing above it)
 ALLOWED: dict[str, set[str]] = {
@@ -39,31 +35,10 @@ EXCEPTIONS = {
 }
 
 
-def package_of(module: str) -> str | None:
-    parts = module.split(".")
-    if parts[0] != "sealtrail":
-        return None
-    return parts[1] if len(parts) > 1 and parts[1] in NAMED else "core"
-
-
 def imports() -> Counter[tuple[str, str, str]]:
     """(importing package, imported module, file) for every sealtrail import in the source folders."""
-    found: Counter[tuple[str, str, str]] = Counter()
-    for top in TOPS:
-        for path in (ROOT / top).rglob("*.py"):
-            tree = ast.parse(path.read_text(), str(path))
-            for node in ast.walk(tree):
-                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                    modules = [node.module] + [f"{node.module}.{a.name}" for a in node.names
-                                               if node.module == "sealtrail" and a.name in NAMED]
-                elif isinstance(node, ast.Import):
-                    modules = [a.name for a in node.names]
-                else:
-                    continue
-                for module in modules:
-                    if package_of(module) is not None:
-                        found[(top, module, str(path.relative_to(ROOT)))] += 1
-    return found
+    return Counter((top, module, str(path.relative_to(ROOT))) for top, path in sources()
+                   for module in modules_imported(path) if package_of(module) is not None)
 
 
 def test_every_package_imports_only_what_the_layering_allows() -> None:
@@ -97,12 +72,6 @@ AWS_EDGES = {"sinks/s3.py", "core/kms.py", "core/signing.py", "stack/s3server.py
 
 def test_botocore_is_imported_only_at_the_aws_edges() -> None:
     """S3 errors are mapped once (sinks/s3.py); nothing else of the trail's code sees a ClientError."""
-    found = set()
-    for top in TOPS:
-        for path in (ROOT / top).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text(), str(path))):
-                names = ([node.module] if isinstance(node, ast.ImportFrom) and node.module else
-                         [a.name for a in node.names] if isinstance(node, ast.Import) else [])
-                if any(n.split(".")[0] in ("boto3", "botocore") for n in names):
-                    found.add(str(path.relative_to(ROOT)))
+    found = {str(path.relative_to(ROOT)) for _, path in sources()
+             if any(m.split(".")[0] in ("boto3", "botocore") for m in modules_imported(path))}
     assert found - AWS_EDGES == set(), sorted(found - AWS_EDGES)

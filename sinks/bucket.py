@@ -588,11 +588,6 @@ def holds_tenant(body: bytes, tenant: str) -> bool:
     return bool(pc.any(pc.equal(column, tenant)).as_py())
 
 
-def legal_hold(store: S3Store, key: str, version_id: str | None) -> bool:
-    """Whether the version is under legal hold (a store that never set one answers 'no such hold')."""
-    return store.legal_hold(key, version_id)
-
-
 def set_hold(store: S3Store, obj: DataObject, on: bool, tenant: str | None) -> HoldResult | None:
     """Put (or lift) the legal hold on the object's current version; None if it holds no event of the tenant."""
     body: bytes | None = None

@@ -27,7 +27,7 @@ from sealtrail.objects import to_parquet
 from sealtrail.record import GENESIS
 from sealtrail.retention import builtin_policy, parse_policy
 from sealtrail.signing import Signer, key_id_of
-from sealtrail.sinks.bucket import Status, init_bucket, legal_hold, read_state, rule_id
+from sealtrail.sinks.bucket import Status, init_bucket, read_state, rule_id
 from sealtrail.sinks.s3 import S3Store
 from sealtrail.stream.validate import validate
 
@@ -241,7 +241,7 @@ def test_hold_a_tenants_objects_in_a_date_range_then_release(stack, bucket_store
     assert sorted(line.split()[1] for line in held.stdout.splitlines() if line.startswith("held")) == \
         sorted(globex_in_range)
     assert "placed on 2 object(s)" in held.stdout and "2 without that tenant" in held.stdout
-    on = {k for ks in keys.values() for k in ks if legal_hold(store, k, store.head(k).version_id)}
+    on = {k for ks in keys.values() for k in ks if store.legal_hold(k, store.head(k).version_id)}
     assert on == set(globex_in_range)
 
     key = globex_in_range[0]
@@ -257,7 +257,7 @@ def test_hold_a_tenants_objects_in_a_date_range_then_release(stack, bucket_store
     released = run_cli(stack, store.bucket, "hold", "--from", "2024-03-01", "--to", "2024-03-03", "--release")
     assert released.returncode == 0
     assert "released on 2 object(s)" in released.stdout and "4 already free" in released.stdout
-    assert not any(legal_hold(store, k, store.head(k).version_id) for ks in keys.values() for k in ks)
+    assert not any(store.legal_hold(k, store.head(k).version_id) for ks in keys.values() for k in ks)
 
     everything = run_cli(stack, store.bucket, "hold", "--from", "2024-03-02", "--to", "2024-03-02")
     assert "placed on 2 object(s)" in everything.stdout  # without --tenant: every object of the day

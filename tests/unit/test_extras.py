@@ -145,3 +145,24 @@ def test_the_command_names_the_extra_a_missing_module_comes_from() -> None:
     assert re.search(r"sealtrail\[evidence\]", missing_extra("pyarrow", "verify"))  # not [sink], which also has it
     assert re.search(r"sealtrail\[sink\]", missing_extra("pyarrow", None))
     assert re.search(r"sealtrail\[all\]", missing_extra("something_else", "x"))
+
+
+def test_the_commands_map_of_modules_to_extras_agrees_with_pyproject() -> None:
+    """cli.main.EXTRA_OF must name, for each module, an extra that installs it (it cannot be read from the
+    metadata of a module that is not installed, so it is written down, and checked here)."""
+    from sealtrail.cli.main import COMMAND_EXTRA, EXTRA_OF
+
+    wrong = {module: extra for module, extra in EXTRA_OF.items()
+             if module in _providers() and not set(_providers()[module]) & _closure(extra)}
+    assert wrong == {}, wrong
+    assert set(COMMAND_EXTRA.values()) <= set(PROJECT["optional-dependencies"])
+
+
+def test_a_command_whose_extra_is_missing_says_which_to_install() -> None:
+    """What the base install sees: faust cannot be imported, and `sealtrail stream` says so and exits 2."""
+    code = ("import sys; sys.modules['faust'] = None; sys.argv = ['sealtrail', 'stream']; "
+            "from sealtrail.cli.main import main; main()")
+    done = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT.parent)
+    assert done.returncode == 2, done.stderr
+    assert "pip install 'sealtrail[stream]'" in done.stderr and "Traceback" not in done.stderr, done.stderr

@@ -95,10 +95,11 @@ class Trail:
 
     def publish_key(self) -> None:
         """What `sealtrail stream` and `sealtrail sink` do at start: the public key, locked, under the prefix."""
-        from sealtrail.cli.commands_workers import publish_public_key
+        from sealtrail.publication import publish_public_key
         from sealtrail.signing import KeySource
+        from sealtrail.sinks.s3 import S3Store
 
-        publish_public_key(self.settings, KeySource(self.settings).current())
+        publish_public_key(S3Store(self.settings), self.settings, KeySource(self.settings).current())
 
 
 @dataclass(frozen=True)

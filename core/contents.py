@@ -298,7 +298,6 @@ class TableColumns(Mapping[str, Sequence[Any]]):
 # Every row's content digest and chain hash: what verify, the sink's catch-up and prove recompute
 
 Columns = Mapping[str, list]  # a dict of lists, or TableColumns (lists on first use)
-HASHED_COLUMNS = ROW_COLUMNS
 _Fragment = orjson.Fragment
 _dumps = orjson.dumps
 HASH_CHUNK_ROWS = 4096  # rows canonicalised at a time: column-wise, 4096 measured faster than 1024 or 16384
@@ -337,7 +336,7 @@ def contents_fast(chain: str, columns: Columns, lo: int, hi: int) -> Iterator[by
 def content_ref(chain: str, columns: Columns, i: int) -> bytes:
     row = columns.row(i) if isinstance(columns, TableColumns) else {name: columns[name][i] for name in columns}
     return hashed_bytes(chain, row["seq"], row["sealed_at"], row["src_offset"],
-                        {name: row.get(name) for name in HASHED_COLUMNS}, row["key_id"])
+                        {name: row.get(name) for name in ROW_COLUMNS}, row["key_id"])
 
 
 def row_contents(chain: str, columns: Columns, lo: int, hi: int) -> list[bytes]:

@@ -111,13 +111,7 @@ def query(ctx: Context, actor, action, resource, tenant, category, since, until,
     Failed logins by IP:            --action auth.login_failed --count-by actor_ip
     Privilege escalations, newest:  --action security.privilege_escalation --order -occurred_at
     """
-    from sealtrail.evidence.query import (
-        count_events,
-        open_events,
-        query_events,
-        render,
-        run_sql,
-    )
+    from sealtrail.evidence.query import count_events, open_events, query_events, render, run_sql
 
     if unsafe_sql and not sql:
         raise click.UsageError("--unsafe-sql goes with --sql")

@@ -29,19 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from sealtrail.objects import (
-    REQUIRED_FOR_EVENTS,
-    text_columns,
-    timestamp_text,
-    upgraded,
-)
-from sealtrail.record import (
-    CHAIN_COLUMNS,
-    JSON_COLUMNS,
-    RECORD_HASH_PREFIX,
-    ROW_COLUMNS,
-    hashed_bytes,
-)
+from sealtrail.objects import REQUIRED_FOR_EVENTS, text_columns, timestamp_text, upgraded
+from sealtrail.record import CHAIN_COLUMNS, JSON_COLUMNS, RECORD_HASH_PREFIX, ROW_COLUMNS, hashed_bytes
 
 # The keys of hashed_bytes' document, in the order OPT_SORT_KEYS puts them (all ASCII).
 HASHED_ORDER = tuple(sorted(("chain", *CHAIN_COLUMNS, *ROW_COLUMNS, "key_id")))

@@ -35,14 +35,7 @@ from typing import Any
 
 import orjson
 
-from sealtrail.layout import (
-    DataObject,
-    data_prefix,
-    digest_key,
-    digest_prefix,
-    parse_data_key,
-    parse_digest_key,
-)
+from sealtrail.layout import DataObject, data_prefix, digest_key, digest_prefix, parse_data_key, parse_digest_key
 from sealtrail.store import ObjectStore
 from sealtrail.versions import get_sinks
 

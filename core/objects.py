@@ -22,14 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from sealtrail.record import (
-    ACCOUNT_COLUMNS,
-    CHAIN_COLUMNS,
-    EVENT_COLUMNS,
-    ROW_COLUMNS,
-    SEAL_COLUMNS,
-    SealedRecord,
-)
+from sealtrail.record import ACCOUNT_COLUMNS, CHAIN_COLUMNS, EVENT_COLUMNS, ROW_COLUMNS, SEAL_COLUMNS, SealedRecord
 
 TS = pa.timestamp("us", tz="UTC")
 

@@ -88,9 +88,7 @@ _KEY_CACHE_SIZE = 8192
 
 def _ascii_letter(char: str) -> str:
     """The ASCII letter or digit char looks like (Unicode's confusables), else char itself."""
-    from confusable_homoglyphs.confusables import (
-        confusables_data,  # 0.9 MB of tables: only for non-ASCII keys
-    )
+    from confusable_homoglyphs.confusables import confusables_data  # 0.9 MB of tables: only for non-ASCII keys
 
     for glyph in confusables_data.get(char, ()):
         if glyph["c"].isascii() and glyph["c"].isalnum() and len(glyph["c"]) == 1:

@@ -539,12 +539,7 @@ def _create(admin: Any, specs: Sequence[TopicSpec], timeout_s: float) -> None:
 def _alter_configs(admin: Any, spec: TopicSpec, keys: Sequence[str], timeout_s: float) -> str | None:
     """Set ``keys`` to the spec's values (IncrementalAlterConfigs); a note when the broker refuses."""
     from confluent_kafka import KafkaException
-    from confluent_kafka.admin import (
-        AlterConfigOpType,
-        ConfigEntry,
-        ConfigResource,
-        ResourceType,
-    )
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
     wanted = spec.configs
     entries = [ConfigEntry(k, wanted[k], incremental_operation=AlterConfigOpType.SET) for k in keys]

@@ -53,10 +53,7 @@ from sealtrail.objects import (
     schema_of_format,
     upgraded,
 )
-from sealtrail.record import (
-    JSON_COLUMNS,
-    RecordKind,
-)
+from sealtrail.record import JSON_COLUMNS, RecordKind
 from sealtrail.signing import PublicKeys, head_message
 
 K = FindingKind

@@ -41,11 +41,7 @@ import os
 import threading
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import (
-    Future,
-    ThreadPoolExecutor,
-    as_completed,
-)
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -58,22 +54,10 @@ from sealtrail.encoding import parse_ts
 from sealtrail.errors import ConfigError
 from sealtrail.evidence import rows
 from sealtrail.evidence import rows as rows_module
-from sealtrail.evidence.digests import (
-    ChainWindow,
-    StoredDigest,
-    VerifiedObject,
-    check_digest_chain,
-)
+from sealtrail.evidence.digests import ChainWindow, StoredDigest, VerifiedObject, check_digest_chain
 from sealtrail.evidence.findings import Finding, FindingKind, Report
 from sealtrail.evidence.key_history import KeyUse, key_history_findings
-from sealtrail.evidence.rows import (
-    Columns,
-    ObjectRows,
-    check_body,
-    check_object_alone,
-    object_finding,
-    public_keys,
-)
+from sealtrail.evidence.rows import Columns, ObjectRows, check_body, check_object_alone, object_finding, public_keys
 from sealtrail.evidence.workers import BackgroundPool
 from sealtrail.layout import (
     KEYS,
@@ -86,9 +70,7 @@ from sealtrail.layout import (
     parse_digest_key,
     parse_rotation_key,
 )
-from sealtrail.record import (
-    GENESIS,
-)
+from sealtrail.record import GENESIS
 from sealtrail.retention import policy_for, required_lock
 from sealtrail.signing import PublicKeys, read_rotation
 from sealtrail.store import ObjectStore, ObjectVersion, StoredObject, sha256_b64

@@ -9,13 +9,7 @@ actor, ip, user agent, request id and tenant. Importing this package pulls in
 no Faust, pyarrow, boto3 or DuckDB.
 """
 
-from sealtrail.producers.client import (
-    AsyncAuditClient,
-    AuditClient,
-    encode,
-    new_event_id,
-    prepare,
-)
+from sealtrail.producers.client import AsyncAuditClient, AuditClient, encode, new_event_id, prepare
 from sealtrail.producers.context import (
     AuditContext,
     audit_context,

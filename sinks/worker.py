@@ -27,14 +27,7 @@ import time
 from datetime import datetime, timezone
 
 import pyarrow as pa
-from confluent_kafka import (
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    Producer,
-    TopicPartition,
-)
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
 
 from sealtrail import index, merkle
@@ -50,14 +43,7 @@ from sealtrail.objects import ObjectWriter, prev_hash_of, read_table, text_colum
 from sealtrail.record import GENESIS, SealedRecord
 from sealtrail.retention import policy_for
 from sealtrail.signing import KeySource, Signer
-from sealtrail.sinks.buffer import (
-    Added,
-    ChainBuffer,
-    ForkReason,
-    Pending,
-    Verdict,
-    object_key_for,
-)
+from sealtrail.sinks.buffer import Added, ChainBuffer, ForkReason, Pending, Verdict, object_key_for
 from sealtrail.sinks.metrics import SinkMetrics
 from sealtrail.sinks.s3 import S3Store
 from sealtrail.store import ObjectStore, WritableStore, sha256_b64

@@ -115,12 +115,7 @@ def resume_from(chain: str, stored: StoredHead | None, tail: list[dict[str, Any]
 
 def _with_retries(call: Any, *args: Any) -> Any:
     """An S3 outage delays recovery, as it delays the sink; it never makes a worker guess a head."""
-    from tenacity import (
-        Retrying,
-        retry_if_exception_type,
-        stop_after_delay,
-        wait_random_exponential,
-    )
+    from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
     def before_sleep(state: Any) -> None:
         log.warning("S3 unavailable while reading the chain heads (%s); retrying", state.outcome.exception())

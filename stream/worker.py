@@ -19,13 +19,7 @@ import time
 from datetime import datetime, timezone
 
 import orjson
-from confluent_kafka import (
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    TopicPartition,
-)
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.config import Settings

@@ -9,29 +9,12 @@ import orjson
 from sealtrail import merkle
 from sealtrail.config import Settings
 from sealtrail.contents import row_contents
-from sealtrail.errors import (
-    NotProvableError,
-)
+from sealtrail.errors import NotProvableError
 from sealtrail.evidence.bundle import DirectoryStore
 from sealtrail.evidence.proof.check import FORMAT
-from sealtrail.layout import (
-    DataObject,
-    data_prefix,
-    digest_prefix,
-    parse_digest_key,
-)
-from sealtrail.objects import (
-    RECORD_FORMAT,
-    foreign_format,
-    prev_hash_of,
-    read_table,
-    text_columns,
-)
-from sealtrail.record import (
-    EVENT_COLUMNS,
-    GENESIS,
-    record_hash,
-)
+from sealtrail.layout import DataObject, data_prefix, digest_prefix, parse_digest_key
+from sealtrail.objects import RECORD_FORMAT, foreign_format, prev_hash_of, read_table, text_columns
+from sealtrail.record import EVENT_COLUMNS, GENESIS, record_hash
 from sealtrail.store import ObjectStore
 from sealtrail.versions import history
 

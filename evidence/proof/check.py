@@ -11,25 +11,11 @@ import pyarrow as pa
 from sealtrail import merkle
 from sealtrail.digest import FORMAT as DIGEST_FORMAT
 from sealtrail.digest import signed_message
-from sealtrail.errors import (
-    ConfigError,
-    InvalidEventError,
-    KeyNotFoundError,
-)
-from sealtrail.layout import (
-    parse_data_key,
-)
-from sealtrail.objects import (
-    REQUIRED_FOR_EVENTS,
-    SCHEMA,
-)
+from sealtrail.errors import ConfigError, InvalidEventError, KeyNotFoundError
+from sealtrail.layout import parse_data_key
+from sealtrail.objects import REQUIRED_FOR_EVENTS, SCHEMA
 from sealtrail.printable import printable
-from sealtrail.record import (
-    EVENT_COLUMNS,
-    JSON_COLUMNS,
-    hashed_bytes,
-    record_hash,
-)
+from sealtrail.record import EVENT_COLUMNS, JSON_COLUMNS, hashed_bytes, record_hash
 from sealtrail.signing import PublicKeys, head_message
 
 FORMAT = "sealtrail.proof.v2"  # v2: the record hash rule of record format v2, which v3 (sealtrail.objects.RECORD_FORMAT) keeps

@@ -14,13 +14,7 @@ import psutil
 import psycopg
 import pytest
 from botocore.exceptions import ClientError
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    Producer,
-    TopicPartition,
-)
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import sealtrail.stack as stack_api

@@ -24,14 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sealtrail.chain import Accepted, ChainHead, RecentIds, chain_id, seal_batch
-from sealtrail.record import (
-    GENESIS,
-    RecordKind,
-    SealedRecord,
-    duplicate_columns,
-    hashed_bytes,
-    rejected_columns,
-)
+from sealtrail.record import GENESIS, RecordKind, SealedRecord, duplicate_columns, hashed_bytes, rejected_columns
 from sealtrail.signing import PublicKeys, Signer, head_message
 
 SIGNER = Signer.from_pem(

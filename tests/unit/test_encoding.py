@@ -16,14 +16,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sealtrail.encoding import (
-    MAX_SAFE_INT,
-    _fast_ok,
-    canonical,
-    canonical_text,
-    format_ts,
-    parse_ts,
-)
+from sealtrail.encoding import MAX_SAFE_INT, _fast_ok, canonical, canonical_text, format_ts, parse_ts
 from sealtrail.errors import InvalidEventError
 
 # Characters where JSON encoders tend to disagree: escapes, DEL, line separators,

@@ -16,14 +16,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
-from sealtrail.event import (
-    SCHEMA_ID,
-    ActorType,
-    Category,
-    Event,
-    Outcome,
-    event_json_schema,
-)
+from sealtrail.event import SCHEMA_ID, ActorType, Category, Event, Outcome, event_json_schema
 from sealtrail.stack.workload import generate
 from sealtrail.stream.validate import validate
 

@@ -26,27 +26,12 @@ from sealtrail.cli.main import cli
 from sealtrail.config import RetentionSettings, S3Settings, Settings
 from sealtrail.digest import DigestLink, ListedObject, build_digest, head_of
 from sealtrail.errors import ConfigError
-from sealtrail.evidence.anchor import (
-    check_anchor,
-    digest_sha256,
-    read_anchor,
-    save_anchor,
-)
+from sealtrail.evidence.anchor import check_anchor, digest_sha256, read_anchor, save_anchor
 from sealtrail.evidence.bundle import DirectoryStore
-from sealtrail.evidence.export import (
-    export_bundle,
-    oldest_version,
-    select_objects,
-    tenant_span,
-)
+from sealtrail.evidence.export import export_bundle, oldest_version, select_objects, tenant_span
 from sealtrail.evidence.findings import FindingKind as K
 from sealtrail.evidence.findings import Report
-from sealtrail.evidence.manifest import (
-    MANIFEST,
-    build_manifest,
-    check_manifest,
-    write_manifest,
-)
+from sealtrail.evidence.manifest import MANIFEST, build_manifest, check_manifest, write_manifest
 from sealtrail.evidence.verify import verify_store
 from sealtrail.layout import data_key, public_key_key
 from sealtrail.objects import to_parquet

@@ -8,12 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from sealtrail.producers import prepare
-from sealtrail.producers.cdc.relay import (
-    CapturedRow,
-    ddl_action,
-    row_event,
-    without_row_images,
-)
+from sealtrail.producers.cdc.relay import CapturedRow, ddl_action, row_event, without_row_images
 from sealtrail.producers.cdc.sql import check_schema, install_schema, install_table
 
 AT = datetime(2026, 11, 1, tzinfo=timezone.utc)

@@ -7,13 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sealtrail.chain import chain_id
-from sealtrail.layout import (
-    DataObject,
-    data_key,
-    data_prefix,
-    parse_data_key,
-    public_key_key,
-)
+from sealtrail.layout import DataObject, data_key, data_prefix, parse_data_key, public_key_key
 
 MAX_SEQ = 10**12 - 1  # twelve digits in the name
 prefixes = st.sampled_from(["", "trail/", "a/b/", "data/", "x/data/dt=2026-01-01/"]) | st.text(

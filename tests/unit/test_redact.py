@@ -12,14 +12,7 @@ from hypothesis import strategies as st
 from sealtrail.config import RedactionSettings, load_settings
 from sealtrail.errors import ConfigError
 from sealtrail.event import Event
-from sealtrail.redact import (
-    DEFAULT,
-    MARKER,
-    Redactor,
-    key_is_sensitive,
-    luhn_ok,
-    redact_event,
-)
+from sealtrail.redact import DEFAULT, MARKER, Redactor, key_is_sensitive, luhn_ok, redact_event
 
 VISA = "4111 1111 1111 1111"
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLWJ5dGVz"

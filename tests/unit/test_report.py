@@ -33,14 +33,7 @@ from sealtrail.digest import ListedObject, build_digest, head_of
 from sealtrail.errors import ConfigError
 from sealtrail.evidence.report import charts
 from sealtrail.evidence.report.build import build_report
-from sealtrail.evidence.report.facts import (
-    Review,
-    Window,
-    day_series,
-    find_gaps,
-    latest_pairs,
-    window_of,
-)
+from sealtrail.evidence.report.facts import Review, Window, day_series, find_gaps, latest_pairs, window_of
 from sealtrail.evidence.report.page import render_html
 from sealtrail.layout import data_key, public_key_key
 from sealtrail.objects import to_parquet

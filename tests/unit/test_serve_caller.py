@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sealtrail.evidence.api.caller import (
-    caller_for,
-    client_address,
-    limit_key,
-    parse_address,
-    printable,
-)
+from sealtrail.evidence.api.caller import caller_for, client_address, limit_key, parse_address, printable
 from sealtrail.producers.middleware.proxies import trusted_networks
 
 PROXY = trusted_networks(["10.0.0.1"])

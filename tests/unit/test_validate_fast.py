@@ -19,13 +19,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from sealtrail.redact import (
-    CARD_CANDIDATE,
-    DEFAULT,
-    Redactor,
-    _may_hold_card,
-    key_is_sensitive,
-)
+from sealtrail.redact import CARD_CANDIDATE, DEFAULT, Redactor, _may_hold_card, key_is_sensitive
 from sealtrail.stack.workload import generate
 from sealtrail.stream.validate import fast_columns, validate_counted, validate_reference
 

@@ -37,20 +37,10 @@ from sealtrail.evidence.bundle import DirectoryStore
 from sealtrail.evidence.findings import Finding, Report
 from sealtrail.evidence.findings import FindingKind as K
 from sealtrail.evidence.rows import check_object_rows
-from sealtrail.evidence.verify import (
-    plan,
-    verify_chain,
-    verify_store,
-)
+from sealtrail.evidence.verify import plan, verify_chain, verify_store
 from sealtrail.layout import data_key, digest_key, parse_data_key, public_key_key
 from sealtrail.objects import SCHEMA, prev_hash_of, read_table, text_columns, to_parquet
-from sealtrail.record import (
-    EVENT_COLUMNS,
-    GENESIS,
-    SealedRecord,
-    duplicate_columns,
-    rejected_columns,
-)
+from sealtrail.record import EVENT_COLUMNS, GENESIS, SealedRecord, duplicate_columns, rejected_columns
 from sealtrail.signing import PublicKeys, Signer, head_message, key_id_of
 from sealtrail.store import ObjectVersion, StoredObject, sha256_b64
 from sealtrail.stream.validate import validate

@@ -16,30 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sealtrail.contents import (
-    HASHED_ORDER,
-    Contents,
-    TableColumns,
-    contents_fast,
-    read_object,
-    row_contents,
-)
+from sealtrail.contents import HASHED_ORDER, Contents, TableColumns, contents_fast, read_object, row_contents
 from sealtrail.encoding import canonical_text, format_ts
-from sealtrail.objects import (
-    REQUIRED_FOR_EVENTS,
-    SCHEMA,
-    TS,
-    text_columns,
-    timestamp_text,
-)
-from sealtrail.record import (
-    CHAIN_COLUMNS,
-    EVENT_COLUMNS,
-    JSON_COLUMNS,
-    OCSF_COLUMNS,
-    ROW_COLUMNS,
-    hashed_bytes,
-)
+from sealtrail.objects import REQUIRED_FOR_EVENTS, SCHEMA, TS, text_columns, timestamp_text
+from sealtrail.record import CHAIN_COLUMNS, EVENT_COLUMNS, JSON_COLUMNS, OCSF_COLUMNS, ROW_COLUMNS, hashed_bytes
 
 NULLABLE = {f.name for f in SCHEMA if f.name not in REQUIRED_FOR_EVENTS}
 NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')  # what orjson escapes in a string

@@ -175,15 +175,7 @@ def daily_trail(tmp_path: Path) -> tuple[DirectoryStore, dict[str, list[str]]]:
     from sealtrail.record import GENESIS
     from sealtrail.store import sha256_b64
 
-    from .test_verify import (
-        BATCHES,
-        CHAINS,
-        PREFIX,
-        Trail,
-        columns_of,
-        event,
-        new_signer,
-    )
+    from .test_verify import BATCHES, CHAINS, PREFIX, Trail, columns_of, event, new_signer
 
     signer = new_signer()
     heads = {p: ChainHead(f"p{p:03d}") for p in range(len(CHAINS))}

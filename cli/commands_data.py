@@ -31,7 +31,7 @@ from sealtrail.printable import printable
 @click.pass_obj
 def verify(ctx: Context, as_json: bool, bundle: Path | None, key_files: tuple[Path, ...],
            anchor_file: Path | None, only_new: bool, since, until, chains: tuple[str, ...], tenant: str | None
-           ) -> int:  # type: ignore[no-untyped-def]
+           ) -> int:
     """Recompute every chain from the stored Parquet; exit 0 intact and complete, 1 tampered or gapped, 2 error.
 
     \b
@@ -101,7 +101,7 @@ def verify(ctx: Context, as_json: bool, bundle: Path | None, key_files: tuple[Pa
 @click.option("--path", "bundle", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="query an exported bundle folder instead of the bucket")
 @click.pass_obj
-def query(ctx: Context, actor, action, resource, tenant, category, since, until, limit, offset, outcome, ip, order,  # type: ignore[no-untyped-def]
+def query(ctx: Context, actor, action, resource, tenant, category, since, until, limit, offset, outcome, ip, order,
           count_by, sql, unsafe_sql, fmt, bundle) -> None:
     """Search the trail in the bucket (DuckDB over the Parquet, in place).
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from sealtrail.cli.main import Context, cli
 from sealtrail.errors import ConfigError, NotProvableError
+
+if TYPE_CHECKING:
+    from sealtrail.store import ObjectStore
 
 
 @cli.command()
@@ -31,8 +35,6 @@ def prove(ctx: Context, event_id: str | None, partition: int | None, offset: int
     """
     if (partition is None) != (offset is None):
         raise ConfigError("--partition/--offset", "give both, the partition and the offset of an acknowledgement")
-    if partition is None and not event_id:
-        raise ConfigError("EVENT_ID", "name an event id, or an acknowledgement with --partition and --offset")
     located = None
     if partition is not None and offset is not None:
         from sealtrail.evidence.query import locate_input
@@ -45,8 +47,11 @@ def prove(ctx: Context, event_id: str | None, partition: int | None, offset: int
             _emit(json.dumps({"input": located}, indent=2) + "\n", out)
             return 0
         event_id = located["event_id"]
+    if not event_id:
+        raise ConfigError("EVENT_ID", "name an event id, or an acknowledgement with --partition and --offset")
     from sealtrail.evidence.proof import build_proof
 
+    store: ObjectStore
     if bundle is not None:
         from sealtrail.evidence.bundle import DirectoryStore
 

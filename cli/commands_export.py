@@ -22,7 +22,7 @@ DAY = click.DateTime(formats=["%Y-%m-%d"])
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="bundle folder")
 @click.option("--force", is_flag=True, help="replace the bundle in a non-empty --out")
 @click.pass_obj
-def export(ctx: Context, start, end, tenant: str | None, chains: tuple[str, ...], out: Path, force: bool) -> int:  # type: ignore[no-untyped-def]
+def export(ctx: Context, start, end, tenant: str | None, chains: tuple[str, ...], out: Path, force: bool) -> int:
     """Copy a date range of the trail into a verifiable evidence bundle; exit 1 if it does not verify.
 
     The bundle (data, digests, public keys, lock sidecars, verification report,

@@ -160,13 +160,13 @@ def produce_git(ctx: Context, repo: Path, since: str | None, repo_name: str | No
 @click.pass_obj
 def produce_access_review(ctx: Context, source: str, reviewer: str | None, tenant: str | None) -> None:
     """Record who has access (one access event per principal) and what changed since the last review."""
-    from sealtrail.producers.access_review import publish_review, read_source
+    from sealtrail.producers.access_review import DEFAULT_REVIEWER, publish_review, read_source
     from sealtrail.producers.client import AuditClient
 
     principals = read_source(source)
     with AuditClient(ctx.settings) as client:
         result = publish_review(client, principals, source=source, home=ctx.settings.home,
-                                tenant=_tenant(ctx, tenant), **({"reviewer": reviewer} if reviewer else {}))
+                                tenant=_tenant(ctx, tenant), reviewer=reviewer or DEFAULT_REVIEWER)
     changes = "first review" if result.first_review else f"{result.changes} changes since the last review"
     say(f"access review {result.snapshot_id[:12]}: {result.principals} principals, {changes}")
 

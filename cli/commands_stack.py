@@ -18,7 +18,8 @@ def up(ctx: Context) -> None:
 
     state = stack.start(ctx.settings, progress=say)
     say(f"[green]embedded stack up[/] in {ctx.settings.home}")
-    click.echo(json.dumps(stack.status(ctx.settings).as_json(), indent=2, default=str))
+    status = stack.status(ctx.settings)
+    click.echo(json.dumps(status.as_json() if status else {"home": str(ctx.settings.home)}, indent=2, default=str))
     del state
 
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from sealtrail.config import Settings
 
 
-def publish_public_key(settings: Settings, signer) -> None:  # type: ignore[no-untyped-def]
+def publish_public_key(settings: Settings, signer) -> None:
     """The signer's public key into the bucket (sealtrail.publication), before the worker signs."""
     from sealtrail import publication
     from sealtrail.sinks.s3 import S3Store
@@ -56,7 +56,7 @@ def read_lines(source: BinaryIO, limit: int) -> Iterator[tuple[int, bytes | None
 @cli.command()
 @click.argument("source", type=click.File("rb"), default="-")
 @click.pass_obj
-def emit(ctx: Context, source) -> int:  # type: ignore[no-untyped-def]
+def emit(ctx: Context, source) -> int:
     """Publish JSON events, one per line, from SOURCE (a file, or - for stdin).
 
     Each invalid line is reported as "line N: reason" and skipped; every valid
@@ -89,7 +89,7 @@ def emit(ctx: Context, source) -> int:  # type: ignore[no-untyped-def]
     return 1 if bad else 0
 
 
-def _stop_on_signals(stop) -> None:  # type: ignore[no-untyped-def]
+def _stop_on_signals(stop) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop())
 

@@ -60,7 +60,7 @@ def _nested(**flat: Any) -> dict[str, Any]:
 @click.option("-v", "--verbose", is_flag=True, help="debug logging")
 @click.option("--log-json", is_flag=True, envvar="SEALTRAIL_LOG_JSON", help="logs as JSON lines [SEALTRAIL_LOG_JSON]")
 @click.pass_context
-def cli(ctx: click.Context, home, config_file, bootstrap, s3_endpoint, bucket, verbose, log_json) -> None:  # type: ignore[no-untyped-def]
+def cli(ctx: click.Context, home, config_file, bootstrap, s3_endpoint, bucket, verbose, log_json) -> None:
     """sealtrail: a tamper-evident audit trail from Kafka to S3 Object Lock."""
     from sealtrail.logs import configure
 

@@ -16,11 +16,15 @@ def say(message: str) -> None:
     err_console.print(message, highlight=False)
 
 
+def _silent(done: int, total: int | None = None) -> None:
+    pass
+
+
 @contextmanager
 def bar(description: str, total: int | None = None) -> Iterator[Callable[[int, int | None], None]]:
     """Yields update(done, total); a live bar on a terminal, silent otherwise."""
     if not sys.stderr.isatty():
-        yield lambda done, total=None: None
+        yield _silent
         return
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

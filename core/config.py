@@ -366,7 +366,7 @@ class _EnvLayer(Settings):
     """Reads only SEALTRAIL_* variables, so they can be layered between flags and files."""
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, **rest):  # type: ignore[override]
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, **rest):
         return (env_settings,)
 
 

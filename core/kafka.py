@@ -35,7 +35,20 @@ def record_bytes_limit(settings: Settings) -> int:
 
 def make_admin(settings: Settings) -> AdminClient:
     # librdkafka's connection errors go to a logger instead of the terminal
-    return AdminClient({**base_config(settings), "logger": _log})
+    config: dict[str, Any] = {**base_config(settings), "logger": _log}
+    return AdminClient(config)
+
+
+def located(m: Message) -> tuple[int, int]:
+    """A consumed or acknowledged record's partition and offset.
+
+    The client types both as optional because a record not yet produced has neither; one that came back
+    from the broker without them is the broker's fault, and taking it as offset 0 would misplace it.
+    """
+    partition, offset = m.partition(), m.offset()
+    if partition is None or offset is None:
+        raise ServiceUnavailable("kafka", f"a record of {m.topic()} came back without partition or offset")
+    return partition, offset
 
 
 def make_producer(settings: Settings, **overrides: Any) -> Producer:
@@ -148,7 +161,7 @@ def _records_at(consumer: Consumer, topic: str, offsets: dict[int, int], timeout
             if p not in offsets or p in got:
                 continue
             if err is None:
-                if m.offset() >= offsets[p]:
+                if located(m)[1] >= offsets[p]:
                     got[p] = m
             elif err.code() == KafkaError._PARTITION_EOF:
                 got[p] = None
@@ -209,11 +222,12 @@ class TopicProbe:
         first = self._at(lows)
         ends = {}
         for p in partitions:
-            if first[p] is None:  # EOF at the low offset: empty
+            record = first[p]
+            if record is None:  # EOF at the low offset: empty
                 ends[p] = lows[p]
                 continue
             _lo, hi = self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), cached=True)
-            ends[p] = max(hi, first[p].offset() + 1)
+            ends[p] = max(hi, located(record)[1] + 1)
         nonempty = {p: ends[p] - 1 for p in partitions if ends[p] > lows[p]}
         last = self._at(nonempty) if nonempty else {}
         return {p: (lows[p], ends[p], last.get(p)) for p in partitions}
@@ -231,5 +245,5 @@ class TopicProbe:
                 if m is None or key(m) >= targets[p]:
                     bounds[p][1] = active[p]
                 else:
-                    bounds[p][0] = min(m.offset() + 1, bounds[p][1])
+                    bounds[p][0] = min(located(m)[1] + 1, bounds[p][1])
         return {p: lo for p, (lo, _hi) in bounds.items()}

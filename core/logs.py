@@ -33,7 +33,7 @@ class PlainFormatter(logging.Formatter):
         record.message = printable(record.message)
         return super().formatMessage(record)
 
-    def formatException(self, ei) -> str:  # type: ignore[no-untyped-def]  # noqa: N802
+    def formatException(self, ei) -> str:  # noqa: N802
         return "\n".join("  " + printable(line) for line in super().formatException(ei).splitlines())
 
     def formatStack(self, stack_info: str) -> str:  # noqa: N802

@@ -9,6 +9,7 @@ the stream said `unknown_field`). No imports: every package may use it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -26,7 +27,7 @@ class RejectReason(StrEnum):
     NOT_CANONICALIZABLE = "not_canonicalizable"
 
 
-def reason_for(error: dict[str, Any]) -> RejectReason:
+def reason_for(error: Mapping[str, Any]) -> RejectReason:
     """The reason for pydantic's first validation error of an event (its type and location)."""
     kind = error["type"]
     loc = error["loc"]

@@ -23,11 +23,18 @@ from sealtrail.store import ObjectStore
 
 
 class Version(Protocol):
-    key: str
-    version_id: str
-    is_latest: bool
-    is_delete_marker: bool
-    last_modified: Any
+    """What the rule reads of a listed version (read-only, as ObjectVersion and a bundle's versions are)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def version_id(self) -> str: ...
+    @property
+    def is_latest(self) -> bool: ...
+    @property
+    def is_delete_marker(self) -> bool: ...
+    @property
+    def last_modified(self) -> Any: ...
 
 
 class History(NamedTuple):

@@ -147,7 +147,7 @@ _CREATE = (f"CREATE TABLE IF NOT EXISTS {TABLE} (id bigserial PRIMARY KEY, saved
            "DEFAULT now(), bucket text, prefix text NOT NULL, anchor jsonb NOT NULL)")
 
 
-def _connect(database_url: str | None):  # type: ignore[no-untyped-def]
+def _connect(database_url: str | None):
     import psycopg
 
     if not database_url:

@@ -19,7 +19,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeGuard
 
 from sealtrail.evidence.findings import Finding, FindingKind
 from sealtrail.layout import parse_data_key, parse_digest_key
@@ -91,7 +91,7 @@ def _chain_of(rel: str) -> str | None:
     return digest[0] if digest else None
 
 
-def _safe(rel: Any) -> bool:
+def _safe(rel: Any) -> TypeGuard[str]:
     if not isinstance(rel, str) or not rel:
         return False
     p = PurePosixPath(rel)

@@ -36,6 +36,7 @@ from sealtrail.errors import ConfigError, InvalidEventError, ServiceUnavailable
 
 NAMESPACE = uuid.UUID("8c1e5b7a-3f2d-4a9b-b6e0-71d4c2a9e853")
 TYPES = ("user", "group", "role", "service")
+DEFAULT_REVIEWER = "sealtrail-access-review"  # the reviewer named when the command is given none
 
 
 @dataclass(frozen=True)
@@ -164,8 +165,9 @@ def diff(previous: dict[str, dict[str, Any]], current: dict[str, dict[str, Any]]
     for key in sorted(set(previous) | set(current)):
         old, new = previous.get(key), current.get(key)
         if old is None:
-            changes.append(("admin.access_granted", key, {"principal_added": True,
-                                                          "groups": new["groups"], "policies": new["policies"]}))
+            added_principal = current[key]  # the key is in one snapshot at least
+            changes.append(("admin.access_granted", key, {"principal_added": True, "groups": added_principal["groups"],
+                                                          "policies": added_principal["policies"]}))
             continue
         if new is None:
             changes.append(("admin.access_revoked", key, {"principal_removed": True,
@@ -199,7 +201,7 @@ def state_path(home: Path, source: str) -> Path:
 
 
 def publish_review(client: Any, principals: Iterable[Principal], *, source: str, home: Path, tenant: str,
-                   reviewer: str = "sealtrail-access-review", taken_at: datetime | None = None) -> ReviewResult:
+                   reviewer: str = DEFAULT_REVIEWER, taken_at: datetime | None = None) -> ReviewResult:
     taken_at = taken_at or datetime.now(timezone.utc)
     current = {f"{p.type}:{p.principal}": p.as_json() for p in principals}
     canonical = json.dumps(current, sort_keys=True).encode()

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pydantic_core
@@ -41,6 +41,9 @@ from sealtrail.event import Event
 from sealtrail.kafka import make_producer
 from sealtrail.reasons import reason_for
 from sealtrail.redact import DEFAULT, Redactor, redact_event
+
+if TYPE_CHECKING:
+    from sealtrail.producers.spool import Spool
 
 _log = logging.getLogger("sealtrail.producers")
 _rdkafka_log = logging.getLogger("sealtrail.producers.librdkafka")
@@ -254,7 +257,7 @@ class AuditClient:
         try:
             with self._lock:
                 self._spooling = True
-                self.spool.append([(msg.key().decode(), msg.value())])
+                self.spool.append([((msg.key() or b"").decode(), msg.value() or b"")])
             if self._replayer is not None:
                 self._replayer.wake()
         except SealtrailError as e:  # SpoolFullError, SpoolError: flush() raises it
@@ -361,7 +364,7 @@ class _Replayer(threading.Thread):
             if not ok:
                 self._halt.wait(cfg.retry_interval_s)
 
-    def _replay_batch(self, spool: Any, limit: int) -> bool:
+    def _replay_batch(self, spool: Spool, limit: int) -> bool:
         """One batch from ``spool``; True when it was acknowledged and removed."""
         batch = spool.peek(limit)
         if not batch:

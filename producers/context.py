@@ -84,12 +84,18 @@ def reset_context(token: Token[AuditContext]) -> None:
     _current.reset(token)
 
 
-def bind_context(**changes: str | None) -> AuditContext:
-    """Update fields of the current context in place (e.g. the actor once login succeeded); returns the new one."""
+def _changed(changes: dict[str, str | None]) -> AuditContext:
+    """The current context with changes applied; a misspelt field is the caller's error, named as such."""
     unknown = set(changes) - {f.name for f in fields(AuditContext)}
     if unknown:
         raise InvalidEventError("unknown_field", f"context.{sorted(unknown)[0]}", "not a context field")
-    context = replace(_current.get(), **changes)
+    values: dict[str, Any] = changes  # __post_init__ checks each value's type
+    return replace(_current.get(), **values)
+
+
+def bind_context(**changes: str | None) -> AuditContext:
+    """Update fields of the current context in place (e.g. the actor once login succeeded); returns the new one."""
+    context = _changed(changes)
     _current.set(context)
     return context
 
@@ -97,10 +103,7 @@ def bind_context(**changes: str | None) -> AuditContext:
 @contextmanager
 def audit_context(**values: str | None) -> Iterator[AuditContext]:
     """A nested scope: the current context with ``values`` changed, restored on exit."""
-    unknown = set(values) - {f.name for f in fields(AuditContext)}
-    if unknown:
-        raise InvalidEventError("unknown_field", f"context.{sorted(unknown)[0]}", "not a context field")
-    token = _current.set(replace(_current.get(), **values))
+    token = _current.set(_changed(values))
     try:
         yield _current.get()
     finally:

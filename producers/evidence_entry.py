@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ def file_digest(path: Path) -> dict[str, Any]:
 
 
 def evidence_event(*, kind: str, task: str, criteria: list[str], reviewer: str, actor: str, tenant: str,
-                   files: list[Path] = (), notes: str | None = None, ticket: str | None = None) -> dict[str, Any]:
+                   files: Sequence[Path] = (), notes: str | None = None, ticket: str | None = None) -> dict[str, Any]:
     """The event for one evidence entry; every argument is checked with a message naming it."""
     if kind not in TYPES:
         raise InvalidEventError("invalid_value", "type", f"one of {', '.join(TYPES)}, got {kind!r}")

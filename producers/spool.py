@@ -72,9 +72,10 @@ class Spool:
         self.max_bytes = max_bytes
         self.when_full = when_full
         self.block_timeout_s = block_timeout_s
-        self._lock_fd = _lock(self.path, wait=wait)
-        if self._lock_fd is None:
+        lock_fd = _lock(self.path, wait=wait)
+        if lock_fd is None:
             raise SpoolError(str(self.path), "held by another live process")
+        self._lock_fd = lock_fd
         self._mutex = threading.Lock()
         self._room = threading.Condition(self._mutex)
         try:

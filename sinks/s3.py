@@ -21,7 +21,7 @@ from sealtrail.errors import ConfigError, ServiceUnavailable
 from sealtrail.store import ObjectHead, ObjectVersion, StoredObject, sha256_b64
 
 
-def s3_client(settings: Settings):  # type: ignore[no-untyped-def]
+def s3_client(settings: Settings):
     s3 = settings.s3
     return boto3.client(
         "s3",

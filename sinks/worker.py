@@ -37,7 +37,7 @@ from sealtrail.contents import object_hashes
 from sealtrail.digest import DigestLink, ListedObject, build_digest, head_of
 from sealtrail.encoding import format_ts
 from sealtrail.errors import SealtrailError, ServiceUnavailable
-from sealtrail.kafka import make_consumer, make_producer
+from sealtrail.kafka import located, make_consumer, make_producer
 from sealtrail.layout import DataObject, data_prefix, parse_data_key
 from sealtrail.objects import ObjectWriter, prev_hash_of, read_table, text_columns
 from sealtrail.record import GENESIS, SealedRecord
@@ -191,7 +191,7 @@ class SinkWorker:
         self._stop = threading.Event()
 
     def _retrying(self) -> Retrying:
-        def before_sleep(state) -> None:  # type: ignore[no-untyped-def]
+        def before_sleep(state) -> None:
             self.metrics.retries.inc()
             log.warning("S3 unavailable (%s); retrying", state.outcome.exception())
 
@@ -291,16 +291,18 @@ class SinkWorker:
                 messages = consumer.consume(5000, timeout=0.2)
                 now = time.monotonic()
                 for m in messages:
-                    if m.error() is not None:
-                        if m.error().code() != KafkaError._PARTITION_EOF:
-                            log.warning("consume error: %s", m.error().str())
+                    err = m.error()
+                    if err is not None:
+                        if err.code() != KafkaError._PARTITION_EOF:
+                            log.warning("consume error: %s", err.str())
                         continue
-                    buffer = self.buffers.get(m.partition())
+                    partition, offset = located(m)
+                    buffer = self.buffers.get(partition)
                     if buffer is not None:
-                        record = SealedRecord.from_wire(m.value())
-                        added = buffer.add(record, m.offset(), now)
+                        record = SealedRecord.from_wire(m.value() or b"")
+                        added = buffer.add(record, offset, now)
                         if added.reason is ForkReason.UNVERIFIABLE:
-                            added = self._check_in_bucket(m.partition(), record, added)
+                            added = self._check_in_bucket(partition, record, added)
                         if added.verdict is Verdict.FORK:
                             self._quarantine(m, record, added)
                 self._await_quarantine()  # before any commit moves the group past a quarantined record
@@ -350,7 +352,7 @@ class SinkWorker:
         if self.quarantine is None:
             self.quarantine = make_producer(self.settings)
 
-        def delivered(err, _msg) -> None:  # type: ignore[no-untyped-def]
+        def delivered(err, _msg) -> None:
             if err is not None:
                 self._quarantine_errors.append(err.str())
 

@@ -75,7 +75,8 @@ def admin(bootstrap_servers: str) -> Any:
     from confluent_kafka.admin import AdminClient
 
     # librdkafka's connection errors go to a logger instead of the terminal
-    return AdminClient({"bootstrap.servers": bootstrap_servers, "logger": _log})
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap_servers, "logger": _log}
+    return AdminClient(config)
 
 
 def wait_ready(paths: StackPaths, port: int, pid: int, timeout: float = 30.0) -> None:

@@ -80,7 +80,7 @@ def publish(settings: Settings, count: int, seed: int) -> int:
     return client.sent
 
 
-def run_demo(home: Path, count: int, say: Callable[[str], None], bar) -> DemoResult:  # type: ignore[no-untyped-def]
+def run_demo(home: Path, count: int, say: Callable[[str], None], bar) -> DemoResult:
     from sealtrail import stack
 
     settings = load_settings({"home": str(home)})

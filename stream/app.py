@@ -71,7 +71,7 @@ def build_app(settings: Settings, keys: Signer | KeySource, metrics: StreamMetri
     dead_letters = app.topic(settings.kafka.topics.dlq, value_type=bytes, value_serializer="raw")
 
     @app.agent(dead_letters)
-    async def report_dead_letters(stream):  # type: ignore[no-untyped-def]
+    async def report_dead_letters(stream):
         async for raw in stream:
             try:
                 d = orjson.loads(raw)

@@ -35,7 +35,7 @@ import orjson
 from sealtrail.chain import ChainHead, RecentIds, chain_id
 from sealtrail.config import Settings
 from sealtrail.errors import ChainForkError, ConfigError, ServiceUnavailable
-from sealtrail.kafka import TopicProbe, read_to_end
+from sealtrail.kafka import TopicProbe, located, read_to_end
 from sealtrail.store import ObjectStore
 from sealtrail.versions import get_sinks
 
@@ -93,7 +93,8 @@ def resume_from(chain: str, stored: StoredHead | None, tail: list[dict[str, Any]
     stored head's seq, hash and src_offset. ChainForkError when the tail goes beyond the bucket but
     nothing in it continues the bucket's chain, or holds the bucket's last seq with other content only.
     """
-    bucket = {"seq": stored.seq, "hash": stored.hash.hex(), "src_offset": stored.src_offset} if stored else None
+    bucket: dict[str, Any] | None = (
+        {"seq": stored.seq, "hash": stored.hash.hex(), "src_offset": stored.src_offset} if stored else None)
     current = bucket
     linked: list[dict[str, Any]] = []
     for d in tail:
@@ -137,8 +138,9 @@ def _read_tails(settings: Settings, partitions: list[int], starts: dict[int, int
     ends: dict[int, int] = {}
     for records in read_to_end(settings, settings.kafka.topics.chained, partitions, starts=starts):
         for m in records:
-            tails[m.partition()].append(orjson.loads(m.value()))
-            ends[m.partition()] = m.offset() + 1
+            partition, offset = located(m)
+            tails[partition].append(orjson.loads(m.value() or b""))
+            ends[partition] = offset + 1
     return tails, ends
 
 

@@ -25,7 +25,7 @@ from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.config import Settings
 from sealtrail.encoding import format_ts
 from sealtrail.errors import ConfigError, ServiceUnavailable
-from sealtrail.kafka import make_consumer, make_producer
+from sealtrail.kafka import located, make_consumer, make_producer
 from sealtrail.record import rejected_columns
 from sealtrail.redact import Redactor
 from sealtrail.signing import KeySource, Signer
@@ -100,7 +100,7 @@ class SealWorker:
         self._resumed_at: dict[int, int] = {}  # input offset each chain resumed at, per partition
 
     @property
-    def store(self):  # type: ignore[no-untyped-def]
+    def store(self):
         """The bucket, which head recovery reads (made on first use: the S3 client is not cheap)."""
         if self._store is None:
             from sealtrail.sinks.s3 import S3Store
@@ -160,33 +160,34 @@ class SealWorker:
         last_offset: dict[int, int] = {}
         redactions = 0
         for m in messages:
-            if m.error() is not None:
-                if m.error().code() != KafkaError._PARTITION_EOF:
-                    log.warning("consume error: %s", m.error().str())
+            err = m.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consume error: %s", err.str())
                 continue
-            p = m.partition()
+            p, offset = located(m)
             if p not in self.heads:
                 continue  # revoked in this very poll
             head = self.heads[p]
-            if head.seq and m.offset() <= head.src_offset and m.offset() < self._resumed_at.get(p, -1):
+            if head.seq and offset <= head.src_offset and offset < self._resumed_at.get(p, -1):
                 # Read from below where the chain resumed: the partition starts again (a re-created topic).
                 # Skipping these as "already sealed" would lose them without a trace in the trail.
                 raise ConfigError(
                     "kafka.topics.events",
-                    f"{m.topic()} partition {p} delivered offset {m.offset()}, below offset "
+                    f"{m.topic()} partition {p} delivered offset {offset}, below offset "
                     f"{self._resumed_at[p]} where chain {head.chain} resumed: was the topic re-created? "
                     "Nothing is sealed until an operator decides",
                 )
-            last_offset[p] = m.offset()
+            last_offset[p] = offset
             newest_ts[p] = m.timestamp()[1]
             raw = m.value()
-            result, redacted = validate_counted(raw, cfg.max_event_bytes, self.redactor)
+            checked, redacted = validate_counted(raw, cfg.max_event_bytes, self.redactor)
             redactions += redacted
-            if isinstance(result, Rejection):
-                rejected.append((m, result))
-                inputs.append(Accepted(p, m.offset(), rejected_columns(result.reason.value, raw)))
+            if isinstance(checked, Rejection):
+                rejected.append((m, checked))
+                inputs.append(Accepted(p, offset, rejected_columns(checked.reason.value, raw)))
             else:
-                inputs.append(Accepted(p, m.offset(), result, raw))
+                inputs.append(Accepted(p, offset, checked, raw))
         if not last_offset:
             return
         self.metrics.consumed.inc(len(inputs))
@@ -198,9 +199,12 @@ class SealWorker:
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
             if err is not None:
                 failures.append(err)
-            elif msg.offset() is not None and msg.offset() >= 0:  # acknowledged without an offset (seen
-                landed.setdefault(msg.partition(), []).append(msg.offset())  # across a broker restart): unknown
-                # landing place, so the count falls short and the fence follows the chain again
+                return
+            offset, partition = msg.offset(), msg.partition()
+            if offset is not None and offset >= 0 and partition is not None:
+                landed.setdefault(partition, []).append(offset)
+            # else acknowledged without an offset (seen across a broker restart): an unknown landing
+            # place, so the count falls short and the fence follows the chain again
 
         for record in result.sealed:
             producer.produce(

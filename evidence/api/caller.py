@@ -96,6 +96,11 @@ class Caller:
     context: AuditContext
     request_id_given: str | None = None  # set when the client's X-Request-ID was replaced by a new id
 
+    @property
+    def request_id(self) -> bytes:
+        """The X-Request-ID answered: the client's when well-formed, else the one caller_for made."""
+        return (self.context.request_id or "").encode()
+
 
 def caller_for(scope: MutableMapping[str, Any], trusted: Sequence[Network], hops: int = 0) -> Caller:
     forwarded: list[str] = []

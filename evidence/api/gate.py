@@ -147,7 +147,7 @@ class _Call:
                 self.refused = True
                 await self.gate.unrecorded(self.scope, self.caller, self._send, "its access event could not be built")
                 return
-            headers = [*message.get("headers", []), (b"x-request-id", self.caller.context.request_id.encode())]
+            headers = [*message.get("headers", []), (b"x-request-id", self.caller.request_id)]
             message = {**message, "headers": headers}
         elif self.refused:
             return  # the body of a response that was replaced by 503
@@ -322,7 +322,7 @@ def _with_request_id(send: Send, caller: Caller) -> Send:
     async def sending(message: Message) -> None:
         if message["type"] == "http.response.start":
             message = {**message, "headers": [*message.get("headers", []),
-                                              (b"x-request-id", caller.context.request_id.encode())]}
+                                              (b"x-request-id", caller.request_id)]}
         await send(message)
 
     return sending

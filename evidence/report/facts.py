@@ -409,7 +409,8 @@ def access_reviews(con: duckdb.DuckDBPyConnection, window: Window, tenant: str |
               AND json_extract_string(metadata, '$.snapshot_id') = ?
               AND (CAST(? AS VARCHAR) IS NULL OR tenant = CAST(? AS VARCHAR))
             ORDER BY resource_type, resource_id""", [latest.source, latest.snapshot_id, tenant, tenant])
-        principals, without_mfa = [], 0
+        principals: list[dict[str, Any]] = []
+        without_mfa = 0
         for rtype, rid, after in cursor.fetchall():
             access = _json(after) or {}
             if access.get("mfa") is False and rtype == "user":

@@ -9,9 +9,13 @@ UPDATE, DELETE or TRUNCATE it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from sealtrail.errors import CaptureError, ServiceUnavailable
 from sealtrail.producers.cdc import sql
+
+if TYPE_CHECKING:  # the [cdc] extra: imported where a connection is made
+    import psycopg
 
 
 @dataclass(frozen=True)
@@ -27,16 +31,24 @@ class InstallReport:
     tables: tuple[AuditedTable, ...]
 
 
-def connect(database_url: str | None, **kwargs: object):  # type: ignore[no-untyped-def]
+def connect(database_url: str | None, *, autocommit: bool = False) -> psycopg.Connection[Any]:
     """A psycopg connection, with connection failures mapped onto ServiceUnavailable."""
     import psycopg
 
     if not database_url:
         raise CaptureError("no database: pass --database URL or set SEALTRAIL_DATABASE_URL (or run `sealtrail up`)")
     try:
-        return psycopg.connect(database_url, connect_timeout=10, **kwargs)
+        return psycopg.connect(database_url, connect_timeout=10, autocommit=autocommit)
     except psycopg.OperationalError as e:
         raise ServiceUnavailable("postgres", " ".join(str(e).split())) from e
+
+
+def one_row(conn: psycopg.Connection[Any], query: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...]:
+    """The row of a query that returns exactly one by its nature (a function call, an aggregate)."""
+    row = conn.execute(query, params).fetchone()
+    if row is None:
+        raise CaptureError(f"no row from: {query}")
+    return tuple(row)
 
 
 def install(database_url: str | None, tables: list[str], schema: str = "sealtrail") -> InstallReport:
@@ -51,9 +63,7 @@ def install(database_url: str | None, tables: list[str], schema: str = "sealtrai
     with connect(database_url) as conn:
         try:
             with conn.transaction():
-                owner, superuser = conn.execute(
-                    "select current_user, rolsuper from pg_roles where rolname = current_user"
-                ).fetchone()
+                owner, superuser = one_row(conn, "select current_user, rolsuper from pg_roles where rolname = current_user")
                 if not superuser:
                     raise CaptureError(
                         f"role {owner} is not a superuser: PostgreSQL lets only superusers create the event "
@@ -67,7 +77,7 @@ def install(database_url: str | None, tables: list[str], schema: str = "sealtrai
     return InstallReport(schema, owner, tuple(audited))
 
 
-def _install_table(conn, schema: str, name: str) -> AuditedTable:  # type: ignore[no-untyped-def]
+def _install_table(conn, schema: str, name: str) -> AuditedTable:
     found = conn.execute(
         """
         select c.oid, (pg_identify_object('pg_class'::regclass, c.oid, 0)).identity, c.relkind,

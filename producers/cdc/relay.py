@@ -39,7 +39,7 @@ import orjson
 from sealtrail.config import Settings
 from sealtrail.errors import CaptureError, InvalidEventError, ServiceUnavailable
 from sealtrail.producers.cdc import sql
-from sealtrail.producers.cdc.install import connect
+from sealtrail.producers.cdc.install import connect, one_row
 
 _log = logging.getLogger("sealtrail.cdc")
 
@@ -184,15 +184,15 @@ class Relay:
 
         conn = connect(self.database_url, autocommit=True)
         try:
-            installed = conn.execute("select to_regclass(%s)", (f"{self.schema}.relay_position",)).fetchone()[0]
+            (installed,) = one_row(conn, "select to_regclass(%s)", (f"{self.schema}.relay_position",))
             if installed is None:
                 raise CaptureError(f"capture is not installed in schema {self.cfg.schema_name}: run `sealtrail cdc install`")
             lock_key = f"sealtrail.cdc.{self.cfg.schema_name}.{self.cfg.relay}"
-            (locked,) = conn.execute("select pg_try_advisory_lock(hashtextextended(%s, 0))", (lock_key,)).fetchone()
+            (locked,) = one_row(conn, "select pg_try_advisory_lock(hashtextextended(%s, 0))", (lock_key,))
             if not locked:
                 raise CaptureError(f"another relay named {self.cfg.relay!r} is running on this database")
             if self.source is None:
-                (dbname,) = conn.execute("select current_database()").fetchone()
+                (dbname,) = one_row(conn, "select current_database()")
                 self.source = f"postgres:{dbname}"
             conn.autocommit = False
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
@@ -217,7 +217,7 @@ class Relay:
         try:
             with conn.transaction():
                 done_below, relayed = self._position(conn)
-                (xmin,) = conn.execute("select pg_snapshot_xmin(pg_current_snapshot())::text").fetchone()
+                (xmin,) = one_row(conn, "select pg_snapshot_xmin(pg_current_snapshot())::text")
                 xmin = int(xmin)
                 rows, cut = self._fetch(conn, done_below, relayed)
                 if rows:

@@ -6,7 +6,7 @@ from typing import Any
 
 from sealtrail.errors import CaptureError
 from sealtrail.producers.cdc import sql
-from sealtrail.producers.cdc.install import connect
+from sealtrail.producers.cdc.install import connect, one_row
 
 _MODES = {"O": "origin", "D": "DISABLED", "R": "replica-only", "A": "always"}
 
@@ -14,7 +14,7 @@ _MODES = {"O": "origin", "D": "DISABLED", "R": "replica-only", "A": "always"}
 def capture_status(database_url: str | None, schema: str) -> dict[str, Any]:
     s = sql.quote_ident(sql.check_schema(schema))
     with connect(database_url) as conn:
-        if conn.execute("select to_regclass(%s)", (f"{s}.audited_tables",)).fetchone()[0] is None:
+        if one_row(conn, "select to_regclass(%s)", (f"{s}.audited_tables",))[0] is None:
             raise CaptureError(f"capture is not installed in schema {schema}")
         tables = []
         for relid, identity in conn.execute(f"select relid, identity from {s}.audited_tables order by identity"):
@@ -28,10 +28,9 @@ def capture_status(database_url: str | None, schema: str) -> dict[str, Any]:
         for relay, done_below, rows_total, updated_at in conn.execute(
             f"select relay, done_below::text, rows_total, updated_at from {s}.relay_position order by relay"
         ).fetchall():
-            (pending,) = conn.execute(
-                f"select count(*) from {s}.audit_log a, {s}.relay_position p where p.relay = %s "
-                "and a.txid >= %s::text::xid8 and not (a.txid = any(p.relayed))", (relay, done_below),
-            ).fetchone()
+            (pending,) = one_row(
+                conn, f"select count(*) from {s}.audit_log a, {s}.relay_position p where p.relay = %s "
+                "and a.txid >= %s::text::xid8 and not (a.txid = any(p.relayed))", (relay, done_below))
             relays.append({"relay": relay, "rows_total": rows_total, "pending": pending, "updated_at": updated_at})
         ddl, drop = sql.event_trigger_names(schema)
         events = dict(conn.execute("select evtname, evtenabled from pg_event_trigger where evtname in (%s, %s)",

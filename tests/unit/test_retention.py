@@ -90,7 +90,7 @@ def test_example_policy_parses_with_every_section() -> None:
 
 
 def test_module_docstring_example_is_a_valid_policy() -> None:
-    """The format documented in core/retention.py (and the README) parses, once GOVERNANCE is allowed."""
+    """The format documented in core/retention.py (and docs/operations.md) parses, once GOVERNANCE is allowed."""
     doc = R.__doc__ or ""
     text = doc.split("The policy file (TOML; ``retention.policy_file``)::")[1].split("Without a policy file")[0]
     text = "\n".join(line[4:] for line in text.splitlines())

@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EVENTS ?= 5000
 
-.PHONY: install browser demo test test-soak bench bench-quick bench-storage bench-stream-cpu bench-verify bench-restart down clean
+.PHONY: install iac-tools browser demo test test-soak bench bench-quick bench-storage bench-stream-cpu bench-verify bench-restart down clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,14 +14,22 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+$(VENV)/iac/.installed: deploy/iac-tools.txt
+	$(PYTHON) -m venv $(VENV)/iac
+	$(VENV)/iac/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/iac/bin/python -m pip install --quiet -r deploy/iac-tools.txt
+	touch $@
+
+iac-tools: $(VENV)/iac/.installed  ## checkov, in its own virtualenv, for the tests of deploy/
+
 demo: install            ## the main job: stack up, publish, seal, verify, query, summary
 	$(BIN)/sealtrail demo --events $(EVENTS)
 
 browser:                 ## Debian's Chromium, which the report tests drive headless (needs root and apt-get)
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
-test: install browser    ## the whole test suite (starts its own broker, S3 server and PostgreSQL)
-	$(BIN)/pytest
+test: install iac-tools browser  ## the whole test suite (starts its own broker, S3 server and PostgreSQL)
+	CHECKOV=$(VENV)/iac/bin/checkov $(BIN)/pytest
 
 bench: install           ## the benchmark: 1,000,000 events on its own embedded stack (< 15 min); bench/results/
 	$(BIN)/python bench/run.py $(if $(BENCH_EVENTS),--events $(BENCH_EVENTS))

@@ -1,9 +1,10 @@
-"""`sealtrail bucket init [--check] | bucket policy` and `sealtrail hold`: the bucket and its retention."""
+"""`sealtrail bucket init [--check] | bucket policy | bucket terraform` and `sealtrail hold`: the bucket and its retention."""
 
 from __future__ import annotations
 
 import json
 from datetime import date, datetime, timezone
+from pathlib import Path
 
 import click
 
@@ -75,6 +76,27 @@ def _day(value: str, flag: str) -> date:
         return date.fromisoformat(value)
     except ValueError as e:
         raise ConfigError(flag, f"not a date (YYYY-MM-DD): {value!r}") from e
+
+
+@bucket.command("terraform")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write here (deploy/terraform/modules/sealtrail/generated.tf.json) instead of printing")
+@click.pass_obj
+def bucket_terraform(ctx: Context, out: Path | None) -> None:
+    """Print the Terraform module's generated locals: default retention, lifecycle rules and table columns.
+
+    From the retention policy in effect (retention.policy_file, or mode and days), so a bucket the module
+    builds is the one `sealtrail bucket init --check` accepts. Run it again when the policy changes.
+    """
+    from sealtrail.retention import policy_for
+    from sealtrail.sinks.terraform import generated_file
+
+    text = generated_file(policy_for(ctx.settings))
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        click.echo(f"wrote {out}", err=True)
 
 
 @cli.command()

@@ -114,8 +114,9 @@ def stream(ctx: Context) -> None:
     keys = KeySource(settings)
     publish_public_key(settings, keys.current())
     metrics = StreamMetrics()
-    port = serve_metrics(settings.stream.metrics_port, metrics.registry, "stream.metrics_port").server_port
-    say(f"stream worker: key {keys.current().key_id}, metrics on http://127.0.0.1:{port}/metrics")
+    port = serve_metrics(settings.stream.metrics_port, metrics.registry, "stream.metrics_port",
+                         ready=metrics.broker.ready, host=settings.metrics_host).server_port
+    say(f"stream worker: key {keys.current().key_id}, metrics on http://{settings.metrics_host}:{port}/metrics")
     app = build_app(settings, keys, metrics)
     faust.Worker(app, loglevel="info", quiet=True, redirect_stdouts=False).execute_from_commandline()
 
@@ -136,8 +137,9 @@ def sink(ctx: Context) -> None:
     keys = KeySource(ctx.settings)
     publish_public_key(ctx.settings, keys.current())
     worker = SinkWorker(ctx.settings, keys)
-    port = serve_metrics(ctx.settings.sink.metrics_port, worker.metrics.registry, "sink.metrics_port").server_port
-    say(f"sink worker: bucket {ctx.settings.s3.bucket}, metrics on http://127.0.0.1:{port}/metrics")
+    port = serve_metrics(ctx.settings.sink.metrics_port, worker.metrics.registry, "sink.metrics_port",
+                         ready=worker.metrics.broker.ready, host=ctx.settings.metrics_host).server_port
+    say(f"sink worker: bucket {ctx.settings.s3.bucket}, metrics on http://{ctx.settings.metrics_host}:{port}/metrics")
     _stop_on_signals(worker.stop)
 
     def report() -> None:

@@ -275,6 +275,9 @@ class Settings(BaseSettings):
     cdc: CdcSettings = CdcSettings()
     serve: ServeSettings = ServeSettings()
     database_url: str | None = None
+    metrics_host: str = Field(
+        "127.0.0.1", description="where the workers' /metrics, /healthz and /ready listen; 0.0.0.0 in a container"
+    )
 
     @classmethod
     def settings_customise_sources(

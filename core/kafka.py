@@ -39,6 +39,47 @@ def make_admin(settings: Settings) -> AdminClient:
     return AdminClient(config)
 
 
+class BrokerHealth:
+    """Whether the worker's Kafka client reaches a broker, from the statistics librdkafka emits.
+
+    What a readiness probe asks: a worker that cannot reach the broker must not count as ready. The
+    statistics come from the worker's own poll loop, so the probe never talks to Kafka itself (it would
+    block on the very outage it reports), and silence is a finding too: a loop that stopped polling,
+    stuck or recovering its heads, is not ready either.
+    """
+
+    INTERVAL_MS = 5000
+    SILENT_AFTER_S = 3 * INTERVAL_MS / 1000
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.brokers_up = 0
+        self.brokers_known = 0
+        self._seen: float | None = None
+
+    def client_config(self) -> dict[str, Any]:
+        """The consumer settings that make librdkafka report to this object."""
+        return {"statistics.interval.ms": self.INTERVAL_MS, "stats_cb": self.on_stats}
+
+    def on_stats(self, text: str) -> None:
+        import orjson
+
+        brokers = (orjson.loads(text).get("brokers") or {}).values()
+        self.brokers_known = len(brokers)
+        self.brokers_up = sum(1 for b in brokers if b.get("state") == "UP")
+        self._seen = self._clock()
+
+    def ready(self) -> tuple[bool, str]:
+        if self._seen is None:
+            return False, "no statistics from the Kafka client yet (starting, or recovering chain heads)"
+        silent = self._clock() - self._seen
+        if silent > self.SILENT_AFTER_S:
+            return False, f"the Kafka client has not polled for {silent:.0f} s (recovering heads, or stuck)"
+        if not self.brokers_up:
+            return False, f"no broker reachable ({self.brokers_known} known)"
+        return True, f"{self.brokers_up} of {self.brokers_known} brokers up"
+
+
 def located(m: Message) -> tuple[int, int]:
     """A consumed or acknowledged record's partition and offset.
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from sealtrail.kafka import BrokerHealth
+
 
 class SinkMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        self.broker = BrokerHealth()  # what /ready answers; its consumer reports to it
+        Gauge("sealtrail_kafka_brokers_up", "brokers the sink's consumer is connected to", registry=r
+              ).set_function(lambda: self.broker.brokers_up)
         self.objects = Counter("sealtrail_sink_objects_written_total", "locked data objects written", registry=r)
         self.events = Counter("sealtrail_sink_events_written_total", "sealed events written to S3", registry=r)
         self.bytes = Counter("sealtrail_sink_bytes_written_total", "Parquet bytes written", registry=r)

@@ -283,7 +283,8 @@ class SinkWorker:
     def run(self) -> None:
         topic = self.settings.kafka.topics.chained
         consumer = make_consumer(
-            self.settings, self.settings.sink.group, **{"enable.partition.eof": False, "max.poll.interval.ms": 900_000}
+            self.settings, self.settings.sink.group, **{"enable.partition.eof": False, "max.poll.interval.ms": 900_000},
+            **self.metrics.broker.client_config(),
         )
         consumer.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         try:

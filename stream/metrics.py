@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from sealtrail.kafka import BrokerHealth
+
 
 class StreamMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        self.broker = BrokerHealth()  # what /ready answers; its consumer reports to it
+        Gauge("sealtrail_kafka_brokers_up", "brokers the stream's consumer is connected to", registry=r
+              ).set_function(lambda: self.broker.brokers_up)
         self.consumed = Counter("sealtrail_events_consumed_total", "records read from audit.events", registry=r)
         self.sealed = Counter("sealtrail_events_sealed_total", "events appended to a chain", ["chain"], registry=r)
         self.rejected = Counter(

@@ -136,7 +136,8 @@ class SealWorker:
     def run(self, stop: threading.Event) -> None:
         cfg = self.settings.stream
         topics = self.settings.kafka.topics
-        consumer = make_consumer(self.settings, cfg.group, **{"enable.partition.eof": False})
+        consumer = make_consumer(self.settings, cfg.group, **{"enable.partition.eof": False},
+                                 **self.metrics.broker.client_config())
         producer = make_producer(self.settings)
         self._consumer = consumer
         consumer.subscribe([topics.events], on_assign=self._on_assign, on_revoke=self._on_revoke)

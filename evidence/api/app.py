@@ -73,9 +73,10 @@ def create_app(settings: Settings, *, tokens: TokenStore | None = None,
         await asyncio.to_thread(recorder.start)
         server = None
         if settings.serve.metrics:
-            server = serve_metrics(settings.serve.metrics_port, metrics.registry, "serve.metrics_port")
+            server = serve_metrics(settings.serve.metrics_port, metrics.registry, "serve.metrics_port",
+                                   host=settings.metrics_host)
             app.state.metrics_port = server.server_port
-            _log.info("metrics on http://127.0.0.1:%d/metrics", server.server_port)
+            _log.info("metrics on http://%s:%d/metrics", settings.metrics_host, server.server_port)
         try:
             yield
         finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -84,3 +85,41 @@ def test_every_candidate_taken_is_a_config_error_naming_the_setting() -> None:
     message = str(raised.value)
     assert f"{first}-{first + 2}" in message
     assert "SEALTRAIL_SINK__METRICS_PORT" in message
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_healthz_answers_while_ready_follows_the_worker() -> None:
+    state = {"ready": (False, "no broker reachable (1 known)")}
+    server = serve_metrics(0, registry_with_a_metric(), "stream.metrics_port", ready=lambda: state["ready"])
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        assert _get(f"{base}/healthz") == (200, "alive\n")
+        assert _get(f"{base}/ready") == (503, "not ready: no broker reachable (1 known)\n")
+        state["ready"] = (True, "1 of 1 brokers up")
+        assert _get(f"{base}/ready") == (200, "ready: 1 of 1 brokers up\n")
+        status, body = _get(f"{base}/metrics")
+        assert status == 200 and "sealtrail_test_served_total 3.0" in body
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_host_is_a_setting() -> None:
+    """127.0.0.1 unless metrics_host says otherwise (0.0.0.0 in a container, for the scraper on another host)."""
+    from sealtrail.config import Settings
+
+    assert Settings().metrics_host == "127.0.0.1"
+    server = serve_metrics(0, registry_with_a_metric(), "sink.metrics_port", host="0.0.0.0")
+    try:
+        assert server.server_address[0] == "0.0.0.0"
+        assert _get(f"http://127.0.0.1:{server.server_port}/healthz")[0] == 200
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -158,7 +158,7 @@ def _listed_entry(result: ProofResult, doc: dict[str, Any], digest: dict[str, An
 
 def record_problem(record: dict[str, Any]) -> str | None:
     """Why a proof's record is not a sealed event's record as its hash covers it, or None."""
-    from sealtrail.evidence.rows import json_text_problem
+    from sealtrail.evidence.checks.rows import json_text_problem
 
     unknown = sorted(str(name) for name in set(record) - RECORD_FIELDS)
     if unknown:

@@ -32,7 +32,7 @@ from sealtrail.evidence.export import export_bundle, oldest_version, select_obje
 from sealtrail.evidence.findings import FindingKind as K
 from sealtrail.evidence.findings import Report
 from sealtrail.evidence.manifest import MANIFEST, build_manifest, check_manifest, write_manifest
-from sealtrail.evidence.verify import verify_store
+from sealtrail.evidence.walk import verify_store
 from sealtrail.layout import data_key, public_key_key
 from sealtrail.objects import to_parquet
 from sealtrail.signing import Signer, key_id_of

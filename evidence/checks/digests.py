@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from sealtrail.digest import FORMAT, signed_message
-from sealtrail.errors import KeyNotFoundError
+from sealtrail.errors import InvalidEventError, KeyNotFoundError
 from sealtrail.evidence.findings import Finding, FindingKind
 from sealtrail.signing import PublicKeys, head_message
 
@@ -89,26 +89,36 @@ def _parse(d: StoredDigest, chain: str) -> tuple[dict[str, Any] | None, Finding 
         return None, Finding(K.DIGEST_ALTERED, d.key, d.version_id, chain, d.last, f"unreadable digest: {e}")
 
 
-def _signature_problem(doc: dict[str, Any], keys: PublicKeys) -> tuple[FindingKind, str] | None:
+def digest_signature_problem(doc: dict[str, Any], keys: PublicKeys) -> tuple[FindingKind, str] | None:
+    """Why the sink's signature over a digest does not hold (None: it does); proof/check.py asks the same."""
     try:
         ok = keys.verify(doc["key_id"], bytes.fromhex(doc["signature"]), signed_message(doc))
     except KeyNotFoundError as e:
         return K.UNKNOWN_KEY, f"digest signed with unknown key {e.key_id}"
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, InvalidEventError) as e:  # InvalidEventError: not canonicalisable
         return K.DIGEST_ALTERED, f"digest signature missing or malformed: {e}"
     if not ok:
         return K.DIGEST_ALTERED, "digest signature does not verify: its content was changed"
-    head = doc["head"]
+    return None
+
+
+def head_signature_problem(doc: dict[str, Any], keys: PublicKeys) -> tuple[FindingKind, str] | None:
+    """Why the stream's signature over the chain head a digest carries does not hold (None: it does)."""
     try:
+        head = doc["head"]
         message = head_message(doc["chain"], head["seq"], head["sealed_at"], bytes.fromhex(head["hash"]))
         head_ok = keys.verify(head["key_id"], bytes.fromhex(head["signature"]), message)
     except KeyNotFoundError as e:
         return K.UNKNOWN_KEY, f"digest head signed with unknown key {e.key_id}"
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         return K.DIGEST_ALTERED, f"digest head malformed: {e}"
     if not head_ok:
         return K.BAD_SIGNATURE, f"the chain head seq {head['seq']} in the digest does not verify"
     return None
+
+
+def _signature_problem(doc: dict[str, Any], keys: PublicKeys) -> tuple[FindingKind, str] | None:
+    return digest_signature_problem(doc, keys) or head_signature_problem(doc, keys)
 
 
 def check_digest_chain(

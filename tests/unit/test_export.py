@@ -605,6 +605,18 @@ def test_verify_path_names_a_digest_of_the_wrong_shape(bundle: Path, edit: Any) 
     export_bundle(source, SETTINGS, bundle.parent / "again", date(2024, 3, 1), date(2024, 3, 2))
 
 
+def test_verify_path_names_a_digest_that_cannot_be_canonicalised(bundle: Path) -> None:
+    """An integer beyond JSON's safe range: the digest's signed bytes cannot be built, which is a finding."""
+    key = f"{PREFIX}digests/chain=p000/p000-000000000012.json"
+    doc = json.loads((bundle / key).read_text())
+    doc["head"]["note"] = 2**60
+    (bundle / key).write_text(json.dumps(doc))
+    result = run_verify("--path", str(bundle), "--json")
+    assert result.return_value == 1
+    found = [f for f in json.loads(result.output)["findings"] if f["key"] == key and f["kind"] == "digest_altered"]
+    assert found and "signature missing or malformed" in found[0]["detail"], json.loads(result.output)["findings"]
+
+
 # ---------------------------------------------------------------------------
 # report --path and verify --path agree on a bundle
 

@@ -73,7 +73,7 @@ def timed(root: Path | None, workers: int | None) -> dict[str, Any]:
     inside the timing, as the command makes it).
     """
     from sealtrail.config import S3Settings, Settings, load_settings
-    from sealtrail.evidence import verify
+    from sealtrail.evidence import walk
     from sealtrail.evidence.bundle import DirectoryStore
 
     settings = Settings(s3=S3Settings(prefix=PREFIX)) if root is not None else load_settings()
@@ -85,7 +85,7 @@ def timed(root: Path | None, workers: int | None) -> dict[str, Any]:
             store: Any = S3Store(settings)
         else:
             store = DirectoryStore(root)
-        report = verify.verify_store(store, settings, workers=workers)
+        report = walk.verify_store(store, settings, workers=workers)
         seconds = time.perf_counter() - start
     return {"ok": report.ok, "findings": [f.as_dict() for f in report.findings[:5]], "seconds": seconds, "events": report.events, "objects": report.objects, "cpu": cpu.ours,
             "other_cores": max(0.0, cpu.machine - cpu.ours) / seconds}

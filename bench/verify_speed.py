@@ -49,7 +49,7 @@ from sealtrail.digest import FORMAT as DIGEST_FORMAT
 from sealtrail.digest import DigestLink, ListedObject, build_digest, head_of
 from sealtrail.encoding import format_ts
 from sealtrail.event import Event
-from sealtrail.evidence import verify
+from sealtrail.evidence import walk
 from sealtrail.layout import data_key, public_key_key
 from sealtrail.objects import SCHEMA, to_parquet
 from sealtrail.record import GENESIS, SealedRecord, flatten, hashed_bytes, record_hash
@@ -180,7 +180,7 @@ def main() -> None:
     print(f"bundle {root}: {args.events:,} events, {objects} objects, {size / 1e6:.1f} MB of Parquet")
 
     if args.profile:
-        verify.ThreadPoolExecutor = InlineExecutor  # type: ignore[misc]
+        walk.ThreadPoolExecutor = InlineExecutor  # type: ignore[misc]
         profiler = cProfile.Profile()
         profiler.enable()
         run = timed(root, 0)

@@ -1,9 +1,9 @@
 """The auditor's side: what the trail proves, read from the bucket or an exported bundle.
 
     check       verify_evidence, the one entry point every command calls (bucket or bundle, anchor, window, keys)
-    verify      objects stitched into chains, listing, locks, digests, key history; the I/O
-    rows        one object's rows checked alone: the pure hot half, run in worker processes
-    digests     the sink's digests against each other and the data
+    walk        verify_store: lists and fetches the store, schedules the checks (threads, process pool), collects a Report
+    checks/     the pure checks: rows (one object alone), chain (ChainWalk), listing (plan, windows), locks, digests
+    keys        the public keys a run trusts and the bucket's record of them (publication, rotations)
     scope       what a bundle's verification covers, from the signed data alone
     findings    what verification found, as values (Finding, FindingKind, Report)
     key_history which keys signed a chain, and when

@@ -57,7 +57,7 @@ def verify_evidence(
     prefixes, are reported. anchor adds the anchor's checks; with only_new
     only what was sealed after the anchored heads is verified.
     """
-    from sealtrail.evidence.verify import verify_store
+    from sealtrail.evidence.walk import verify_store
 
     kwargs: dict[str, Any] = {"since": since, "until": until, "chains": list(chains) if chains else None,
                               "tenant": tenant}

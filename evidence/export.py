@@ -237,6 +237,181 @@ def _holds_tenant(body: bytes, tenant: str) -> bool:
     return bool(pc.any(pc.equal(column, tenant)).as_py())
 
 
+class _Copier:
+    """Copies the sink's versions from the store into the bundle, counting progress as it goes."""
+
+    def __init__(self, store: ObjectStore, sel: Selection, writer: _Writer, progress: Progress | None) -> None:
+        self.store, self.sel, self.writer, self.progress = store, sel, writer, progress
+        self.done = 0
+        self.total = sum(len(objs) for objs in sel.window.values())
+
+    def step(self, extra: int = 0) -> None:
+        self.done += 1
+        self.total += extra
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    def fetch(self, obj: DataObject) -> StoredObject:
+        _, version = self.sel.objects[obj.key]
+        stored = self.store.get(obj.key, version.version_id)
+        self.writer.copy(stored, version)
+        return stored
+
+
+def _select(store: ObjectStore, prefix: str, start: date, end: date, chains: Iterable[str] | None) -> Selection:
+    sel = select_objects(store.versions(data_prefix(prefix)), prefix, start, end, chains)
+    if not sel.window:
+        raise ConfigError("--from/--to", f"no data objects with dt in {start}..{end}"
+                          + (f" in chains {sorted(set(chains))}" if chains else ""))
+    return sel
+
+
+def _copy_data(copier: _Copier, tenant: str | None) -> tuple[dict[str, list[DataObject]], list[pa.Table]]:
+    """The data objects in the window (with a tenant: those from the first to the last holding it, and its rows)."""
+    exported: dict[str, list[DataObject]] = {}
+    extracts: list[pa.Table] = []
+    for chain, objs in sorted(copier.sel.window.items()):
+        holds: dict[str, bool] = {}
+        for obj in objs:
+            stored = copier.fetch(obj)
+            if tenant is not None:
+                holds[obj.key] = _holds_tenant(stored.body, tenant)
+                if holds[obj.key]:
+                    extracts.append(_tenant_rows(stored.body, tenant, chain))
+            copier.step()
+        kept = objs if tenant is None else tenant_span(objs, holds)
+        for obj in objs:
+            if obj not in kept:
+                copier.writer.remove(obj.key)
+        if kept:
+            exported[chain] = list(kept)
+    return exported, extracts
+
+
+def _copy_digests(copier: _Copier, prefix: str, exported: dict[str, list[DataObject]]) -> dict[str, int]:
+    """The digests that list the exported objects, and whatever else those digests list; digests per chain."""
+    digest_history = _by_key(copier.store.versions(digest_prefix(prefix)))
+    per_chain: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for key in digest_history:
+        parsed = parse_digest_key(key)
+        if parsed is not None and key == digest_key(prefix, *parsed) and parsed[0] in exported:
+            per_chain[parsed[0]].append((parsed[1], key))
+    return {chain: _copy_chain_digests(copier, objs, sorted(per_chain.get(chain, [])), digest_history)
+            for chain, objs in sorted(exported.items())}
+
+
+def _copy_chain_digests(copier: _Copier, objs: list[DataObject], digests: list[tuple[int, str]],
+                        digest_history: dict[str, list[tuple[int, ObjectVersion]]]) -> int:
+    """One chain's digests (by last seq): the checkpoint before the window, then those listing its objects.
+
+    objs grows by any object such a digest lists outside the window, so every exported digest can be checked
+    in full; returns how many digests list the chain's objects.
+    """
+    sel, writer = copier.sel, copier.writer
+    wanted = {o.key for o in objs}
+    lo, hi = objs[0].first, objs[-1].last
+    count = 0
+    for last, key in digests:
+        if last == lo - 1:  # the signed checkpoint the window's first object continues: verify anchors on it
+            version, hidden, newer = oldest_version(digest_history[key])
+            if version is not None:
+                writer.copy(copier.store.get(key, version.version_id), version)
+                _note_history(key, hidden, newer, sel.notes)
+            continue
+        if last < lo:
+            continue
+        if not wanted and last > hi:
+            break
+        version, hidden, newer = oldest_version(digest_history[key])
+        if version is None:
+            continue
+        stored = copier.store.get(key, version.version_id)
+        try:
+            listed = [e.get("key") for e in orjson.loads(stored.body).get("objects", [])]
+        except (ValueError, AttributeError, TypeError):  # not a digest's shape: verify names it
+            listed = []
+        if not wanted.intersection(listed):
+            if last > hi:
+                break
+            continue  # a digest of objects the window does not hold
+        writer.copy(stored, version)
+        _note_history(key, hidden, newer, sel.notes)
+        count += 1
+        wanted.difference_update(listed)
+        held = {o.key for o in objs}
+        for extra in listed:
+            if extra in sel.objects and extra not in held:  # the digest's other objects, outside the window
+                obj, _ = sel.objects[extra]
+                copier.fetch(obj)
+                objs.append(obj)
+                held.add(extra)
+                sel.notes.append(f"{extra}: outside the window, exported because digest {key} lists it")
+                copier.step(1)
+    objs.sort(key=lambda o: (o.first, o.last))
+    return count
+
+
+def _copy_keys(copier: _Copier, prefix: str) -> None:
+    """Public keys and rotation statements, by the names the product gives them alone (any other text could
+    name a path outside the bundle)."""
+    for key, history in sorted(_by_key(copier.store.versions(f"{prefix}{KEYS}")).items()):
+        version, _, _ = oldest_version(history)
+        if version is None:
+            continue
+        rotation = parse_rotation_key(key)
+        if not is_key_name(key, prefix) and (rotation is None or key != rotation_key(prefix, *rotation)):
+            copier.sel.notes.append(f"{key!r}: not a public key or rotation statement name the trail writes "
+                                    "(keys/ed25519-<16 hex>.pem, keys/rotations/<old>-<new>.json); not exported")
+            continue
+        copier.writer.copy(copier.store.get(key, version.version_id), version)
+
+
+def _write_extract(writer: _Writer, extracts: list[pa.Table], tenant: str | None) -> None:
+    """The tenant's rows alone, a convenience copy derived from the evidence."""
+    if not extracts:
+        return
+    path = f"{EXTRACTS}tenant-{safe_name(tenant or '')}.parquet"
+    target = contained(writer.root, path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.concat_tables(extracts), target, compression="zstd")
+    writer.written.add(path)
+
+
+def _verify(settings: Settings, writer: _Writer, chains: list[str], progress: Progress | None) -> Report:
+    """Verify what was written as `verify --path` will (from each chain's first exported seq, on its
+    checkpoint), and write the report beside it."""
+    from sealtrail.evidence.check import verify_evidence
+
+    report = verify_evidence(settings, bundle=writer.root, chains=chains, progress=progress).report
+    writer.write(VERIFICATION_JSON, (json.dumps(report.as_dict(), indent=2, default=str) + "\n").encode())
+    writer.write(VERIFICATION_TXT, report.text().encode())
+    return report
+
+
+def _manifest_header(store: ObjectStore, settings: Settings, start: date, end: date, tenant: str | None,
+                     exported: dict[str, list[DataObject]], digest_counts: dict[str, int], report: Report,
+                     notes: list[str], now: datetime | None) -> dict[str, Any]:
+    created = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return {
+        "created_at": created.isoformat().replace("+00:00", "Z"),
+        "source": {"bucket": getattr(store, "bucket", None) or str(getattr(store, "root", "")),
+                   "prefix": settings.s3.prefix, "endpoint": settings.s3.endpoint},
+        "window": {"from": start.isoformat(), "to": end.isoformat(), "by": "dt partition (UTC sealing date of "
+                   "each object's first record)"},
+        "tenant": tenant,
+        "chains": {
+            chain: {"first_seq": objs[0].first, "last_seq": objs[-1].last, "objects": len(objs),
+                    "digests": digest_counts.get(chain, 0)}
+            for chain, objs in sorted(exported.items())
+        },
+        "verification": {"ok": report.ok, "events": report.events, "objects": report.objects,
+                         "findings": len(report.findings), "windowed": bool(exported)},
+        "evidence": "data/ and digests/ under the prefix, with their signatures (keys/); extracts/ is derived "
+                    "from them for convenience and is not evidence",
+        "notes": notes,
+    }
+
+
 def export_bundle(
     store: ObjectStore,
     settings: Settings,
@@ -257,145 +432,17 @@ def export_bundle(
     prefix = settings.s3.prefix
     out = Path(out)
     prepare_out(out, prefix, force)
-    sel = select_objects(store.versions(data_prefix(prefix)), prefix, start, end, chains)
-    if not sel.window:
-        raise ConfigError("--from/--to", f"no data objects with dt in {start}..{end}"
-                          + (f" in chains {sorted(set(chains))}" if chains else ""))
+    sel = _select(store, prefix, start, end, chains)
     writer = _Writer(out)
-    total = sum(len(objs) for objs in sel.window.values())
-    done = 0
-
-    def step(extra: int = 0) -> None:
-        nonlocal done, total
-        done += 1
-        total += extra
-        if progress is not None:
-            progress(done, total)
-
-    def fetch(obj: DataObject) -> StoredObject:
-        _, version = sel.objects[obj.key]
-        stored = store.get(obj.key, version.version_id)
-        writer.copy(stored, version)
-        return stored
-
-    # data objects in the window (with --tenant: those from the first to the last holding the tenant)
-    exported: dict[str, list[DataObject]] = {}
-    extracts: list[pa.Table] = []
-    for chain, objs in sorted(sel.window.items()):
-        holds: dict[str, bool] = {}
-        for obj in objs:
-            stored = fetch(obj)
-            if tenant is not None:
-                holds[obj.key] = _holds_tenant(stored.body, tenant)
-                if holds[obj.key]:
-                    extracts.append(_tenant_rows(stored.body, tenant, chain))
-            step()
-        kept = objs if tenant is None else tenant_span(objs, holds)
-        for obj in objs:
-            if obj not in kept:
-                writer.remove(obj.key)
-        if kept:
-            exported[chain] = list(kept)
+    copier = _Copier(store, sel, writer, progress)
+    exported, extracts = _copy_data(copier, tenant)
     if not exported:
         raise ConfigError("--tenant", f"no events of tenant {tenant!r} in objects with dt in {start}..{end}")
-
-    # digests that list the exported objects, and whatever else those digests list
-    digest_history = _by_key(store.versions(digest_prefix(prefix)))
-    per_chain: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for key in digest_history:
-        parsed = parse_digest_key(key)
-        if parsed is not None and key == digest_key(prefix, *parsed) and parsed[0] in exported:
-            per_chain[parsed[0]].append((parsed[1], key))
-    digest_counts: dict[str, int] = {}
-    for chain, objs in sorted(exported.items()):
-        wanted = {o.key for o in objs}
-        lo, hi = objs[0].first, objs[-1].last
-        count = 0
-        for last, key in sorted(per_chain.get(chain, [])):
-            if last == lo - 1:  # the signed checkpoint the window's first object continues: verify anchors on it
-                version, hidden, newer = oldest_version(digest_history[key])
-                if version is not None:
-                    writer.copy(store.get(key, version.version_id), version)
-                    _note_history(key, hidden, newer, sel.notes)
-                continue
-            if last < lo:
-                continue
-            if not wanted and last > hi:
-                break
-            version, hidden, newer = oldest_version(digest_history[key])
-            if version is None:
-                continue
-            stored = store.get(key, version.version_id)
-            try:
-                listed = [e.get("key") for e in orjson.loads(stored.body).get("objects", [])]
-            except (ValueError, AttributeError, TypeError):  # not a digest's shape: verify names it
-                listed = []
-            if not wanted.intersection(listed):
-                if last > hi:
-                    break
-                continue  # a digest of objects the window does not hold
-            writer.copy(stored, version)
-            _note_history(key, hidden, newer, sel.notes)
-            count += 1
-            wanted.difference_update(listed)
-            held = {o.key for o in objs}
-            for extra in listed:
-                if extra in sel.objects and extra not in held:  # the digest's other objects, outside the window
-                    obj, _ = sel.objects[extra]
-                    fetch(obj)
-                    objs.append(obj)
-                    held.add(extra)
-                    sel.notes.append(f"{extra}: outside the window, exported because digest {key} lists it")
-                    step(1)
-        objs.sort(key=lambda o: (o.first, o.last))
-        digest_counts[chain] = count
-
-    # public keys, by the names the product gives them alone (any other text could name a path outside out)
-    for key, history in sorted(_by_key(store.versions(f"{prefix}{KEYS}")).items()):
-        version, _, _ = oldest_version(history)
-        if version is None:
-            continue
-        rotation = parse_rotation_key(key)
-        if not is_key_name(key, prefix) and (rotation is None or key != rotation_key(prefix, *rotation)):
-            sel.notes.append(f"{key!r}: not a public key or rotation statement name the trail writes "
-                             "(keys/ed25519-<16 hex>.pem, keys/rotations/<old>-<new>.json); not exported")
-            continue
-        writer.copy(store.get(key, version.version_id), version)
-
-    if extracts:
-        extract = pa.concat_tables(extracts)
-        path = f"{EXTRACTS}tenant-{safe_name(tenant or '')}.parquet"
-        target = contained(out, path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(extract, target, compression="zstd")
-        writer.written.add(path)
-
-    # verify what was written as `verify --path` will: from each chain's first exported seq, on its checkpoint
-    from sealtrail.evidence.check import verify_evidence
-
-    report = verify_evidence(settings, bundle=out, chains=sorted(exported), progress=verify_progress).report
-    writer.write(VERIFICATION_JSON, (json.dumps(report.as_dict(), indent=2, default=str) + "\n").encode())
-    writer.write(VERIFICATION_TXT, report.text().encode())
-
-    created = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    header = {
-        "created_at": created.isoformat().replace("+00:00", "Z"),
-        "source": {"bucket": getattr(store, "bucket", None) or str(getattr(store, "root", "")),
-                   "prefix": prefix, "endpoint": settings.s3.endpoint},
-        "window": {"from": start.isoformat(), "to": end.isoformat(), "by": "dt partition (UTC sealing date of "
-                   "each object's first record)"},
-        "tenant": tenant,
-        "chains": {
-            chain: {"first_seq": objs[0].first, "last_seq": objs[-1].last, "objects": len(objs),
-                    "digests": digest_counts.get(chain, 0)}
-            for chain, objs in sorted(exported.items())
-        },
-        "verification": {"ok": report.ok, "events": report.events, "objects": report.objects,
-                         "findings": len(report.findings), "windowed": bool(exported)},
-        "evidence": "data/ and digests/ under the prefix, with their signatures (keys/); extracts/ is derived "
-                    "from them for convenience and is not evidence",
-        "notes": sel.notes,
-    }
+    digest_counts = _copy_digests(copier, prefix, exported)
+    _copy_keys(copier, prefix)
+    _write_extract(writer, extracts, tenant)
+    report = _verify(settings, writer, sorted(exported), verify_progress)
+    header = _manifest_header(store, settings, start, end, tenant, exported, digest_counts, report, sel.notes, now)
     manifest = build_manifest(out, header, sorted(writer.written))
     write_manifest(out, manifest)
     return ExportResult(out, manifest, report)

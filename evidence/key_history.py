@@ -25,6 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import orjson
+
+from sealtrail.encoding import parse_ts
+from sealtrail.evidence.checks.digests import StoredDigest, VerifiedObject
 from sealtrail.evidence.findings import Finding, FindingKind
 
 K = FindingKind
@@ -40,6 +44,29 @@ class KeyUse:
     key_id: str
     at: datetime
     where: str  # the object that carries it
+
+
+def key_uses(verified: dict[str, list[VerifiedObject]], digests: dict[str, list[StoredDigest]]) -> list[KeyUse]:
+    """Who signed the chains' heads (from the rows verified) and their digests, and when.
+
+    Malformed timestamps and digests are findings of their own already; they are left out here.
+    """
+    uses: list[KeyUse] = []
+    for chain, objects in verified.items():
+        for obj in objects:
+            for seq, kid, sealed_at in obj.signers:
+                try:
+                    uses.append(KeyUse(chain, "head", seq, kid, parse_ts(sealed_at), obj.key))
+                except ValueError:
+                    continue
+    for chain, stored in digests.items():
+        for d in stored:
+            try:
+                doc = orjson.loads(d.body)
+                uses.append(KeyUse(chain, "digest", d.last, str(doc["key_id"]), parse_ts(doc["created_at"]), d.key))
+            except (ValueError, KeyError, TypeError, RecursionError):
+                continue
+    return uses
 
 
 def key_history_findings(uses: list[KeyUse], published: dict[str, datetime], rotations: set[tuple[str, str]],

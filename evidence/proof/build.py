@@ -111,7 +111,7 @@ def _listing_digest(store: ObjectStore, prefix: str, chain: str, obj: DataObject
 
 def build_proof(store: ObjectStore, settings: Settings, event_id: str, bundle: Any = None) -> dict[str, Any]:
     """The inclusion proof of one event. store is S3Store or DirectoryStore (bundle: its folder)."""
-    from sealtrail.evidence.verify import plan
+    from sealtrail.evidence.checks.listing import plan
 
     prefix = settings.s3.prefix
     chain, seq = find_event(settings, event_id, bundle)

@@ -10,13 +10,13 @@ import pyarrow as pa
 
 from sealtrail import merkle
 from sealtrail.digest import FORMAT as DIGEST_FORMAT
-from sealtrail.digest import signed_message
-from sealtrail.errors import ConfigError, InvalidEventError, KeyNotFoundError
+from sealtrail.errors import ConfigError, InvalidEventError
+from sealtrail.evidence.checks.digests import digest_signature_problem, head_signature_problem
 from sealtrail.layout import parse_data_key
 from sealtrail.objects import REQUIRED_FOR_EVENTS, SCHEMA
 from sealtrail.printable import printable
 from sealtrail.record import EVENT_COLUMNS, JSON_COLUMNS, hashed_bytes, record_hash
-from sealtrail.signing import PublicKeys, head_message
+from sealtrail.signing import PublicKeys
 
 FORMAT = "sealtrail.proof.v2"  # v2: the record hash rule of record format v2, which v3 (sealtrail.objects.RECORD_FORMAT) keeps
 RECORD_FIELDS = frozenset({"seq", "sealed_at", "src_offset", "key_id", *EVENT_COLUMNS})
@@ -103,26 +103,13 @@ def _hex(value: Any, size: int | None = 32) -> bytes:
 
 
 def _check_signatures(result: ProofResult, digest: dict[str, Any], keys: PublicKeys) -> None:
-    try:
-        ok = keys.verify(digest["key_id"], _hex(digest["signature"], None), signed_message(digest))
-        detail = (f"signed with {digest['key_id']}" if ok
-                  else f"does not verify with {digest['key_id']}: the digest was changed")
-    except KeyNotFoundError as e:
-        ok, detail = False, f"signed with {e.key_id}, which is not one of the given keys"
-    except (KeyError, TypeError, ValueError, InvalidEventError) as e:  # InvalidEventError: not canonicalisable
-        ok, detail = False, f"signature missing or malformed: {e}"
-    result.add("digest_signature", ok, detail)
-    try:
-        head = digest["head"]
-        message = head_message(digest["chain"], head["seq"], head["sealed_at"], _hex(head["hash"]))
-        ok = keys.verify(head["key_id"], _hex(head["signature"], None), message)
-        detail = (f"seq {head['seq']} signed with {head['key_id']}" if ok
-                  else f"the signature of seq {head['seq']} does not verify with {head['key_id']}")
-    except KeyNotFoundError as e:
-        ok, detail = False, f"signed with {e.key_id}, which is not one of the given keys"
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        ok, detail = False, f"head missing or malformed: {e}"
-    result.add("checkpoint_signature", ok, detail)
+    """The digest's and its checkpoint's signatures, each checked as verify checks them (checks/digests.py)."""
+    problem = digest_signature_problem(digest, keys)
+    result.add("digest_signature", problem is None,
+               f"signed with {digest['key_id']}" if problem is None else problem[1])
+    problem = head_signature_problem(digest, keys)
+    result.add("checkpoint_signature", problem is None,
+               f"seq {digest['head']['seq']} signed with {digest['head']['key_id']}" if problem is None else problem[1])
 
 
 def _listed_entry(result: ProofResult, doc: dict[str, Any], digest: dict[str, Any]) -> dict[str, Any] | None:
@@ -158,7 +145,7 @@ def _listed_entry(result: ProofResult, doc: dict[str, Any], digest: dict[str, An
 
 def record_problem(record: dict[str, Any]) -> str | None:
     """Why a proof's record is not a sealed event's record as its hash covers it, or None."""
-    from sealtrail.evidence.rows import json_text_problem
+    from sealtrail.evidence.checks.rows import json_text_problem
 
     unknown = sorted(str(name) for name in set(record) - RECORD_FIELDS)
     if unknown:

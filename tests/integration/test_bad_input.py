@@ -101,7 +101,7 @@ def _is_sealable(raw: bytes) -> bool:
 
 def test_poison_inputs_are_accounted_for_and_never_stop_the_worker(trail) -> None:  # type: ignore[no-untyped-def]
     """400 KB of control bytes once became a 2.4 MB dead letter the broker refused, on every restart."""
-    from sealtrail.evidence.verify import verify_store
+    from sealtrail.evidence.walk import verify_store
 
     poison = [b"\x01" * 400_000, b'{"event_id": "' + b"\x1f" * 600_000 + b'"}', b"\xff" * 300_000]
     # review M6: an event missing event_id whose metadata holds a password and an AWS key id

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from sealtrail.errors import CaptureError
-from sealtrail.evidence.verify import verify_store
+from sealtrail.evidence.walk import verify_store
 from sealtrail.kafka import read_to_end
 from sealtrail.producers import audit_context
 from sealtrail.producers.cdc.install import install

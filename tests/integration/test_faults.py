@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from sealtrail.evidence.verify import verify_store
+from sealtrail.evidence.walk import verify_store
 
 KILLS = int(os.environ.get("SEALTRAIL_TEST_KILLS", "20"))
 DYING_SINK = Path(__file__).with_name("dying_sink.py")

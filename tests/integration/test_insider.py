@@ -15,7 +15,7 @@ import orjson
 
 from sealtrail import index
 from sealtrail.evidence.findings import FindingKind
-from sealtrail.evidence.verify import verify_store
+from sealtrail.evidence.walk import verify_store
 from sealtrail.layout import digest_prefix, parse_digest_key
 
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
 
-from sealtrail.evidence.verify import verify_store
+from sealtrail.evidence.walk import verify_store
 from sealtrail.layout import data_prefix, parse_data_key
 from sealtrail.objects import SCHEMA, read_table
 from sealtrail.store import sha256_b64

@@ -12,7 +12,7 @@ import time
 
 import orjson
 
-from sealtrail.evidence.verify import verify_store
+from sealtrail.evidence.walk import verify_store
 from sealtrail.kafka import make_producer
 from sealtrail.layout import data_prefix
 from sealtrail.objects import read_table

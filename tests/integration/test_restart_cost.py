@@ -77,7 +77,7 @@ def test_restart_reads_a_bounded_tail_and_resumes_where_a_full_read_would(trail,
     trail.wait_stored(len(emitted) + len(more))
     ids = trail.event_ids()
     assert set(ids) == set(emitted) | set(more) and max(ids.values()) == 1
-    from sealtrail.evidence.verify import verify_store
+    from sealtrail.evidence.walk import verify_store
 
     report = verify_store(trail.store, trail.settings)
     assert report.intact and report.complete, report.findings

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sealtrail.config import RetentionSettings
 from sealtrail.evidence.findings import FindingKind as K
-from sealtrail.evidence.verify import verify_store
+from sealtrail.evidence.walk import verify_store
 from sealtrail.layout import KEYS, data_prefix, digest_prefix
 from sealtrail.producers.client import AuditClient
 from sealtrail.retention import add_years, object_events, parse_policy

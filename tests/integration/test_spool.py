@@ -22,7 +22,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from sealtrail.evidence.verify import verify_store
+from sealtrail.evidence.walk import verify_store
 from sealtrail.kafka import read_to_end
 from sealtrail.stack import start_broker, status, stop_broker
 

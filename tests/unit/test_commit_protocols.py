@@ -23,7 +23,7 @@ from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.config import S3Settings, Settings
 from sealtrail.errors import ConfigError, ServiceUnavailable
 from sealtrail.evidence.bundle import DirectoryStore
-from sealtrail.evidence.verify import verify_store
+from sealtrail.evidence.walk import verify_store
 from sealtrail.layout import public_key_key
 from sealtrail.record import SealedRecord
 from sealtrail.signing import Signer, key_id_of

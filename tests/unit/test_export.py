@@ -8,7 +8,9 @@ folder read through DirectoryStore (export reads any store with versions/get).
 from __future__ import annotations
 
 import hashlib
+import html
 import json
+import re
 import uuid
 from datetime import date, datetime, timedelta, timezone
 from functools import cache
@@ -32,7 +34,7 @@ from sealtrail.evidence.export import export_bundle, oldest_version, select_obje
 from sealtrail.evidence.findings import FindingKind as K
 from sealtrail.evidence.findings import Report
 from sealtrail.evidence.manifest import MANIFEST, build_manifest, check_manifest, write_manifest
-from sealtrail.evidence.verify import verify_store
+from sealtrail.evidence.walk import verify_store
 from sealtrail.layout import data_key, public_key_key
 from sealtrail.objects import to_parquet
 from sealtrail.signing import Signer, key_id_of
@@ -601,3 +603,50 @@ def test_verify_path_names_a_digest_of_the_wrong_shape(bundle: Path, edit: Any) 
     assert found and "unreadable digest" in found[0]["detail"], json.loads(result.output)["findings"]
     source = DirectoryStore(bundle)  # and an export from such a bucket does not crash either
     export_bundle(source, SETTINGS, bundle.parent / "again", date(2024, 3, 1), date(2024, 3, 2))
+
+
+def test_verify_path_names_a_digest_that_cannot_be_canonicalised(bundle: Path) -> None:
+    """An integer beyond JSON's safe range: the digest's signed bytes cannot be built, which is a finding."""
+    key = f"{PREFIX}digests/chain=p000/p000-000000000012.json"
+    doc = json.loads((bundle / key).read_text())
+    doc["head"]["note"] = 2**60
+    (bundle / key).write_text(json.dumps(doc))
+    result = run_verify("--path", str(bundle), "--json")
+    assert result.return_value == 1
+    found = [f for f in json.loads(result.output)["findings"] if f["key"] == key and f["kind"] == "digest_altered"]
+    assert found and "signature missing or malformed" in found[0]["detail"], json.loads(result.output)["findings"]
+
+
+# ---------------------------------------------------------------------------
+# report --path and verify --path agree on a bundle
+
+
+FINDING_ROW = re.compile(r'<tr><td><code>([^<]+)</code></td><td>[^<]*</td><td class="n">[^<]*</td>'
+                         r'<td class="wrap"><code>([^<]*)</code>')
+
+
+def verdicts(bundle: Path, out: Path) -> tuple[tuple[int, set[tuple[str, str]]], tuple[int, set[tuple[str, str]]]]:
+    """(exit code, {(finding kind, key)}) of `verify --path` and of `report --path` on the same bundle."""
+    verified = run_verify("--path", str(bundle), "--json")
+    found = {(f["kind"], f["key"] or "") for f in json.loads(verified.output)["findings"]}
+    reported = CliRunner().invoke(cli, ["report", "--from", "2024-03-02", "--to", "2024-03-02", "--out", str(out),
+                                        "--path", str(bundle)], standalone_mode=False, catch_exceptions=False)
+    shown = {(kind, html.unescape(key)) for kind, key in FINDING_ROW.findall(out.read_text())}
+    return (verified.return_value, found), (reported.return_value, shown)
+
+
+def test_report_and_verify_agree_on_a_windowed_bundle(source: DirectoryStore, tmp_path: Path) -> None:
+    """A window after the chains' first object: both start each chain at seq 8, on the checkpoint before it
+    (a report verifying from seq 1 would call the missing seqs 1..7 deleted), and both see a file added later."""
+    bundle = tmp_path / "windowed"
+    result = export_bundle(source, SETTINGS, bundle, date(2024, 3, 2), date(2024, 3, 2))
+    assert {c["first_seq"] for c in result.manifest["chains"].values()} == {8}
+    verify, report = verdicts(bundle, tmp_path / "report.html")
+    assert verify == report == (0, set())
+
+    copied = data_key(PREFIX, "2024-03-02", "p000", 8, 12)
+    planted = data_key(PREFIX, "2024-03-02", "p000", 19, 23)  # where the chain's next object would go
+    (bundle / planted).write_bytes((bundle / copied).read_bytes())
+    verify, report = verdicts(bundle, tmp_path / "report.html")
+    assert verify == report
+    assert verify[0] == 1 and ("manifest_mismatch", planted) in verify[1], verify

@@ -56,7 +56,7 @@ def test_core_imports_nothing_above_it() -> None:
     assert above == [], above
 
 
-@pytest.mark.parametrize("module", ["sealtrail.evidence.bundle", "sealtrail.evidence.rows", "sealtrail.contents",
+@pytest.mark.parametrize("module", ["sealtrail.evidence.bundle", "sealtrail.evidence.checks.rows", "sealtrail.contents",
                                     "sealtrail.objects", "sealtrail.digest", "sealtrail.store", "sealtrail.evidence.proof.check"])
 def test_the_offline_verifier_side_loads_no_aws_sdk(module: str) -> None:
     """verify --path runs on an auditor's laptop from a bundle folder: the format and the bundle need no boto3."""

@@ -96,12 +96,12 @@ def test_installed_package_points_at_this_checkout(tmp_path: Path) -> None:
     assert files == [ROOT / "core" / "__init__.py", ROOT / "stream" / "__init__.py", ROOT / "sinks" / "__init__.py"]
 
 
-# What verify's worker processes import (their forkserver loads sealtrail.evidence.rows and the
+# What verify's worker processes import (their forkserver loads sealtrail.evidence.checks.rows and the
 # caller's __main__, the `sealtrail` script, once): each of these adds tenths of a second per run.
 WORKER_HEAVY = ("boto3", "botocore", "pydantic", "pydantic_settings", "faust", "confluent_kafka")
 
 
-@pytest.mark.parametrize("module", ["sealtrail.evidence.rows", "sealtrail.cli.main"])
+@pytest.mark.parametrize("module", ["sealtrail.evidence.checks.rows", "sealtrail.cli.main"])
 def test_verify_worker_imports_are_light(tmp_path: Path, module: str) -> None:
     code = (
         f"import json, sys, {module}; "

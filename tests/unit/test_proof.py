@@ -28,7 +28,7 @@ from sealtrail.config import S3Settings, Settings
 from sealtrail.digest import ListedObject, build_digest, head_of
 from sealtrail.errors import ConfigError, NotProvableError
 from sealtrail.evidence.bundle import DirectoryStore
-from sealtrail.evidence.digests import VerifiedObject, check_digest_chain
+from sealtrail.evidence.checks.digests import VerifiedObject, check_digest_chain
 from sealtrail.evidence.findings import FindingKind as K
 from sealtrail.evidence.proof import FORMAT, build_proof, check_proof
 from sealtrail.layout import data_key, public_key_key
@@ -382,7 +382,7 @@ def _digest_findings(root: bytes | None) -> list:
     _, objects, records = trail()
     key = data_key(PREFIX, DAY, "p000", 1, 5)
     digest_key = next(k for k in objects if k.startswith(f"{PREFIX}digests/chain=p000/"))
-    from sealtrail.evidence.digests import StoredDigest
+    from sealtrail.evidence.checks.digests import StoredDigest
 
     verified = [VerifiedObject(data_key(PREFIX, DAY, "p000", f, last), "1",
                                sha256_b64(objects[data_key(PREFIX, DAY, "p000", f, last)]), f, last,
@@ -408,7 +408,7 @@ def test_verify_store_checks_the_listed_roots_against_the_rows(bundle: Path) -> 
     """A digest whose listed root is not the rows' (re-signed, as a sink bug or a key holder would)
     is named by verify, so a proof can only be checked against a root verify agrees with."""
     from sealtrail.digest import signed_message
-    from sealtrail.evidence.verify import verify_store
+    from sealtrail.evidence.walk import verify_store
 
     signer = trail()[0]
 
@@ -527,7 +527,7 @@ def test_verify_names_a_json_cell_that_is_not_one_object_though_every_hash_match
 
     import pyarrow.parquet as pq
 
-    from sealtrail.evidence.rows import check_body
+    from sealtrail.evidence.checks.rows import check_body
     from sealtrail.layout import parse_data_key
 
     signer, objects, _ = trail()

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.config import RetentionSettings, S3Settings, Settings
+from sealtrail.evidence.checks.locks import lock_findings
 from sealtrail.evidence.findings import FindingKind as K
-from sealtrail.evidence.verify import lock_findings
 from sealtrail.layout import data_key, digest_key
 from sealtrail.objects import to_parquet
 from sealtrail.record import GENESIS

@@ -31,13 +31,15 @@ from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.config import RetentionSettings, S3Settings, Settings
 from sealtrail.digest import ListedObject, build_digest, head_of
 from sealtrail.errors import ConfigError
-from sealtrail.evidence import rows as rows_module
-from sealtrail.evidence import verify as verify_module
+from sealtrail.evidence import walk as walk_module
 from sealtrail.evidence.bundle import DirectoryStore
+from sealtrail.evidence.checks import rows as rows_module
+from sealtrail.evidence.checks.chain import verify_chain
+from sealtrail.evidence.checks.listing import plan
+from sealtrail.evidence.checks.rows import check_object_rows
 from sealtrail.evidence.findings import Finding, Report
 from sealtrail.evidence.findings import FindingKind as K
-from sealtrail.evidence.rows import check_object_rows
-from sealtrail.evidence.verify import plan, verify_chain, verify_store
+from sealtrail.evidence.walk import verify_store
 from sealtrail.layout import data_key, digest_key, parse_data_key, public_key_key
 from sealtrail.objects import SCHEMA, prev_hash_of, read_table, text_columns, to_parquet
 from sealtrail.record import EVENT_COLUMNS, GENESIS, SealedRecord, duplicate_columns, rejected_columns
@@ -284,12 +286,12 @@ def test_process_pool_finds_the_same(store: DirectoryStore, monkeypatch: pytest.
     inline = verify(store, workers=0)
     started: list[bool] = []
 
-    class Started(verify_module.BackgroundPool):  # every object goes to the workers, none to the caller
+    class Started(walk_module.BackgroundPool):  # every object goes to the workers, none to the caller
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             started.append(self.wait_started())
 
-    monkeypatch.setattr(verify_module, "BackgroundPool", Started)
+    monkeypatch.setattr(walk_module, "BackgroundPool", Started)
     pooled = verify(store, workers=2)
     assert started == [True]
     assert [f.as_dict() for f in pooled.findings] == [f.as_dict() for f in inline.findings]

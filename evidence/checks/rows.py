@@ -3,8 +3,8 @@
 Given an object's Parquet bytes, check_body reports what its rows say
 without looking at any other object: row numbering, each row's row_check,
 the chain links up to every signed head, the heads' signatures, and the
-object's Merkle root. sealtrail.evidence.verify stitches these results in
-sequence order (ChainWalk) and does the I/O. This module imports no boto3
+object's Merkle root. checks/chain.py (ChainWalk) stitches these results in
+sequence order, and evidence/walk.py does the I/O. This module imports no boto3
 and no settings, so the worker processes it runs in start quickly.
 
 The hot loop is sealtrail.contents.row_mismatches: per row, the canonical content, one SHA-256

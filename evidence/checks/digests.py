@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from sealtrail.digest import FORMAT, signed_message
-from sealtrail.errors import KeyNotFoundError
+from sealtrail.errors import InvalidEventError, KeyNotFoundError
 from sealtrail.evidence.findings import Finding, FindingKind
 from sealtrail.signing import PublicKeys, head_message
 
@@ -89,26 +89,36 @@ def _parse(d: StoredDigest, chain: str) -> tuple[dict[str, Any] | None, Finding 
         return None, Finding(K.DIGEST_ALTERED, d.key, d.version_id, chain, d.last, f"unreadable digest: {e}")
 
 
-def _signature_problem(doc: dict[str, Any], keys: PublicKeys) -> tuple[FindingKind, str] | None:
+def digest_signature_problem(doc: dict[str, Any], keys: PublicKeys) -> tuple[FindingKind, str] | None:
+    """Why the sink's signature over a digest does not hold (None: it does); proof/check.py asks the same."""
     try:
         ok = keys.verify(doc["key_id"], bytes.fromhex(doc["signature"]), signed_message(doc))
     except KeyNotFoundError as e:
         return K.UNKNOWN_KEY, f"digest signed with unknown key {e.key_id}"
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, InvalidEventError) as e:  # InvalidEventError: not canonicalisable
         return K.DIGEST_ALTERED, f"digest signature missing or malformed: {e}"
     if not ok:
         return K.DIGEST_ALTERED, "digest signature does not verify: its content was changed"
-    head = doc["head"]
+    return None
+
+
+def head_signature_problem(doc: dict[str, Any], keys: PublicKeys) -> tuple[FindingKind, str] | None:
+    """Why the stream's signature over the chain head a digest carries does not hold (None: it does)."""
     try:
+        head = doc["head"]
         message = head_message(doc["chain"], head["seq"], head["sealed_at"], bytes.fromhex(head["hash"]))
         head_ok = keys.verify(head["key_id"], bytes.fromhex(head["signature"]), message)
     except KeyNotFoundError as e:
         return K.UNKNOWN_KEY, f"digest head signed with unknown key {e.key_id}"
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         return K.DIGEST_ALTERED, f"digest head malformed: {e}"
     if not head_ok:
         return K.BAD_SIGNATURE, f"the chain head seq {head['seq']} in the digest does not verify"
     return None
+
+
+def _signature_problem(doc: dict[str, Any], keys: PublicKeys) -> tuple[FindingKind, str] | None:
+    return digest_signature_problem(doc, keys) or head_signature_problem(doc, keys)
 
 
 def check_digest_chain(
@@ -155,62 +165,90 @@ def check_digest_chain(
         sig = _signature_problem(doc, keys)
         if sig is not None:
             findings.append(Finding(sig[0], d.key, d.version_id, chain, d.last, sig[1]))
-        link = doc.get("previous")
-        want = None if previous is None else (previous.key, hashlib.sha256(previous.body).hexdigest())
-        got = None if link is None else (link.get("key"), link.get("sha256"))
-        if start_seq > 1 and first_in_window:
-            want = got  # its predecessor lies before the window
+        # a window's first digest links to one before the window: taken as it is
+        link = _link_finding(d, doc, previous, chain, trust_link=start_seq > 1 and first_in_window)
         first_in_window = False
-        if got != want:
-            if want is None:
-                detail = f"links to {got[0] if got else None}, which is not in the bucket: a digest was removed"
-            elif got is not None and got[0] == want[0]:
-                detail = f"links to {want[0]} by a different SHA-256: that digest was altered"
-            else:
-                detail = f"links to {got[0] if got else 'nothing'} instead of {want[0]}: a digest was removed or injected"
-            findings.append(Finding(K.DIGEST_ALTERED, d.key, d.version_id, chain, d.last, detail))
-        for entry in doc.get("objects", []):
-            key = entry.get("key")
-            listed.add(key)
-            if isinstance(entry.get("last"), int) and entry["last"] < start_seq:
-                continue
-            obj = by_key.get(key)
-            if obj is None:
-                findings.append(Finding(K.OBJECT_DELETED, key, entry.get("version_id"), chain, entry.get("first"),
-                                        f"listed by digest {d.key} but not in the bucket (or hidden)"))
-                continue
-            if entry.get("version_id") and obj.version_id and entry["version_id"] != obj.version_id:
-                findings.append(Finding(K.NEWER_VERSION, key, obj.version_id, chain, None,
-                                        f"digest {d.key} lists version {entry['version_id']}; the sink's "
-                                        "version is gone and another stands in its place"))
-            elif entry.get("sha256") != obj.sha256:
-                findings.append(Finding(K.CHECKSUM_MISMATCH, key, obj.version_id, chain, None,
-                                        f"SHA-256 differs from the one digest {d.key} recorded"))
-            elif (listed_root := entry.get("merkle_root")) is not None and obj.merkle_root is not None \
-                    and listed_root != obj.merkle_root.hex():
-                findings.append(Finding(K.CELL_CHANGED, key, obj.version_id, chain, obj.first,
-                                        f"the Merkle root of the rows' hashes differs from the one digest {d.key} "
-                                        "recorded: inclusion proofs against that digest would not hold"))
+        if link is not None:
+            findings.append(link)
+        findings += _listing_findings(d, doc, by_key, listed, chain, start_seq)
         covered = max(covered, d.last)
         previous, last_doc = d, doc
-    for obj in objects:
-        if obj.key not in listed and obj.last <= covered:
-            findings.append(Finding(K.UNDIGESTED_OBJECT, obj.key, obj.version_id, chain, obj.first,
-                                    "no digest lists this object: it was not written by the sink"))
+    findings += _undigested(objects, listed, covered, chain)
     if last_doc is not None and end_seq is None:
-        head = last_doc["head"]
-        if head["seq"] > head_seq:
-            findings.append(Finding(K.TRUNCATED_TAIL, previous.key if previous else None, None, chain, head_seq + 1,
-                                    f"the latest digest covers the chain up to seq {head['seq']}, the bucket "
-                                    f"holds records only up to seq {head_seq}"))
-        elif head["seq"] == head_seq and head_hash is not None and head["hash"] != head_hash:
-            findings.append(Finding(K.CELL_CHANGED, previous.key if previous else None, None, chain, head_seq,
-                                    "the chain's last hash differs from the head its latest digest signed"))
+        findings += _tail_findings(last_doc, previous, head_seq, head_hash, chain)
     pending = sum(1 for o in objects if o.key not in listed and o.last > covered)
     summary: dict[str, Any] = {"digests": len(digests), "digested_seq": covered, "undigested_objects": pending}
     if start_seq > 1:
         summary["anchored_on"] = anchored_on
     return findings, summary
+
+
+def _link_finding(d: StoredDigest, doc: dict[str, Any], previous: StoredDigest | None, chain: str,
+                  trust_link: bool) -> Finding | None:
+    """Whether digest d links to the digest before it (by key and SHA-256); trust_link takes its link as it is."""
+    link = doc.get("previous")
+    got = None if link is None else (link.get("key"), link.get("sha256"))
+    want = None if previous is None else (previous.key, hashlib.sha256(previous.body).hexdigest())
+    if trust_link or got == want:
+        return None
+    if want is None:
+        detail = f"links to {got[0] if got else None}, which is not in the bucket: a digest was removed"
+    elif got is not None and got[0] == want[0]:
+        detail = f"links to {want[0]} by a different SHA-256: that digest was altered"
+    else:
+        detail = f"links to {got[0] if got else 'nothing'} instead of {want[0]}: a digest was removed or injected"
+    return Finding(K.DIGEST_ALTERED, d.key, d.version_id, chain, d.last, detail)
+
+
+def _listing_findings(d: StoredDigest, doc: dict[str, Any], by_key: dict[str, VerifiedObject], listed: set[str],
+                      chain: str, start_seq: int) -> list[Finding]:
+    """The objects digest d lists against the versions verified (adds their keys to listed)."""
+    findings: list[Finding] = []
+    for entry in doc.get("objects", []):
+        key = entry.get("key")
+        listed.add(key)
+        if isinstance(entry.get("last"), int) and entry["last"] < start_seq:
+            continue
+        obj = by_key.get(key)
+        if obj is None:
+            findings.append(Finding(K.OBJECT_DELETED, key, entry.get("version_id"), chain, entry.get("first"),
+                                    f"listed by digest {d.key} but not in the bucket (or hidden)"))
+            continue
+        if entry.get("version_id") and obj.version_id and entry["version_id"] != obj.version_id:
+            findings.append(Finding(K.NEWER_VERSION, key, obj.version_id, chain, None,
+                                    f"digest {d.key} lists version {entry['version_id']}; the sink's "
+                                    "version is gone and another stands in its place"))
+        elif entry.get("sha256") != obj.sha256:
+            findings.append(Finding(K.CHECKSUM_MISMATCH, key, obj.version_id, chain, None,
+                                    f"SHA-256 differs from the one digest {d.key} recorded"))
+        elif (listed_root := entry.get("merkle_root")) is not None and obj.merkle_root is not None \
+                and listed_root != obj.merkle_root.hex():
+            findings.append(Finding(K.CELL_CHANGED, key, obj.version_id, chain, obj.first,
+                                    f"the Merkle root of the rows' hashes differs from the one digest {d.key} "
+                                    "recorded: inclusion proofs against that digest would not hold"))
+    return findings
+
+
+def _undigested(objects: list[VerifiedObject], listed: set[str], covered: int, chain: str) -> list[Finding]:
+    """Objects no digest lists, up to the last digested seq (after it: a flush whose digest is still coming)."""
+    return [Finding(K.UNDIGESTED_OBJECT, obj.key, obj.version_id, chain, obj.first,
+                    "no digest lists this object: it was not written by the sink")
+            for obj in objects if obj.key not in listed and obj.last <= covered]
+
+
+def _tail_findings(last_doc: dict[str, Any], previous: StoredDigest | None, head_seq: int, head_hash: str | None,
+                   chain: str) -> list[Finding]:
+    """The newest digest's head against the data's: beyond it is a truncated tail, at it the hashes must agree."""
+    head = last_doc["head"]
+    where = previous.key if previous else None
+    if head["seq"] > head_seq:
+        return [Finding(K.TRUNCATED_TAIL, where, None, chain, head_seq + 1,
+                        f"the latest digest covers the chain up to seq {head['seq']}, the bucket "
+                        f"holds records only up to seq {head_seq}")]
+    if head["seq"] == head_seq and head_hash is not None and head["hash"] != head_hash:
+        return [Finding(K.CELL_CHANGED, where, None, chain, head_seq,
+                        "the chain's last hash differs from the head its latest digest signed")]
+    return []
 
 
 @dataclass(frozen=True, slots=True)

@@ -174,8 +174,9 @@ def _data_versions_after(store: ObjectStore, prefix: str, continued: dict[str, i
 
 def _check_digests(store: ObjectStore, settings: Settings, report: Report, verified: dict[str, list[VerifiedObject]],
                    keys: PublicKeys, chains: Iterable[str] | None, starts: dict[str, int],
-                   ends: dict[str, int], continued: dict[str, int] | None = None) -> list[Finding]:
-    """The digest chains against the data verified; adds digest counts to each chain's summary."""
+                   ends: dict[str, int], continued: dict[str, int] | None = None
+                   ) -> tuple[list[Finding], dict[str, list[StoredDigest]]]:
+    """The digest chains against the data verified, and the digests read; adds digest counts to each chain's summary."""
     prefix = settings.s3.prefix
     wanted = set(chains) if chains is not None else None
     by_key: dict[str, list[tuple[int, ObjectVersion]]] = defaultdict(list)

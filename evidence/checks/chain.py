@@ -136,13 +136,13 @@ class ChainWalk:
         self.findings.extend(check.findings)
         if self.window_start_hash is None and self.start_seq > 1 and rows.first_seq == self.start_seq:
             self.window_start_hash = rows.start_hash
-        if rows.count and rows.start_hash is None:
+        if rows.records and rows.start_hash is None:
             self.findings.append(object_finding(
                 K.CELL_CHANGED, obj, self.chain, rows.first_seq,
                 "the object's sealtrail.prev_hash metadata is missing or malformed: its first records "
                 "cannot be linked",
             ))
-        elif (rows.count and self.prev_hash is not None and self.prev_seq + 1 == rows.first_seq
+        elif (rows.records and self.prev_hash is not None and self.prev_seq + 1 == rows.first_seq
                 and rows.start_hash != self.prev_hash):
             where = f"seq {self.prev_seq}" + (f" in {prev_key}" if prev_key else "")
             self.findings.append(object_finding(
@@ -150,10 +150,10 @@ class ChainWalk:
                 f"the object links its first record (seq {rows.first_seq}) to a hash other than that of {where}: "
                 "its prev_hash metadata or that record was altered",
             ))
-        self.events += rows.count
+        self.events += rows.records
         self.tenant_events += rows.tenant_events
         self.signed += check.signed_count
-        if rows.count:
+        if rows.records:
             self.prev_hash, self.prev_seq = check.last_hash, check.last_seq
             self.head_seq, self.head_hash = check.last_seq, check.last_hash
             if rows.last_signed_seq is not None:

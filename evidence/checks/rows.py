@@ -367,7 +367,7 @@ class ObjectRows(NamedTuple):
     """
 
     check: ObjectCheck
-    count: int
+    records: int  # rows of the object (not "count": that is tuple's own method)
     first_seq: int | None
     start_hash: bytes | None
     last_signed_seq: int | None

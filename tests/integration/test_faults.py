@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from sealtrail.evidence.verify import verify_store
+from tests.support.proxy import CuttableProxy
 
 KILLS = int(os.environ.get("SEALTRAIL_TEST_KILLS", "20"))
 DYING_SINK = Path(__file__).with_name("dying_sink.py")
@@ -318,12 +319,7 @@ def shares(trail) -> list[list[int]]:  # type: ignore[no-untyped-def]
 
 def test_s3_outage_delays_but_loses_nothing(trail, stack) -> None:  # type: ignore[no-untyped-def]
     """The sink's S3 is cut twice for several seconds while events flow; it retries and resumes."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("proxy", Path(__file__).with_name("proxy.py"))
-    proxy_module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(proxy_module)
-    proxy = proxy_module.CuttableProxy(stack.state.ports["s3"])
+    proxy = CuttableProxy(stack.state.ports["s3"])
     trail.env["SEALTRAIL_S3__ENDPOINT"] = f"http://127.0.0.1:{proxy.port}"
     try:
         trail.start("stream")

@@ -10,9 +10,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import orjson
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.config import RetentionSettings, S3Settings, Settings
@@ -22,9 +20,9 @@ from sealtrail.layout import data_key, digest_key
 from sealtrail.objects import to_parquet
 from sealtrail.record import GENESIS
 from sealtrail.retention import add_years
-from sealtrail.signing import Signer, key_id_of
 from sealtrail.store import ObjectVersion, StoredObject
-from sealtrail.stream.validate import validate
+from tests.support.builders import columns_of
+from tests.support.signers import new_signer
 
 PREFIX = "trail/"
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -53,15 +51,12 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def sealed_object(events: list[tuple[str, str, str]]) -> tuple[str, bytes]:
-    key = Ed25519PrivateKey.generate()
-    signer = Signer(key, key_id_of(key.public_key()))
+    signer = new_signer()
     batch = []
     for i, (category, action, tenant) in enumerate(events):
         raw = {"event_id": str(uuid.uuid4()), "occurred_at": "2024-03-01T09:00:00+00:00", "category": category,
                "action": action, "outcome": "success", "actor": {"id": "alice"}, "tenant": tenant, "source": "app"}
-        columns = validate(orjson.dumps(raw), 1 << 20)
-        assert isinstance(columns, dict), columns
-        batch.append(Accepted(0, i, columns))
+        batch.append(Accepted(0, i, columns_of(raw)))
     records = seal_batch({0: ChainHead("p000")}, batch, signer, "2024-03-01T10:00:00.000000Z").sealed
     return data_key(PREFIX, "2024-03-01", "p000", 1, len(records)), to_parquet(records, GENESIS)
 

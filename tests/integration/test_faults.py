@@ -271,7 +271,7 @@ def test_broker_restarts_mid_flow(trail, stack) -> None:  # type: ignore[no-unty
         for _ in range(3):
             time.sleep(6)
             restart_broker(stack.settings)
-        restarted = {topic: end_offsets(trail, topic) for topic in (topics.events, topics.chained)}
+        restarted = {topic: trail.end_offsets(topic) for topic in (topics.events, topics.chained)}
     finally:
         time.sleep(2)
         emitter.halt.set()
@@ -283,41 +283,13 @@ def test_broker_restarts_mid_flow(trail, stack) -> None:  # type: ignore[no-unty
     for group, topic, what in ((trail.settings.stream.group, topics.events, "the stream"),
                                (trail.settings.sink.group, topics.chained, "the sink")):
         wait_for(lambda: all(committed > restarted[topic][p]
-                             for p, committed in group_offsets(trail, group, topic).items()), 120,
+                             for p, committed in trail.committed_offsets(group, topic).items()), 120,
                  f"{what}'s group never committed past the broker's last restart "
-                 f"({restarted[topic]} -> {group_offsets(trail, group, topic)})", trail)
+                 f"({restarted[topic]} -> {trail.committed_offsets(group, topic)})", trail)
     losses, held = broker_losses(trail, emitter.acked)
     if losses:
         print(f"the broker lost {sum(losses.values())} of {len(emitter.acked)} acknowledged events: {losses}")
     assert_exactly_once(trail, [i for i in emitter.ids if i in held] + after)
-
-
-def end_offsets(trail, topic: str) -> dict[int, int]:  # type: ignore[no-untyped-def]
-    """Each partition's high watermark: the offset the next record will get."""
-    from confluent_kafka import TopicPartition
-
-    from sealtrail.kafka import make_consumer
-
-    consumer = make_consumer(trail.settings, f"probe-{os.getpid()}")
-    try:
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
-                for p in range(trail.partitions)}
-    finally:
-        consumer.close()
-
-
-def group_offsets(trail, group: str, topic: str) -> dict[int, int]:  # type: ignore[no-untyped-def]
-    """The offsets a consumer group has committed on each partition of a topic (negative: none yet)."""
-    from confluent_kafka import TopicPartition
-
-    from sealtrail.kafka import make_consumer
-
-    consumer = make_consumer(trail.settings, group)
-    try:
-        found = consumer.committed([TopicPartition(topic, p) for p in range(trail.partitions)], timeout=30)
-        return {tp.partition: tp.offset for tp in found}
-    finally:
-        consumer.close()
 
 
 def test_two_stream_workers_share_partitions(make_trail) -> None:  # type: ignore[no-untyped-def]

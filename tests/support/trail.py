@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from sealtrail.config import Settings
-from sealtrail.kafka import make_producer, read_to_end
+from sealtrail.kafka import make_consumer, make_producer, read_to_end
 from sealtrail.layout import data_prefix
 from sealtrail.objects import read_table
 from sealtrail.producers.client import AuditClient
@@ -150,6 +151,27 @@ class Trail:
         for batch in read_to_end(self.settings, self.settings.kafka.topics.quarantine, [0]):
             out.extend(({k: v.decode() for k, v in m.headers() or []}, m.value()) for m in batch)
         return out
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        """Each partition's high watermark: the offset the next record will get."""
+        consumer = make_consumer(self.settings, f"probe-{uuid.uuid4().hex[:8]}")
+        try:
+            return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+                    for p in range(self.partitions)}
+        finally:
+            consumer.close()
+
+    def committed_offsets(self, group: str, topic: str) -> dict[int, int]:
+        """The offsets a consumer group has committed on each partition of a topic (negative: none yet).
+
+        Workers commit an input only once what it produced is acknowledged (or
+        stored), so a group's committed offsets say how far its work is done."""
+        consumer = make_consumer(self.settings, group)  # never subscribes: it does not join the group
+        try:
+            found = consumer.committed([TopicPartition(topic, p) for p in range(self.partitions)], timeout=30)
+            return {tp.partition: tp.offset for tp in found}
+        finally:
+            consumer.close()
 
     def dead_letters(self) -> list[dict[str, Any]]:
         out = []

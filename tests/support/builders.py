@@ -137,6 +137,18 @@ def pristine() -> Trail:
     return build_trail()
 
 
+def sealed_object(events: list[tuple[str, str, str]]) -> bytes:
+    """One data object of chain p000, sealed in one batch: an event per (category, action, tenant), for tests
+    that need only what an object's events are (retention locks, legal holds), not a whole trail."""
+    batch = []
+    for i, (category, action, tenant) in enumerate(events):
+        raw = {"event_id": str(uuid.uuid4()), "occurred_at": "2024-03-01T09:00:00+00:00", "category": category,
+               "action": action, "outcome": "success", "actor": {"id": "alice"}, "tenant": tenant, "source": "app"}
+        batch.append(Accepted(0, i, columns_of(raw)))
+    records = seal_batch({0: ChainHead("p000")}, batch, new_signer(), "2024-03-01T10:00:00.000000Z").sealed
+    return to_parquet(records, GENESIS)
+
+
 def write_bundle(root: Path, trail: Trail, *, locked: bool = True) -> DirectoryStore:
     """The trail's objects and public key as an exported bundle, each with its lock sidecar unless not locked."""
     for key, body in trail.objects.items():

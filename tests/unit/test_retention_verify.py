@@ -6,23 +6,18 @@ the sink's Parquet; only the lock each one carries is varied, one case per test.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.config import RetentionSettings, S3Settings, Settings
 from sealtrail.evidence.findings import FindingKind as K
 from sealtrail.evidence.verify import lock_findings
 from sealtrail.layout import data_key, digest_key
-from sealtrail.objects import to_parquet
-from sealtrail.record import GENESIS
 from sealtrail.retention import add_years
 from sealtrail.store import ObjectVersion, StoredObject
-from tests.support.builders import columns_of
-from tests.support.signers import new_signer
+from tests.support import builders
 
 PREFIX = "trail/"
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -51,14 +46,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def sealed_object(events: list[tuple[str, str, str]]) -> tuple[str, bytes]:
-    signer = new_signer()
-    batch = []
-    for i, (category, action, tenant) in enumerate(events):
-        raw = {"event_id": str(uuid.uuid4()), "occurred_at": "2024-03-01T09:00:00+00:00", "category": category,
-               "action": action, "outcome": "success", "actor": {"id": "alice"}, "tenant": tenant, "source": "app"}
-        batch.append(Accepted(0, i, columns_of(raw)))
-    records = seal_batch({0: ChainHead("p000")}, batch, signer, "2024-03-01T10:00:00.000000Z").sealed
-    return data_key(PREFIX, "2024-03-01", "p000", 1, len(records)), to_parquet(records, GENESIS)
+    return data_key(PREFIX, "2024-03-01", "p000", 1, len(events)), builders.sealed_object(events)
 
 
 def findings(settings: Settings, key: str, body: bytes, mode: str, until: datetime | None) -> list[tuple[K, str]]:

@@ -39,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -49,6 +50,10 @@ from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.support
+
+from tests.support.environment import settings_from, trail_environment  # noqa: E402
 
 Say = Callable[[str], None]
 
@@ -61,29 +66,9 @@ class Trail:
     """One trail's own topics, bucket prefix and consumer groups on the shared stack (as bench/run.py's)."""
 
     def __init__(self, home: Path, tag: str, extra_env: dict[str, str] | None = None) -> None:
-        from sealtrail.config import load_settings
-
         self.tag = tag
-        self.env = {
-            "SEALTRAIL_HOME": str(home),
-            "SEALTRAIL_KAFKA__TOPICS__EVENTS": f"{tag}.events",
-            "SEALTRAIL_KAFKA__TOPICS__CHAINED": f"{tag}.chained",
-            "SEALTRAIL_KAFKA__TOPICS__DLQ": f"{tag}.dlq",
-            "SEALTRAIL_KAFKA__TOPICS__QUARANTINE": f"{tag}.quarantine",
-            "SEALTRAIL_S3__PREFIX": f"{tag}/",
-            "SEALTRAIL_STREAM__GROUP": f"{tag}-stream",
-            "SEALTRAIL_SINK__GROUP": f"{tag}-sink",
-            "SEALTRAIL_STREAM__METRICS_PORT": "0",
-            "SEALTRAIL_SINK__METRICS_PORT": "0",
-            **(extra_env or {}),
-        }
-        saved = dict(os.environ)
-        os.environ.update(self.env)
-        try:
-            self.settings = load_settings()
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+        self.env = {**trail_environment(home, tag), **(extra_env or {})}
+        self.settings = settings_from(self.env)
 
     def create_topics(self) -> None:
         """The trail's four topics, through the product's topic spec (the workers check it at start)."""

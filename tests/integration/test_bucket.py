@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -19,17 +18,12 @@ from typing import Any
 import orjson
 import pytest
 from botocore.exceptions import ClientError
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.layout import data_key
-from sealtrail.objects import to_parquet
-from sealtrail.record import GENESIS
 from sealtrail.retention import builtin_policy, parse_policy
-from sealtrail.signing import Signer, key_id_of
 from sealtrail.sinks.bucket import Status, init_bucket, read_state, rule_id
 from sealtrail.sinks.s3 import S3Store
-from sealtrail.stream.validate import validate
+from tests.support import builders
 
 PREFIX = "trail/"
 BUILTIN = builtin_policy("COMPLIANCE", 2557)
@@ -206,17 +200,7 @@ def test_someone_elses_lifecycle_rule_is_kept_and_reported(bucket_store) -> None
 
 
 def sealed_object(tenants: list[str]) -> bytes:
-    key = Ed25519PrivateKey.generate()
-    signer = Signer(key, key_id_of(key.public_key()))
-    batch = []
-    for i, tenant in enumerate(tenants):
-        raw = {"event_id": str(uuid.uuid4()), "occurred_at": "2024-03-01T09:00:00+00:00", "category": "access",
-               "action": "report.read", "outcome": "success", "actor": {"id": "alice"}, "tenant": tenant,
-               "source": "app"}
-        columns = validate(orjson.dumps(raw), 1 << 20)
-        assert isinstance(columns, dict)
-        batch.append(Accepted(0, i, columns))
-    return to_parquet(seal_batch({0: ChainHead("p000")}, batch, signer, "2024-03-01T10:00:00.000000Z").sealed, GENESIS)
+    return builders.sealed_object([("access", "report.read", tenant) for tenant in tenants])
 
 
 def test_hold_a_tenants_objects_in_a_date_range_then_release(stack, bucket_store) -> None:  # type: ignore[no-untyped-def]

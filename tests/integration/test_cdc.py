@@ -224,7 +224,11 @@ def test_out_of_order_commits_are_all_sealed_exactly_once(trail, database: str, 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
     for t in threads:
         t.start()
-    time.sleep(0.8)
+    deadline = time.monotonic() + 30
+    while not relayed_ids(trail):  # the kill lands mid-flow: some rows are relayed, more are being committed
+        assert relay.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "the relay relayed nothing"
+        time.sleep(0.05)
     relay.kill()  # kill -9 mid-flow: the durable position and at-least-once resend must cover it
     relay.wait()
     relay = relay_process(trail, database, log)

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from sealtrail.evidence.walk import verify_store
+from tests.support.proxy import CuttableProxy
 
 KILLS = int(os.environ.get("SEALTRAIL_TEST_KILLS", "20"))
 DYING_SINK = Path(__file__).with_name("dying_sink.py")
@@ -261,6 +262,7 @@ def test_broker_restarts_mid_flow(trail, stack) -> None:  # type: ignore[no-unty
     """
     from sealtrail.stack import restart_broker
 
+    topics = trail.settings.kafka.topics
     trail.start("stream")
     trail.start("sink")
     emitter = LedgerEmitter(trail)
@@ -269,37 +271,66 @@ def test_broker_restarts_mid_flow(trail, stack) -> None:  # type: ignore[no-unty
         for _ in range(3):
             time.sleep(6)
             restart_broker(stack.settings)
+        restarted = {topic: trail.end_offsets(topic) for topic in (topics.events, topics.chained)}
     finally:
         time.sleep(2)
         emitter.halt.set()
         emitter.join()
     assert emitter.error is None, emitter.error
+    # Both groups rejoined the restarted broker: each commits past where its input topic ended at the last
+    # restart, on every partition (a wave emitted now lands beyond that point on all of them).
+    after = trail.emit(300, seed=99)
+    for group, topic, what in ((trail.settings.stream.group, topics.events, "the stream"),
+                               (trail.settings.sink.group, topics.chained, "the sink")):
+        wait_for(lambda: all(committed > restarted[topic][p]
+                             for p, committed in trail.committed_offsets(group, topic).items()), 120,
+                 f"{what}'s group never committed past the broker's last restart "
+                 f"({restarted[topic]} -> {trail.committed_offsets(group, topic)})", trail)
     losses, held = broker_losses(trail, emitter.acked)
     if losses:
         print(f"the broker lost {sum(losses.values())} of {len(emitter.acked)} acknowledged events: {losses}")
-    assert_exactly_once(trail, [i for i in emitter.ids if i in held])
+    assert_exactly_once(trail, [i for i in emitter.ids if i in held] + after)
 
 
 def test_two_stream_workers_share_partitions(make_trail) -> None:  # type: ignore[no-untyped-def]
-    """Two workers on six partitions; one stops and comes back: rebalances neither fork nor break a chain."""
+    """Two workers on six partitions; one stops and comes back: rebalances neither fork nor break a chain.
+
+    Each phase waits until the group has really rebalanced (the workers log
+    every assignment they are given) and until the events emitted so far are
+    stored, so a phase cannot pass by doing nothing: the restarted worker must
+    rejoin the group, take partitions and seal, and the survivor of the crash
+    must take all six.
+    """
     trail = make_trail(partitions=6)
     trail.start("sink")
     first = trail.start("stream")
     second = trail.start("stream")
     emitter = Emitter(trail)
     emitter.start()
+
+    def held(proc) -> list[int]:  # type: ignore[no-untyped-def]
+        """The partitions a worker was last assigned (every assignment is whole: eager rebalancing)."""
+        found = assignments(trail, proc)
+        return found[-1] if found else []
+
+    def stored_so_far() -> None:
+        """Everything emitted up to now lands in the bucket: the workers holding the partitions seal."""
+        trail.wait_stored(len(emitter.ids), timeout=120)
+
     try:
-        deadline = time.monotonic() + 60
-        while not any(0 < len(share) < 6 for share in shares(trail)):  # both workers hold partitions
-            assert time.monotonic() < deadline, f"the workers never shared the partitions: {shares(trail)}"
-            time.sleep(1)
-        time.sleep(4)
+        wait_for(lambda: 0 < len(held(first)) < 6 and 0 < len(held(second)) < 6, 60,
+                 "the two workers never shared the partitions", trail)
+        stored_so_far()
         trail.stop(second)  # graceful: its partitions move to the first worker
-        time.sleep(8)
-        trail.start("stream")
-        time.sleep(10)
+        wait_for(lambda: len(held(first)) == 6, 60, "the first worker never took the stopped one's partitions", trail)
+        stored_so_far()
+        third = trail.start("stream")
+        wait_for(lambda: 0 < len(held(third)) < 6 and sorted(held(first) + held(third)) == list(range(6)), 60,
+                 "the restarted worker never rejoined the group and took a share", trail)
+        stored_so_far()  # what was emitted while the rejoined worker held its share
         trail.stop(first, signal.SIGKILL)  # and a crash: the survivor takes everything
-        time.sleep(6)
+        wait_for(lambda: len(held(third)) == 6, 90, "the survivor never took the crashed worker's partitions", trail)
+        stored_so_far()
     finally:
         emitter.halt.set()
         emitter.join()
@@ -307,23 +338,16 @@ def test_two_stream_workers_share_partitions(make_trail) -> None:  # type: ignor
     assert_exactly_once(trail, emitter.ids)
 
 
-def shares(trail) -> list[list[int]]:  # type: ignore[no-untyped-def]
-    """Every partition assignment the stream workers logged."""
-    return [
-        json.loads(found)
-        for log in trail.logs.glob("stream-*.log")
-        for found in re.findall(r"assigned partitions (\[[0-9, ]*\])", log.read_text(errors="replace"))
-    ]
+def assignments(trail, proc) -> list[list[int]]:  # type: ignore[no-untyped-def]
+    """Every partition assignment one stream worker logged, in order (Trail.start names its log by index)."""
+    log = trail.logs / f"stream-{trail.procs.index(proc)}.log"
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return [json.loads(found) for found in re.findall(r"assigned partitions (\[[0-9, ]*\])", text)]
 
 
 def test_s3_outage_delays_but_loses_nothing(trail, stack) -> None:  # type: ignore[no-untyped-def]
     """The sink's S3 is cut twice for several seconds while events flow; it retries and resumes."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("proxy", Path(__file__).with_name("proxy.py"))
-    proxy_module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(proxy_module)
-    proxy = proxy_module.CuttableProxy(stack.state.ports["s3"])
+    proxy = CuttableProxy(stack.state.ports["s3"])
     trail.env["SEALTRAIL_S3__ENDPOINT"] = f"http://127.0.0.1:{proxy.port}"
     try:
         trail.start("stream")

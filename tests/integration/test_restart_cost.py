@@ -9,26 +9,15 @@ with every event once.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 
 import pytest
 
-from sealtrail.config import load_settings
 from sealtrail.sinks.s3 import S3Store
 from sealtrail.stream import recovery
+from tests.support.environment import settings_from
 
 WINDOW = 40
-
-
-def _settings(trail, **env: str):  # type: ignore[no-untyped-def]
-    saved = dict(os.environ)
-    os.environ.update({**trail.env, **env})
-    try:
-        return load_settings()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def _counting_store(settings) -> tuple[S3Store, Counter]:  # type: ignore[no-untyped-def]
@@ -62,8 +51,9 @@ def test_restart_reads_a_bounded_tail_and_resumes_where_a_full_read_would(trail,
     trail.stop(stream)
     partitions = list(range(trail.partitions))
 
-    bounded, read, calls = _recover(_settings(trail), partitions, monkeypatch)
-    full, read_all, _ = _recover(_settings(trail, SEALTRAIL_STREAM__DEDUPE_WINDOW="1000000"), partitions, monkeypatch)
+    bounded, read, calls = _recover(settings_from(trail.env), partitions, monkeypatch)
+    everything = settings_from({**trail.env, "SEALTRAIL_STREAM__DEDUPE_WINDOW": "1000000"})
+    full, read_all, _ = _recover(everything, partitions, monkeypatch)
     assert sum(read_all.values()) >= 1800  # the whole topic, as every restart used to read it
     for p in partitions:
         assert (bounded[p].seq, bounded[p].hash, bounded[p].src_offset, bounded[p].next_out) == \

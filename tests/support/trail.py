@@ -21,16 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from sealtrail.config import Settings, load_settings
-from sealtrail.kafka import make_producer, read_to_end
+from sealtrail.config import Settings
+from sealtrail.kafka import make_consumer, make_producer, read_to_end
 from sealtrail.layout import data_prefix
 from sealtrail.objects import read_table
 from sealtrail.producers.client import AuditClient
 from sealtrail.sinks.s3 import S3Store
 from sealtrail.sinks.worker import last_stored_seqs
 from sealtrail.stack.workload import generate
+from tests.support.environment import settings_from, trail_environment
 
 
 class Trail:
@@ -39,16 +41,7 @@ class Trail:
         tag = uuid.uuid4().hex[:8]
         self.partitions = partitions
         self.env = {
-            "SEALTRAIL_HOME": str(base.home),
-            "SEALTRAIL_KAFKA__TOPICS__EVENTS": f"t{tag}.events",
-            "SEALTRAIL_KAFKA__TOPICS__CHAINED": f"t{tag}.chained",
-            "SEALTRAIL_KAFKA__TOPICS__DLQ": f"t{tag}.dlq",
-            "SEALTRAIL_KAFKA__TOPICS__QUARANTINE": f"t{tag}.quarantine",
-            "SEALTRAIL_S3__PREFIX": f"t{tag}/",
-            "SEALTRAIL_STREAM__GROUP": f"stream-{tag}",
-            "SEALTRAIL_SINK__GROUP": f"sink-{tag}",
-            "SEALTRAIL_STREAM__METRICS_PORT": "0",
-            "SEALTRAIL_SINK__METRICS_PORT": "0",
+            **trail_environment(base.home, f"t{tag}"),
             "SEALTRAIL_SINK__FLUSH_INTERVAL_S": "0.5",
             "SEALTRAIL_STREAM__BATCH_SIZE": "500",
             "SEALTRAIL_RETENTION__MODE": retention_mode,
@@ -59,13 +52,7 @@ class Trail:
         if retention_policy is not None:  # the file is then the whole policy: no mode or environment beside it
             del self.env["SEALTRAIL_RETENTION__MODE"], self.env["SEALTRAIL_RETENTION__ENVIRONMENT"]
             self.env["SEALTRAIL_RETENTION__POLICY_FILE"] = str(retention_policy)
-        saved = dict(os.environ)
-        os.environ.update(self.env)
-        try:
-            self.settings = load_settings()
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+        self.settings = settings_from(self.env)
         self.logs = tmp / "logs"
         self.logs.mkdir(exist_ok=True)
         self.procs: list[subprocess.Popen] = []
@@ -164,6 +151,27 @@ class Trail:
         for batch in read_to_end(self.settings, self.settings.kafka.topics.quarantine, [0]):
             out.extend(({k: v.decode() for k, v in m.headers() or []}, m.value()) for m in batch)
         return out
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        """Each partition's high watermark: the offset the next record will get."""
+        consumer = make_consumer(self.settings, f"probe-{uuid.uuid4().hex[:8]}")
+        try:
+            return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+                    for p in range(self.partitions)}
+        finally:
+            consumer.close()
+
+    def committed_offsets(self, group: str, topic: str) -> dict[int, int]:
+        """The offsets a consumer group has committed on each partition of a topic (negative: none yet).
+
+        Workers commit an input only once what it produced is acknowledged (or
+        stored), so a group's committed offsets say how far its work is done."""
+        consumer = make_consumer(self.settings, group)  # never subscribes: it does not join the group
+        try:
+            found = consumer.committed([TopicPartition(topic, p) for p in range(self.partitions)], timeout=30)
+            return {tp.partition: tp.offset for tp in found}
+        finally:
+            consumer.close()
 
     def dead_letters(self) -> list[dict[str, Any]]:
         out = []

@@ -110,15 +110,13 @@ def test_a_bundle_is_read_only_by_default(root: Path) -> None:
 
 
 def test_a_public_key_is_published_locked_and_once(tmp_path: Path) -> None:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from sealtrail.config import S3Settings, Settings
     from sealtrail.layout import public_key_key
     from sealtrail.publication import publish_public_key
-    from sealtrail.signing import Signer, key_id_of
+    from tests.support.signers import new_signer
 
-    key = Ed25519PrivateKey.generate()
-    signer = Signer(key, key_id_of(key.public_key()))
+    signer = new_signer()
     settings = Settings(s3=S3Settings(prefix="trail/"))
     store = DirectoryStore(tmp_path, writable=True)
     publish_public_key(store, settings, signer)

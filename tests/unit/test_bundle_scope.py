@@ -4,7 +4,7 @@ The security review built four bundles full of forged events that verified
 intact with the auditor's key pinned: the manifest's prefix pointing
 elsewhere, its chain starts moved past the data, forged objects below a start
 with genuine ones above, and nothing verified at all. Each is rebuilt here
-with the unit tests' own trail builder and must now fail, naming why.
+with the unit tests' own trail builder (tests.support.builders) and must now fail, naming why.
 """
 
 from __future__ import annotations
@@ -20,43 +20,38 @@ from click.testing import CliRunner
 from sealtrail.cli.main import cli
 from sealtrail.evidence.manifest import build_manifest, write_manifest
 from sealtrail.evidence.scope import bundle_scope
+from tests.support import builders
+from tests.support.builders import build_trail, columns_of, event
+from tests.support.signers import new_signer
 
-from . import test_verify as tv
-
-SOURCE = {"bucket": "b", "prefix": tv.PREFIX, "endpoint": None}
+SOURCE = {"bucket": "b", "prefix": builders.PREFIX, "endpoint": None}
 
 
 def chains(first: int) -> dict[str, Any]:
-    return {c: {"first_seq": first, "last_seq": 18} for c in tv.CHAINS}
+    return {c: {"first_seq": first, "last_seq": 18} for c in builders.CHAINS}
 
 
-def bundle(root: Path, trail: tv.Trail, header: dict[str, Any]) -> Path:
+def bundle(root: Path, trail: builders.Trail, header: dict[str, Any]) -> Path:
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
-    tv.write_bundle(root, trail)
+    builders.write_bundle(root, trail)
     write_manifest(root, build_manifest(root, header))  # unsigned: anyone can write one that matches the files
     return root
 
 
 @pytest.fixture(scope="module")
-def forged() -> tv.Trail:
-    real_event = tv.event
-
-    def forged_event(chain_no: int, i: int) -> dict[str, Any]:
-        ev = real_event(chain_no, i)
+def forged() -> builders.Trail:
+    def forged_columns(chain_no: int, i: int) -> dict[str, Any]:
+        ev = event(chain_no, i)
         ev["actor"]["id"], ev["tenant"] = "mallory-was-never-here", "forged"
-        return ev
+        return columns_of(ev)
 
-    tv.event = forged_event
-    try:
-        return tv.build_trail(tv.new_signer())  # forged rows, signed with a key nobody trusts
-    finally:
-        tv.event = real_event
+    return build_trail(new_signer(), inputs=forged_columns)  # forged rows, signed with a key nobody trusts
 
 
 def verify_path(root: Path, key: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, dict[str, Any]]:
-    monkeypatch.setenv("SEALTRAIL_RETENTION__DAYS", str(tv.RETENTION_DAYS))
-    monkeypatch.setenv("SEALTRAIL_S3__PREFIX", tv.PREFIX)
+    monkeypatch.setenv("SEALTRAIL_RETENTION__DAYS", str(builders.RETENTION_DAYS))
+    monkeypatch.setenv("SEALTRAIL_S3__PREFIX", builders.PREFIX)
     result = CliRunner().invoke(cli, ["verify", "--path", str(root), "--key", str(key), "--json"],
                                 standalone_mode=False, catch_exceptions=False)
     return result.return_value, json.loads(result.output)
@@ -65,18 +60,18 @@ def verify_path(root: Path, key: Path, monkeypatch: pytest.MonkeyPatch) -> tuple
 @pytest.fixture
 def real_key(tmp_path: Path) -> Path:
     path = tmp_path / "real.pem"
-    path.write_bytes(tv.pristine().signer.public_pem)
+    path.write_bytes(builders.pristine().signer.public_pem)
     return path
 
 
 def test_the_genuine_bundle_verifies(tmp_path: Path, real_key: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    code, doc = verify_path(bundle(tmp_path / "b", tv.pristine(), {"source": SOURCE, "chains": chains(1)}), real_key,
+    code, doc = verify_path(bundle(tmp_path / "b", builders.pristine(), {"source": SOURCE, "chains": chains(1)}), real_key,
                             monkeypatch)
     assert code == 0 and doc["intact"] and doc["complete"] and doc["events"] == 36, doc["findings"]
 
 
 def test_a_manifest_prefix_pointing_elsewhere_does_not_hide_the_data(
-        tmp_path: Path, real_key: Path, forged: tv.Trail, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, real_key: Path, forged: builders.Trail, monkeypatch: pytest.MonkeyPatch) -> None:
     root = bundle(tmp_path / "b", forged, {"source": {**SOURCE, "prefix": "elsewhere/"}, "chains": chains(1)})
     code, doc = verify_path(root, real_key, monkeypatch)
     assert code == 1 and not doc["intact"] and doc["objects"] == 6
@@ -85,7 +80,7 @@ def test_a_manifest_prefix_pointing_elsewhere_does_not_hide_the_data(
 
 
 def test_manifest_starts_past_the_data_do_not_skip_it(
-        tmp_path: Path, real_key: Path, forged: tv.Trail, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, real_key: Path, forged: builders.Trail, monkeypatch: pytest.MonkeyPatch) -> None:
     code, doc = verify_path(bundle(tmp_path / "b", forged, {"source": SOURCE, "chains": chains(10**9)}), real_key,
                             monkeypatch)
     assert code == 1 and not doc["intact"] and doc["objects"] == 6
@@ -93,10 +88,10 @@ def test_manifest_starts_past_the_data_do_not_skip_it(
 
 
 def test_forged_objects_below_a_manifest_start_are_verified(
-        tmp_path: Path, real_key: Path, forged: tv.Trail, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = tv.pristine()
-    mixed = tv.Trail(real.signer, real.records, dict(real.objects))  # seqs 1..10 forged, 11..18 genuine
-    for c in tv.CHAINS:
+        tmp_path: Path, real_key: Path, forged: builders.Trail, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = builders.pristine()
+    mixed = builders.Trail(real.signer, real.records, dict(real.objects))  # seqs 1..10 forged, 11..18 genuine
+    for c in builders.CHAINS:
         for i in (0, 1):
             mixed.objects[real.key(c, i)] = forged.objects[forged.key(c, i)]
     code, doc = verify_path(bundle(tmp_path / "b", mixed, {"source": SOURCE, "chains": chains(11)}), real_key,
@@ -104,7 +99,7 @@ def test_forged_objects_below_a_manifest_start_are_verified(
     assert code == 1 and not doc["intact"]
     bad = {(f["kind"], f["key"]) for f in doc["findings"]}
     assert any(key == real.key("p000", 0) for _, key in bad), bad
-    assert {c: s.get("first_seq", 1) for c, s in doc["chains"].items()} == dict.fromkeys(tv.CHAINS, 1)
+    assert {c: s.get("first_seq", 1) for c, s in doc["chains"].items()} == dict.fromkeys(builders.CHAINS, 1)
 
 
 def test_a_bundle_with_nothing_to_verify_is_neither_intact_nor_complete(
@@ -117,23 +112,23 @@ def test_a_bundle_with_nothing_to_verify_is_neither_intact_nor_complete(
 
 
 def test_scope_comes_from_the_data_and_other_prefixes_are_reported() -> None:
-    keys = [tv.pristine().key("p000", 1), "other/" + tv.pristine().key("p001", 0).removeprefix(tv.PREFIX)]
-    scope = bundle_scope(keys, tv.PREFIX, {"source": {"prefix": "x/"}, "chains": {"p000": {"first_seq": 1}}})
-    assert scope.prefix == tv.PREFIX and scope.starts == {"p000": 6}
+    keys = [builders.pristine().key("p000", 1), "other/" + builders.pristine().key("p001", 0).removeprefix(builders.PREFIX)]
+    scope = bundle_scope(keys, builders.PREFIX, {"source": {"prefix": "x/"}, "chains": {"p000": {"first_seq": 1}}})
+    assert scope.prefix == builders.PREFIX and scope.starts == {"p000": 6}
     assert scope.foreign == [keys[1]]
     assert [f.chain for f in scope.findings] == [None, "p000"]  # the manifest's prefix, and its start for p000
 
 
 def test_query_and_report_read_only_what_verified_unchanged(
-        tmp_path: Path, forged: tv.Trail, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, forged: builders.Trail, monkeypatch: pytest.MonkeyPatch) -> None:
     """`query --path` once showed the forged rows verify had skipped; now rows come only from trusted objects."""
-    real = tv.pristine()
-    mixed = tv.Trail(real.signer, real.records, dict(real.objects))
-    for c in tv.CHAINS:
+    real = builders.pristine()
+    mixed = builders.Trail(real.signer, real.records, dict(real.objects))
+    for c in builders.CHAINS:
         mixed.objects[real.key(c, 0)] = forged.objects[forged.key(c, 0)]
     root = bundle(tmp_path / "b", mixed, {"source": SOURCE, "chains": chains(6)})
-    monkeypatch.setenv("SEALTRAIL_RETENTION__DAYS", str(tv.RETENTION_DAYS))
-    monkeypatch.setenv("SEALTRAIL_S3__PREFIX", tv.PREFIX)
+    monkeypatch.setenv("SEALTRAIL_RETENTION__DAYS", str(builders.RETENTION_DAYS))
+    monkeypatch.setenv("SEALTRAIL_S3__PREFIX", builders.PREFIX)
     result = CliRunner().invoke(cli, ["query", "--path", str(root), "--format", "json", "--count-by", "tenant"],
                                 standalone_mode=False, catch_exceptions=False)
     rows = json.loads(result.stdout)

@@ -17,7 +17,6 @@ from typing import Any
 import orjson
 import pytest
 from confluent_kafka import KafkaError, TopicPartition
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.config import S3Settings, Settings
@@ -26,14 +25,14 @@ from sealtrail.evidence.bundle import DirectoryStore
 from sealtrail.evidence.walk import verify_store
 from sealtrail.layout import public_key_key
 from sealtrail.record import SealedRecord
-from sealtrail.signing import Signer, key_id_of
 from sealtrail.sinks.worker import SinkWorker
 from sealtrail.stack.workload import generate
 from sealtrail.stream.validate import validate
 from sealtrail.stream.worker import SealWorker
+from tests.support.signers import new_signer
 
 SETTINGS = Settings(s3=S3Settings(prefix="trail/"))
-SIGNER = Signer(key := Ed25519PrivateKey.generate(), key_id_of(key.public_key()))
+SIGNER = new_signer()
 
 
 class Message:

@@ -17,11 +17,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.cli.main import cli
@@ -37,16 +35,17 @@ from sealtrail.evidence.manifest import MANIFEST, build_manifest, check_manifest
 from sealtrail.evidence.walk import verify_store
 from sealtrail.layout import data_key, public_key_key
 from sealtrail.objects import to_parquet
-from sealtrail.signing import Signer, key_id_of
+from sealtrail.signing import Signer
 from sealtrail.store import ObjectVersion, sha256_b64
-from sealtrail.stream.validate import validate
+from tests.support.builders import columns_of
+from tests.support.signers import new_signer
+from tests.support.stores import NOW, put_file
 
 PREFIX = "trail/"
 DAYS = ("2024-03-01", "2024-03-02", "2024-03-02")  # the sealing day of each batch
 BATCHES = (7, 5, 6)  # one object per batch: seqs 1..7, 8..12, 13..18, each ending on a signed head
 CHAINS = ("p000", "p001")
 TENANTS = ("acme", "globex", "initech")
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
 SETTINGS = Settings(s3=S3Settings(prefix=PREFIX), retention=RetentionSettings(days=30))
 
 
@@ -61,15 +60,9 @@ def event(chain_no: int, i: int) -> dict[str, Any]:
     }
 
 
-def parquet(records: list, prev: bytes) -> bytes:
-    """to_parquet, with the predecessor's hash."""
-    return to_parquet(records, prev)
-
-
 @cache
 def source_objects() -> tuple[Signer, dict[str, bytes]]:
-    key = Ed25519PrivateKey.generate()
-    signer = Signer(key, key_id_of(key.public_key()))
+    signer = new_signer()
     heads = {p: ChainHead(f"p{p:03d}") for p in range(len(CHAINS))}
     objects: dict[str, bytes] = {}
     previous: dict[str, DigestLink | None] = dict.fromkeys(CHAINS)
@@ -78,16 +71,14 @@ def source_objects() -> tuple[Signer, dict[str, bytes]]:
         batch = []
         for i in range(size):
             for p in range(len(CHAINS)):
-                columns = validate(orjson.dumps(event(p, offset + i)), 1 << 20)
-                assert isinstance(columns, dict), columns
-                batch.append(Accepted(p, offset + i, columns))
+                batch.append(Accepted(p, offset + i, columns_of(event(p, offset + i))))
         offset += size
         prevs = {c: heads[p].hash for p, c in enumerate(CHAINS)}
         sealed = seal_batch(heads, batch, signer, f"{day}T10:00:0{b}.000000Z").sealed
         for chain in CHAINS:
             records = [r for r in sealed if r.chain == chain]
             prev = prevs[chain]
-            body = parquet(records, prev)
+            body = to_parquet(records, prev)
             prev = records[-1].hash
             key = data_key(PREFIX, day, chain, records[0].seq, records[-1].seq)
             objects[key] = body
@@ -105,13 +96,7 @@ def write_source(root: Path, drop: tuple[str, ...] = ()) -> DirectoryStore:
     for key, body in objects.items():
         if key in drop:
             continue
-        path = root / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(body)
-        (root / f"{key}.lock.json").write_text(json.dumps({
-            "version_id": "v1", "mode": "COMPLIANCE", "retain_until": (NOW + timedelta(days=31)).isoformat(),
-            "last_modified": NOW.isoformat(), "checksum_sha256": sha256_b64(body),
-        }))
+        put_file(root, key, body, version_id="v1")
     return DirectoryStore(root)
 
 

@@ -8,25 +8,8 @@ from typing import Any
 import pytest
 
 from sealtrail.errors import InvalidEventError
-from sealtrail.producers import Auditor, audit_context, changed_fields, prepare
-
-
-class Recorder:
-    """An emit that validates like the client does and keeps what it got."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    def __call__(self, event: dict[str, Any]) -> str:
-        prepared = prepare(event)
-        self.events.append(prepared.model_dump(mode="json", exclude_none=True))
-        return str(prepared.event_id)
-
-
-class AsyncRecorder(Recorder):
-    async def __call__(self, event: dict[str, Any]) -> str:  # type: ignore[override]
-        await asyncio.sleep(0)
-        return super().__call__(event)
+from sealtrail.producers import Auditor, audit_context, changed_fields
+from tests.support.recorders import AsyncRecorder, Recorder
 
 
 @pytest.fixture

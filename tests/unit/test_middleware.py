@@ -17,10 +17,11 @@ import httpx
 import pytest
 
 from sealtrail.errors import ConfigError
-from sealtrail.producers import current_context, prepare
+from sealtrail.producers import current_context
 from sealtrail.producers.middleware.asgi import AuditMiddleware
 from sealtrail.producers.middleware.proxies import client_ip, trusted_networks
 from sealtrail.producers.middleware.wsgi import WSGIAuditMiddleware
+from tests.support.recorders import AsyncRecorder, Recorder
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PROXIES = trusted_networks(["10.0.0.0/8", "2001:db8::/32"])
@@ -121,21 +122,6 @@ def load_example(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    def __call__(self, event: dict[str, Any]) -> str:
-        prepared = prepare(event)
-        self.events.append(prepared.model_dump(mode="json", exclude_none=True))
-        return str(prepared.event_id)
-
-
-class AsyncRecorder(Recorder):
-    async def __call__(self, event: dict[str, Any]) -> str:  # type: ignore[override]
-        return super().__call__(event)
 
 
 def check_login_events(events: list[dict[str, Any]]) -> None:

@@ -20,39 +20,25 @@ from typing import Any
 
 import orjson
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sealtrail import merkle
-from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.config import S3Settings, Settings
-from sealtrail.digest import ListedObject, build_digest, head_of
 from sealtrail.errors import ConfigError, NotProvableError
 from sealtrail.evidence.bundle import DirectoryStore
 from sealtrail.evidence.checks.digests import VerifiedObject, check_digest_chain
 from sealtrail.evidence.findings import FindingKind as K
 from sealtrail.evidence.proof import FORMAT, build_proof, check_proof
-from sealtrail.layout import data_key, public_key_key
-from sealtrail.objects import to_parquet
-from sealtrail.record import GENESIS, SealedRecord
-from sealtrail.signing import PublicKeys, Signer, key_id_of
+from sealtrail.layout import data_key
+from sealtrail.record import SealedRecord
+from sealtrail.signing import PublicKeys, Signer
 from sealtrail.store import sha256_b64
-from sealtrail.stream.validate import validate
+from tests.support import builders
+from tests.support.builders import CHAINS, DAY, OBJECTS, PREFIX, Trail, build_trail, columns_of, event_id
+from tests.support.signers import new_signer
 
-PREFIX = "trail/"
-DAY = "2024-03-01"
-CHAINS = ("p000", "p001")
-BATCHES = (7, 5, 6)  # signed heads at seqs 7, 12, 18
-OBJECTS = ((1, 5), (6, 10), (11, 18))  # the first two end on unsigned records
 SETTINGS = Settings(s3=S3Settings(prefix=PREFIX))
-
-
-def new_signer() -> Signer:
-    key = Ed25519PrivateKey.generate()
-    return Signer(key, key_id_of(key.public_key()))
-
-
-def event_id(chain_no: int, i: int) -> str:
-    return str(uuid.UUID(int=(chain_no << 64) | i, version=4))
+# the unit trail (seqs 1..5, 6..10, 11..18 per chain; signed heads at seqs 7, 12, 18, so the first two
+# objects end on unsigned records), with these events and a Merkle root per object in the digests
 
 
 def event(chain_no: int, i: int) -> dict[str, Any]:
@@ -74,52 +60,18 @@ def event(chain_no: int, i: int) -> dict[str, Any]:
 
 
 @cache
+def built() -> Trail:
+    return build_trail(inputs=lambda p, n: columns_of(event(p, n)), roots=True)
+
+
 def trail() -> tuple[Signer, dict[str, bytes], dict[str, list[SealedRecord]]]:
-    signer = new_signer()
-    heads = {p: ChainHead(f"p{p:03d}") for p in range(len(CHAINS))}
-    records: dict[str, list[SealedRecord]] = {c: [] for c in CHAINS}
-    offset = 0
-    for b, size in enumerate(BATCHES):
-        batch = []
-        for i in range(size):
-            for p in range(len(CHAINS)):
-                columns = validate(orjson.dumps(event(p, offset + i)), 1 << 20)
-                assert isinstance(columns, dict), columns
-                batch.append(Accepted(p, offset + i, columns))
-        offset += size
-        for r in seal_batch(heads, batch, signer, f"{DAY}T10:00:0{b}.{b * 7:06d}Z").sealed:
-            records[r.chain].append(r)
-    objects: dict[str, bytes] = {}
-    for chain in CHAINS:
-        listed = []
-        for first, last in OBJECTS:
-            rows = records[chain][first - 1 : last]
-            key = data_key(PREFIX, DAY, chain, first, last)
-            body = parquet_of(rows, records[chain][first - 2].hash if first > 1 else GENESIS)
-            objects[key] = body
-            listed.append(ListedObject(key, "1", sha256_b64(body), first, last, len(body),
-                                       merkle.root_of_hashes([r.hash for r in rows]).hex()))
-        key, body = build_digest(PREFIX, chain, listed, head_of(records[chain][-1]), None, signer,
-                                 f"{DAY}T10:00:09.000000Z")
-        objects[key] = body
-    return signer, objects, records
-
-
-def parquet_of(rows: list[SealedRecord], prev_hash: bytes) -> bytes:
-    """The sink's Parquet, with the hash its first row links to."""
-    return to_parquet(rows, prev_hash)
+    t = built()
+    return t.signer, t.objects, t.records
 
 
 def write_bundle(root: Path) -> DirectoryStore:
-    signer, objects, _ = trail()
-    for key, body in objects.items():
-        path = root / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(body)
-    pem = root / public_key_key(PREFIX, signer.key_id)
-    pem.parent.mkdir(parents=True, exist_ok=True)
-    pem.write_bytes(signer.public_pem)
-    return DirectoryStore(root)
+    """The trail as a bundle folder, without lock sidecars."""
+    return builders.write_bundle(root, built(), locked=False)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from sealtrail.chain import Accepted, ChainHead, seal_batch
@@ -20,10 +19,9 @@ from sealtrail.evidence.bundle import DirectoryStore
 from sealtrail.evidence.query import open_events, query_events, render, run_sql
 from sealtrail.layout import data_key, public_key_key
 from sealtrail.objects import to_parquet
-from sealtrail.signing import Signer
-from sealtrail.stream.validate import validate
-
-from .test_verify import RETENTION_DAYS, lock_sidecar
+from tests.support.builders import RETENTION_DAYS, columns_of
+from tests.support.signers import new_signer
+from tests.support.stores import put_file
 
 PREFIX = "trail/"
 SETTINGS = Settings(s3=S3Settings(prefix=PREFIX))
@@ -53,39 +51,22 @@ def event(chain_no: int, i: int) -> dict[str, Any]:
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two chains, two objects each, in the bucket's layout; plus a lock sidecar and a stray file to ignore."""
     root = tmp_path_factory.mktemp("bundle")
-    signer = Signer.from_pem(_private_pem())
+    signer = new_signer()
     heads = {0: ChainHead("p000"), 1: ChainHead("p001")}
     for b, (lo, hi) in enumerate(((0, 25), (25, N))):
         batch = []
         for p in (0, 1):
             for i in range(lo, hi):
-                cols = validate(orjson.dumps(event(p, i)), 1 << 20)
-                assert isinstance(cols, dict)
-                batch.append(Accepted(p, i, cols))
+                batch.append(Accepted(p, i, columns_of(event(p, i))))
         prevs = {h.chain: h.hash for h in heads.values()}
         sealed = seal_batch(heads, batch, signer, f"2024-05-0{1 + b}T13:00:00.000000Z").sealed
         for chain in ("p000", "p001"):
             records = [r for r in sealed if r.chain == chain]
             key = data_key(PREFIX, records[0].sealed_at[:10], chain, records[0].seq, records[-1].seq)
-            path = root / key
-            path.parent.mkdir(parents=True, exist_ok=True)
-            body = to_parquet(records, prevs[chain])
-            path.write_bytes(body)
-            (root / f"{key}.lock.json").write_text(json.dumps(lock_sidecar(body)))
-    (root / public_key_key(PREFIX, signer.key_id)).parent.mkdir(parents=True, exist_ok=True)
-    (root / public_key_key(PREFIX, signer.key_id)).write_bytes(signer.public_pem)
-    (root / f"{public_key_key(PREFIX, signer.key_id)}.lock.json").write_text(json.dumps(lock_sidecar(signer.public_pem)))
+            put_file(root, key, to_parquet(records, prevs[chain]))
+    put_file(root, public_key_key(PREFIX, signer.key_id), signer.public_pem)
     (root / PREFIX / "data" / "README.txt").write_text("not parquet")
     return root
-
-
-def _private_pem() -> bytes:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    return Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
 
 
 @pytest.fixture

@@ -5,16 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
-import orjson
 import polars as pl
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.layout import data_key
 from sealtrail.objects import SCHEMA, to_parquet
-from sealtrail.signing import Signer, key_id_of
 from sealtrail.stack.workload import generate
-from sealtrail.stream.validate import validate
+from tests.support.builders import columns_of
+from tests.support.signers import new_signer
 
 DUCKDB_TYPES = {"int64": "BIGINT", "int32": "INTEGER", "string": "VARCHAR", "binary": "BLOB",
                 "fixed_size_binary[32]": "BLOB", "timestamp[us, tz=UTC]": "TIMESTAMP WITH TIME ZONE"}
@@ -23,10 +21,9 @@ POLARS_TYPES = {"int64": pl.Int64, "int32": pl.Int32, "string": pl.String, "bina
 
 
 def write_trail(root: Path) -> int:
-    key = Ed25519PrivateKey.generate()
-    signer = Signer(key, key_id_of(key.public_key()))
+    signer = new_signer()
     heads = {p: ChainHead(f"p{p:03d}") for p in range(2)}
-    batch = [Accepted(i % 2, i // 2, validate(orjson.dumps(e), 1 << 20)) for i, e in enumerate(generate(400, seed=8))]
+    batch = [Accepted(i % 2, i // 2, columns_of(e)) for i, e in enumerate(generate(400, seed=8))]
     sealed = seal_batch(heads, batch, signer, "2026-11-23T10:00:00.000000Z").sealed
     for chain in ("p000", "p001"):
         records = [r for r in sealed if r.chain == chain]

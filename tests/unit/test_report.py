@@ -10,7 +10,6 @@ reviews (one before the window) whose difference is 3 changes.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -20,12 +19,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.config import RetentionSettings, S3Settings, Settings
@@ -39,15 +35,15 @@ from sealtrail.layout import data_key, public_key_key
 from sealtrail.objects import to_parquet
 from sealtrail.producers.access_review import Principal, publish_review
 from sealtrail.record import GENESIS
-from sealtrail.signing import Signer
 from sealtrail.store import sha256_b64
-from sealtrail.stream.validate import validate
+from tests.support.builders import columns_of
+from tests.support.signers import new_signer
+from tests.support.stores import put_file
 
 PREFIX = "trail/"
 SETTINGS = Settings(s3=S3Settings(prefix=PREFIX), retention=RetentionSettings(days=30))
 WINDOW = Window(date(2026, 11, 2), date(2026, 11, 5))
 SEALED_AT = "2026-11-06T08:00:00.000000Z"
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
 
 def at(text: str) -> str:
@@ -149,20 +145,13 @@ def trail_events(home: Path) -> list[dict[str, Any]]:
     return events
 
 
-def private_pem() -> bytes:
-    return Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-
-
 def write_trail(root: Path, events: list[dict[str, Any]]) -> None:
     """Two chains, one object and one digest each, locked, with the public key: a bundle verify accepts."""
-    signer = Signer.from_pem(private_pem())
+    signer = new_signer()
     heads = {0: ChainHead("p000"), 1: ChainHead("p001")}
     batch = []
     for i, event in enumerate(events):
-        columns = validate(orjson.dumps(event), 1 << 20)
-        assert isinstance(columns, dict), columns
-        batch.append(Accepted(i % 2, i // 2, columns))
+        batch.append(Accepted(i % 2, i // 2, columns_of(event)))
     sealed = seal_batch(heads, batch, signer, SEALED_AT).sealed
     for chain in ("p000", "p001"):
         records = [r for r in sealed if r.chain == chain]
@@ -173,19 +162,9 @@ def write_trail(root: Path, events: list[dict[str, Any]]) -> None:
         listed = [ListedObject(key, "1", sha256_b64(body), records[0].seq, records[-1].seq, len(body))]
         digest_key, digest = build_digest(PREFIX, chain, listed, head_of(records[-1]), None, signer,
                                           "2026-11-06T08:00:05.000000Z")
-        for k, b in ((key, body), (digest_key, digest)):
-            path = root / k
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(b)
-            (root / f"{k}.lock.json").write_text(json.dumps({
-                "mode": "COMPLIANCE", "retain_until": (NOW + timedelta(days=31)).isoformat(),
-                "last_modified": NOW.isoformat(), "checksum_sha256": sha256_b64(b)}))
-    pem = root / public_key_key(PREFIX, signer.key_id)
-    pem.parent.mkdir(parents=True, exist_ok=True)
-    pem.write_bytes(signer.public_pem)
-    pem.with_name(pem.name + ".lock.json").write_text(json.dumps({
-        "mode": "COMPLIANCE", "retain_until": (NOW + timedelta(days=31)).isoformat(),
-        "last_modified": NOW.isoformat(), "checksum_sha256": sha256_b64(signer.public_pem)}))
+        put_file(root, key, body)
+        put_file(root, digest_key, digest)
+    put_file(root, public_key_key(PREFIX, signer.key_id), signer.public_pem)
 
 
 @pytest.fixture(scope="module")

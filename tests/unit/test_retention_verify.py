@@ -6,25 +6,18 @@ the sink's Parquet; only the lock each one carries is varied, one case per test.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import orjson
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.config import RetentionSettings, S3Settings, Settings
 from sealtrail.evidence.checks.locks import lock_findings
 from sealtrail.evidence.findings import FindingKind as K
 from sealtrail.layout import data_key, digest_key
-from sealtrail.objects import to_parquet
-from sealtrail.record import GENESIS
 from sealtrail.retention import add_years
-from sealtrail.signing import Signer, key_id_of
 from sealtrail.store import ObjectVersion, StoredObject
-from sealtrail.stream.validate import validate
+from tests.support import builders
 
 PREFIX = "trail/"
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -53,17 +46,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def sealed_object(events: list[tuple[str, str, str]]) -> tuple[str, bytes]:
-    key = Ed25519PrivateKey.generate()
-    signer = Signer(key, key_id_of(key.public_key()))
-    batch = []
-    for i, (category, action, tenant) in enumerate(events):
-        raw = {"event_id": str(uuid.uuid4()), "occurred_at": "2024-03-01T09:00:00+00:00", "category": category,
-               "action": action, "outcome": "success", "actor": {"id": "alice"}, "tenant": tenant, "source": "app"}
-        columns = validate(orjson.dumps(raw), 1 << 20)
-        assert isinstance(columns, dict), columns
-        batch.append(Accepted(0, i, columns))
-    records = seal_batch({0: ChainHead("p000")}, batch, signer, "2024-03-01T10:00:00.000000Z").sealed
-    return data_key(PREFIX, "2024-03-01", "p000", 1, len(records)), to_parquet(records, GENESIS)
+    return data_key(PREFIX, "2024-03-01", "p000", 1, len(events)), builders.sealed_object(events)
 
 
 def findings(settings: Settings, key: str, body: bytes, mode: str, until: datetime | None) -> list[tuple[K, str]]:

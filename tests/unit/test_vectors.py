@@ -115,7 +115,11 @@ def check_verify(v: dict[str, Any], tmp_path: Path) -> None:
         path.write_bytes(base64.b64decode(data))
     settings = Settings(s3=S3Settings(prefix=v["settings"]["prefix"]),
                         retention=RetentionSettings(days=v["settings"]["retention_days"]))
-    report = verify_evidence(settings, bundle=root, trusted_keys=[v["public_key_pem"].encode("ascii")]).report
+    if v.get("keys_from_bundle"):  # none pinned: the bundle's keys and rotation statements decide
+        pinned = None
+    else:
+        pinned = [pem.encode("ascii") for pem in v.get("public_keys_pem", [v.get("public_key_pem")])]
+    report = verify_evidence(settings, bundle=root, trusted_keys=pinned).report
     assert [{"kind": f.kind.value, "chain": f.chain, "seq": f.seq} for f in report.findings] == v["want_findings"]
     assert (report.intact, report.complete, report.events) == (
         v["want"]["intact"], v["want"]["complete"], v["want"]["events"])

@@ -11,25 +11,20 @@ import json
 import shutil
 import tempfile
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from functools import cache
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from sealtrail import contents as contents_module
-from sealtrail.chain import Accepted, ChainHead, seal_batch
-from sealtrail.config import RetentionSettings, S3Settings, Settings
-from sealtrail.digest import ListedObject, build_digest, head_of
+from sealtrail.chain import Accepted, seal_batch
 from sealtrail.errors import ConfigError
 from sealtrail.evidence import walk as walk_module
 from sealtrail.evidence.bundle import DirectoryStore
@@ -41,131 +36,32 @@ from sealtrail.evidence.findings import Finding, Report
 from sealtrail.evidence.findings import FindingKind as K
 from sealtrail.evidence.walk import verify_store
 from sealtrail.layout import data_key, digest_key, parse_data_key, public_key_key
-from sealtrail.objects import SCHEMA, prev_hash_of, read_table, text_columns, to_parquet
+from sealtrail.objects import prev_hash_of, read_table, text_columns, to_parquet
 from sealtrail.record import EVENT_COLUMNS, GENESIS, SealedRecord, duplicate_columns, rejected_columns
-from sealtrail.signing import PublicKeys, Signer, head_message, key_id_of
-from sealtrail.store import ObjectVersion, StoredObject, sha256_b64
-from sealtrail.stream.validate import validate
+from sealtrail.signing import PublicKeys, Signer, head_message
+from sealtrail.store import ObjectVersion, sha256_b64
+from tests.support.builders import (
+    BATCHES,
+    CHAINS,
+    DAY,
+    OBJECTS,
+    PREFIX,
+    RETENTION_DAYS,
+    SETTINGS,
+    Trail,
+    build_trail,
+    columns_of,
+    event,
+    kinds,
+    pristine,
+    rewrite,
+    verify,
+    write_bundle,
+)
+from tests.support.signers import new_signer
+from tests.support.stores import NOW, HistoryStore, lock_sidecar, set_sidecar
 
-PREFIX = "trail/"
-DAY = "2024-03-01"
-CHAINS = ("p000", "p001")
-BATCHES = (7, 5, 6)  # records per chain in each sealed batch: heads at seqs 7, 12, 18
-OBJECTS = ((1, 5), (6, 10), (11, 18))  # the sink's objects: only the last ends on a signed head
-RETENTION_DAYS = 30
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
-SETTINGS = Settings(s3=S3Settings(prefix=PREFIX), retention=RetentionSettings(days=RETENTION_DAYS))
 ROW_KINDS = {K.CELL_CHANGED, K.ROW_REMOVED, K.ROW_INSERTED, K.ROWS_REORDERED}
-
-
-def new_signer() -> Signer:
-    key = Ed25519PrivateKey.generate()
-    return Signer(key, key_id_of(key.public_key()))
-
-
-def event(chain_no: int, i: int) -> dict[str, Any]:
-    """Varied events: some without resource, ip or before/after, some with non-ASCII text."""
-    ev: dict[str, Any] = {
-        "event_id": str(uuid.UUID(int=(chain_no << 64) | i, version=4)),
-        "occurred_at": f"{DAY}T09:{i // 60:02d}:{i % 60:02d}.{i * 1111 % 1000000:06d}+00:00",
-        "category": ("auth", "change", "access")[i % 3],
-        "action": ("auth.login", "data.update", "data.read")[i % 3],
-        "actor": {"id": f"user-{i % 4}"},
-        "tenant": "acme",
-        "source": "billing",
-        "metadata": {"n": i, "note": "grüße ✓"},
-    }
-    if i % 3:
-        ev["resource"] = {"type": "invoice", "id": f"inv-{i}"}
-        ev["actor"]["ip"] = "10.0.0.7"
-        ev["request_id"] = f"req-{i}"
-    if i % 3 == 1:
-        ev["before"] = {"amount": i, "status": "draft"}
-        ev["after"] = {"amount": i + 1, "status": "sent"}
-        ev["actor"]["user_agent"] = "Mozilla/5.0 (X11; Linux x86_64)"
-    return ev
-
-
-def columns_of(ev: dict[str, Any]) -> dict[str, Any]:
-    result = validate(orjson.dumps(ev), 1 << 20)
-    assert isinstance(result, dict), result
-    return result
-
-
-@dataclass
-class Trail:
-    signer: Signer
-    records: dict[str, list[SealedRecord]]
-    objects: dict[str, bytes] = field(default_factory=dict)
-    heads: dict[int, ChainHead] = field(default_factory=dict)
-
-    def key(self, chain: str, index: int) -> str:
-        first, last = OBJECTS[index]
-        return data_key(PREFIX, DAY, chain, first, last)
-
-
-def prev_of(records: list[SealedRecord], first: int) -> bytes:
-    """The hash an object starting at seq `first` links to."""
-    return records[first - 2].hash if first > 1 else GENESIS
-
-
-def build_trail(signer: Signer | None = None, src_offset: Callable[[int, int], int] = lambda p, n: n,
-                inputs: Callable[[int, int], dict[str, Any]] | None = None) -> Trail:
-    """The pristine trail by default. src_offset(partition, n) is the input offset of chain p's n-th
-    record (0-based; n itself by default), so offsets can skip; inputs(partition, n) gives its columns
-    (an event's by default, or accounting columns such as rejected_columns)."""
-    signer = signer or new_signer()
-    heads = {p: ChainHead(f"p{p:03d}") for p in range(len(CHAINS))}
-    records: dict[str, list[SealedRecord]] = {c: [] for c in CHAINS}
-    offset = 0
-    for b, size in enumerate(BATCHES):
-        batch = []
-        for i in range(size):
-            for p in range(len(CHAINS)):  # interleaved, as partitions arrive in one consume()
-                n = offset + i
-                columns = inputs(p, n) if inputs is not None else columns_of(event(p, n))
-                batch.append(Accepted(p, src_offset(p, n), columns))
-        offset += size
-        for r in seal_batch(heads, batch, signer, f"{DAY}T10:00:0{b}.{b * 7:06d}Z").sealed:
-            records[r.chain].append(r)
-    trail = Trail(signer, records, heads=heads)
-    for chain in CHAINS:
-        listed = []
-        for index, (first, last) in enumerate(OBJECTS):
-            body = to_parquet(records[chain][first - 1 : last], prev_of(records[chain], first))
-            trail.objects[trail.key(chain, index)] = body
-            listed.append(ListedObject(trail.key(chain, index), "1", sha256_b64(body), first, last, len(body)))
-        # one digest per chain, as a sink that flushed the three objects at once would write
-        key, body = build_digest(PREFIX, chain, listed, head_of(records[chain][-1]), None, signer, f"{DAY}T10:00:09.000000Z")
-        trail.objects[key] = body
-    return trail
-
-
-@cache
-def pristine() -> Trail:
-    return build_trail()
-
-
-def lock_sidecar(body: bytes, *, mode: str = "COMPLIANCE", days: int = RETENTION_DAYS + 1) -> dict[str, str]:
-    return {
-        "mode": mode,
-        "retain_until": (NOW + timedelta(days=days)).isoformat(),
-        "last_modified": NOW.isoformat(),
-        "checksum_sha256": sha256_b64(body),
-    }
-
-
-def write_bundle(root: Path, trail: Trail) -> DirectoryStore:
-    for key, body in trail.objects.items():
-        path = root / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(body)
-        (root / f"{key}.lock.json").write_text(json.dumps(lock_sidecar(body)))
-    pem = root / public_key_key(PREFIX, trail.signer.key_id)
-    pem.parent.mkdir(parents=True, exist_ok=True)
-    pem.write_bytes(trail.signer.public_pem)
-    pem.with_name(pem.name + ".lock.json").write_text(json.dumps(lock_sidecar(trail.signer.public_pem)))
-    return DirectoryStore(root)
 
 
 @pytest.fixture
@@ -176,25 +72,6 @@ def trail() -> Trail:
 @pytest.fixture
 def store(tmp_path: Path, trail: Trail) -> DirectoryStore:
     return write_bundle(tmp_path, trail)
-
-
-def rewrite(store: DirectoryStore, key: str, edit: Callable[[dict[str, list]], None], *,
-            same_checksum: bool = False) -> None:
-    """Rewrite one object's Parquet with pyarrow after edit() changed its column lists.
-
-    The sidecar keeps the checksum recorded at export, so the change also shows
-    as CHECKSUM_MISMATCH, unless same_checksum records the new one (a tamperer
-    who could also rewrite the recorded checksum): then only the content checks
-    can see it.
-    """
-    path = store.root / key
-    table = pq.read_table(path)
-    columns = {name: table.column(name).to_pylist() for name in table.column_names}
-    edit(columns)
-    schema = SCHEMA.with_metadata(table.schema.metadata)  # a tamperer keeps the start hash
-    pq.write_table(pa.Table.from_pydict(columns, schema=schema), path, compression="zstd")
-    if same_checksum:
-        _sidecar(store, key, checksum_sha256=sha256_b64(path.read_bytes()))
 
 
 def changed(name: str, value: Any) -> Any:
@@ -210,16 +87,6 @@ def changed(name: str, value: Any) -> Any:
     if name in ("before", "after", "metadata"):
         return '{"tampered":true}' if value != '{"tampered":true}' else "{}"
     return "x" if value is None else value + "x"
-
-
-def verify(store: DirectoryStore, **kwargs: Any) -> Report:
-    report = verify_store(store, SETTINGS, **kwargs)
-    orjson.dumps(report.as_dict())  # always serialisable
-    return report
-
-
-def kinds(report: Report) -> set[K]:
-    return {f.kind for f in report.findings}
 
 
 def assert_first_bad(report: Report, allowed: set[K], key: str | None, chain: str, seq: int) -> None:
@@ -749,32 +616,6 @@ def test_signature_stripped_from_a_head_inside_the_chain(store: DirectoryStore) 
 # ---------------------------------------------------------------------------
 # versions, delete markers, Object Lock
 
-
-class HistoryStore(DirectoryStore):
-    """A bundle plus what S3 would also list for some keys: newer versions and delete markers.
-
-    Object Lock cannot prevent either; this injects them at the store seam.
-    """
-
-    def __init__(self, root: Path, history: dict[str, list[tuple[str, bytes | None]]]) -> None:
-        super().__init__(root)
-        self.history = history  # key -> [(version id, body or None for a delete marker)], oldest first
-
-    def versions(self, prefix: str):  # type: ignore[no-untyped-def]
-        for v in super().versions(prefix):
-            extra = self.history.get(v.key, [])
-            yield ObjectVersion(v.key, v.version_id, not extra, False, v.size, v.last_modified)
-            for n, (vid, body) in enumerate(extra, start=1):
-                when = v.last_modified + timedelta(seconds=n)
-                yield ObjectVersion(v.key, vid, n == len(extra), body is None, len(body or b""), when)
-
-    def get(self, key: str, version_id: str | None = None) -> StoredObject:
-        for vid, body in self.history.get(key, []):
-            if vid == version_id and body is not None:
-                return StoredObject(key, vid, body, sha256_b64(body), "COMPLIANCE", NOW + timedelta(days=99))
-        return super().get(key, version_id)
-
-
 def test_newer_version_is_reported_and_the_original_verified(store: DirectoryStore) -> None:
     trail = pristine()
     key = trail.key("p000", 1)
@@ -828,13 +669,6 @@ def test_plan_rejects_a_data_key_under_another_prefix() -> None:
     assert [f.kind for f in findings] == [K.OBJECT_INJECTED]
 
 
-def _sidecar(store: DirectoryStore, key: str, **changes: Any) -> None:
-    path = store.root / f"{key}.lock.json"
-    doc = json.loads(path.read_text())
-    doc.update(changes)
-    path.write_text(json.dumps({k: v for k, v in doc.items() if v is not None}))
-
-
 def test_object_not_locked(store: DirectoryStore) -> None:
     key = pristine().key("p000", 0)
     (store.root / f"{key}.lock.json").unlink()
@@ -843,25 +677,25 @@ def test_object_not_locked(store: DirectoryStore) -> None:
 
 def test_governance_lock_under_a_compliance_policy(store: DirectoryStore) -> None:
     key = pristine().key("p000", 0)
-    _sidecar(store, key, mode="GOVERNANCE")
+    set_sidecar(store, key, mode="GOVERNANCE")
     assert [(f.kind, f.key) for f in verify(store).findings] == [(K.NOT_LOCKED, key)]
 
 
 def test_retention_short(store: DirectoryStore) -> None:
     key = pristine().key("p001", 2)
-    _sidecar(store, key, retain_until=(NOW + timedelta(days=3)).isoformat())
+    set_sidecar(store, key, retain_until=(NOW + timedelta(days=3)).isoformat())
     assert [(f.kind, f.key) for f in verify(store).findings] == [(K.RETENTION_SHORT, key)]
 
 
 def test_retention_within_a_day_of_the_policy_is_accepted(store: DirectoryStore) -> None:
     key = pristine().key("p001", 2)
-    _sidecar(store, key, retain_until=(NOW + timedelta(days=RETENTION_DAYS, hours=-12)).isoformat())
+    set_sidecar(store, key, retain_until=(NOW + timedelta(days=RETENTION_DAYS, hours=-12)).isoformat())
     assert verify(store).ok
 
 
 def test_checksum_mismatch_alone(store: DirectoryStore) -> None:
     key = pristine().key("p001", 0)
-    _sidecar(store, key, checksum_sha256=sha256_b64(b"something else"))
+    set_sidecar(store, key, checksum_sha256=sha256_b64(b"something else"))
     assert [(f.kind, f.key) for f in verify(store).findings] == [(K.CHECKSUM_MISMATCH, key)]
 
 

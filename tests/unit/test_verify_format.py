@@ -1,7 +1,7 @@
 """The stored format's own guarantees: hashes only on signed heads, each object's start hash, windows.
 
-Builds on the trail and tamper helpers of test_verify (three objects per
-chain: seqs 1..5, 6..10 and 11..18; signed heads at seqs 7, 12 and 18).
+Builds on the unit trail and its tamper helpers in tests.support.builders (three objects
+per chain: seqs 1..5, 6..10 and 11..18; signed heads at seqs 7, 12 and 18).
 """
 
 from __future__ import annotations
@@ -13,18 +13,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from sealtrail.evidence.bundle import DirectoryStore
 from sealtrail.evidence.findings import FindingKind as K
 from sealtrail.objects import (
     FORMAT_META,
     PREV_HASH_META,
     RECORD_FORMAT,
     RECORD_FORMAT_V2,
+    SCHEMA,
     SCHEMA_V2,
     format_of,
     read_table,
 )
-
-from .test_verify import SCHEMA, DirectoryStore, kinds, pristine, verify, write_bundle
+from tests.support.builders import kinds, pristine, rewrite, verify, write_bundle
+from tests.support.stores import HistoryStore
 
 
 def set_metadata(store: DirectoryStore, key: str, name: bytes, value: bytes | None, schema: pa.Schema = SCHEMA
@@ -139,8 +141,6 @@ def test_a_window_verifies_without_what_precedes_it(tmp_path: Path) -> None:
 def test_a_window_still_finds_tampering(tmp_path: Path) -> None:
     store = without_first_objects(tmp_path)
     trail = pristine()
-    from .test_verify import rewrite
-
     rewrite(store, trail.key("p000", 2), lambda c: c["actor_id"].__setitem__(3, "mallory"))
     report = verify(store, starts={"p000": 6, "p001": 6})
     assert [(f.kind, f.seq) for f in report.findings if f.kind == K.CELL_CHANGED] == [(K.CELL_CHANGED, 14)]
@@ -174,8 +174,8 @@ def daily_trail(tmp_path: Path) -> tuple[DirectoryStore, dict[str, list[str]]]:
     from sealtrail.objects import to_parquet
     from sealtrail.record import GENESIS
     from sealtrail.store import sha256_b64
-
-    from .test_verify import BATCHES, CHAINS, PREFIX, Trail, columns_of, event, new_signer
+    from tests.support.builders import BATCHES, CHAINS, PREFIX, Trail, columns_of, event
+    from tests.support.signers import new_signer
 
     signer = new_signer()
     heads = {p: ChainHead(f"p{p:03d}") for p in range(len(CHAINS))}
@@ -254,8 +254,7 @@ def test_verify_command_windows_chains_and_tenant(tmp_path: Path, monkeypatch) -
     from click.testing import CliRunner
 
     from sealtrail.cli.main import cli
-
-    from .test_verify import PREFIX, RETENTION_DAYS
+    from tests.support.builders import PREFIX, RETENTION_DAYS
 
     monkeypatch.setenv("SEALTRAIL_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("SEALTRAIL_RETENTION__DAYS", str(RETENTION_DAYS))
@@ -283,8 +282,6 @@ def test_verify_command_windows_chains_and_tenant(tmp_path: Path, monkeypatch) -
 
 def test_after_expiry_the_delete_markers_before_a_window_are_not_blamed(tmp_path: Path) -> None:
     """Lifecycle expiry in a versioned bucket leaves a delete marker on each expired object."""
-    from .test_verify import HistoryStore
-
     store, keys = daily_trail(tmp_path)
     marked = HistoryStore(store.root, {keys[chain][0]: [("dm", None)] for chain in CHAINS_})
     assert K.DELETE_MARKER in kinds(verify(marked))

@@ -7,7 +7,8 @@ sealtrail.signing, sealtrail.digest, sealtrail.merkle, sealtrail.evidence.proof,
 sealtrail.evidence.check) from fixed inputs: a fixed seed, an Ed25519 key derived from fixed bytes
 and fixed timestamps, so two runs write byte-identical files (tests/unit/test_vectors.py checks it).
 Verify cases are named after the change made to an intact trail, as transparency-dev/merkle names its
-testdata; each holds a whole bundle folder (object name -> base64 of its bytes) and the public key.
+testdata; each holds a whole bundle folder (object name -> base64 of its bytes) and the public key to pin
+(the key rotation cases: both versions of the key, or none, to verify with the bundle's own keys).
 docs/format.md is the specification the vectors illustrate.
 """
 
@@ -39,11 +40,11 @@ from sealtrail.encoding import format_ts, parse_ts
 from sealtrail.evidence.bundle import DirectoryStore
 from sealtrail.evidence.check import verify_evidence
 from sealtrail.evidence.proof import build_proof, check_proof
-from sealtrail.layout import data_key, digest_key, public_key_key
+from sealtrail.layout import data_key, digest_key, public_key_key, rotation_key
 from sealtrail.merkle import root_of_hashes
 from sealtrail.objects import WRITE_OPTIONS, read_table, to_parquet
 from sealtrail.record import GENESIS, ROW_COLUMNS, SealedRecord, content_digest, rejected_columns, row_check_of
-from sealtrail.signing import PublicKeys, Signer, head_message, key_id_of
+from sealtrail.signing import PublicKeys, Signer, head_message, key_id_of, rotation_statement
 from sealtrail.store import sha256_b64
 from sealtrail.stream.validate import Rejection, validate
 
@@ -51,6 +52,9 @@ HERE = Path(__file__).resolve().parent
 KINDS = ("record", "head", "digest", "proof", "verify")
 SEED = 20260302
 PRIVATE_SEED = hashlib.sha256(b"sealtrail format test vectors: not a production key").digest()
+# the key's second version, what `sealtrail keys rotate` would have made: the rotation vectors only
+ROTATED_SEED = hashlib.sha256(b"sealtrail format test vectors: not a production key, version 2").digest()
+ROTATED_AT = "2026-03-02T10:00:01Z"  # the rotation statement's time: after the first batch, before the second
 PREFIX = "trail/"
 DAY = "2026-03-02"
 RETENTION_DAYS = 365
@@ -58,8 +62,8 @@ WRITTEN = datetime.fromisoformat(f"{DAY}T10:05:00+00:00")  # when the bundle's o
 MAX_EVENT_BYTES = 1 << 20
 
 
-def signer() -> Signer:
-    key = Ed25519PrivateKey.from_private_bytes(PRIVATE_SEED)
+def signer(seed: bytes = PRIVATE_SEED) -> Signer:
+    key = Ed25519PrivateKey.from_private_bytes(seed)
     return Signer(key, key_id_of(key.public_key()))
 
 
@@ -211,9 +215,13 @@ class Trail:
         return files
 
 
-def build_trail(s: Signer, offset_gap_at: int | None = None) -> Trail:
+def build_trail(s: Signer, offset_gap_at: int | None = None, heads_by: tuple[Signer, ...] | None = None,
+                digests_by: tuple[Signer, ...] | None = None) -> Trail:
     """The pristine trail, sealed and stored as the stream and the sink do; offset_gap_at: the seq from which
-    input offsets skip one (the input before it never became a row)."""
+    input offsets skip one (the input before it never became a row). heads_by and digests_by name the key
+    that signs each batch's head and each digest (s for all by default): a key rotation between batches."""
+    heads_by = heads_by or (s,) * len(BATCHES)
+    digests_by = digests_by or (s,) * len(BATCHES)
     rng = random.Random(SEED)
     heads = {0: ChainHead(CHAIN, recent=RecentIds(1000))}
     inputs: list[bytes] = []
@@ -232,7 +240,7 @@ def build_trail(s: Signer, offset_gap_at: int | None = None) -> Trail:
             offset = 500 + n + (1 if offset_gap_at is not None and n + 1 >= offset_gap_at else 0)
             batch.append(accepted(0, offset, inputs[n]))
             n += 1
-        records += seal_batch(heads, batch, s, sealed_at(b)).sealed
+        records += seal_batch(heads, batch, heads_by[b], sealed_at(b)).sealed
     trail = Trail(s, records)
     first, previous = 1, None
     for b, size in enumerate(BATCHES):
@@ -244,7 +252,7 @@ def build_trail(s: Signer, offset_gap_at: int | None = None) -> Trail:
         trail.objects.append((key, body))
         listed = ListedObject(key, "1", sha256_b64(body), first, last, len(body),
                               root_of_hashes([r.hash for r in rows]).hex(), rows[0].src_offset, rows[-1].src_offset)
-        dkey, dbody = build_digest(PREFIX, CHAIN, [listed], head_of(rows[-1]), previous, s,
+        dkey, dbody = build_digest(PREFIX, CHAIN, [listed], head_of(rows[-1]), previous, digests_by[b],
                                    f"{DAY}T10:01:{b:02d}.000000Z")
         trail.digests.append((dkey, dbody))
         previous = DigestLink(dkey, hashlib.sha256(dbody).hexdigest(), last)
@@ -379,20 +387,63 @@ def verify_cases(s: Signer) -> dict[str, tuple[str, dict[str, bytes]]]:
     return cases
 
 
+def rotation_cases(s: Signer) -> dict[str, tuple[str, dict[str, bytes]]]:
+    """One chain signed by two versions of the key: s until the rotation after the first batch, then its
+    successor; both public keys and the old key's rotation statement naming the new one are published."""
+    v2 = signer(ROTATED_SEED)
+    published = {public_key_key(PREFIX, v2.key_id): v2.public_pem,
+                 rotation_key(PREFIX, s.key_id, v2.key_id): rotation_statement(s, v2.key_id, ROTATED_AT)}
+    rotated = build_trail(s, heads_by=(s, v2, v2), digests_by=(s, v2, v2))
+    stale = build_trail(s, heads_by=(s, v2, v2), digests_by=(s, v2, s))
+    both = ("Key rotation after the first batch: seqs 1..3 and the first digest are signed by version 1 of the "
+            "key, seqs 4..12 and the later digests by version 2; both public keys and version 1's rotation "
+            "statement naming version 2 (keys/rotations/) are published.")
+    no_statement = ("The same rotation with both public keys published, but without version 1's rotation "
+                    "statement.")
+    old_key = ("The same rotation, but the last digest (head seq 12) is signed with version 1, the rotated-out "
+               "key, while seq 12's head is signed by version 2.")
+    pinned, unpinned = " Both keys pinned.", " Keys read from the bundle (none pinned)."
+    return {
+        "key-rotated-p000-2": (both + pinned, bundle({**rotated.files(), **published})),
+        "key-rotated-p000-2-keys-from-bundle": (both + unpinned, bundle({**rotated.files(), **published})),
+        "key-rotated-p000-2-no-statement-keys-from-bundle": (
+            no_statement + unpinned, bundle({**rotated.files(), public_key_key(PREFIX, v2.key_id): v2.public_pem})),
+        "rotated-out-key-signs-digest-p000-3": (old_key + pinned, bundle({**stale.files(), **published})),
+        "rotated-out-key-signs-digest-p000-3-keys-from-bundle": (old_key + unpinned,
+                                                                 bundle({**stale.files(), **published})),
+    }
+
+
 def verify_vectors(out: Path, s: Signer) -> Trail:
     for name, (desc, files) in verify_cases(s).items():
-        with tempfile.TemporaryDirectory() as tmp:
-            materialise(Path(tmp), files)
-            report = verify_evidence(settings(), bundle=Path(tmp), trusted_keys=[s.public_pem]).report
-        write(out, "verify", name, {
-            "desc": desc,
-            "settings": {"prefix": PREFIX, "retention_days": RETENTION_DAYS},
-            "public_key_pem": s.public_pem.decode("ascii"),
-            "files": {key: b64(body) for key, body in files.items()},
-            "want_findings": [{"kind": f.kind.value, "chain": f.chain, "seq": f.seq} for f in report.findings],
-            "want": {"intact": report.intact, "complete": report.complete, "events": report.events},
-        })
+        write_verify(out, name, desc, files, [s.public_pem])
+    v2 = signer(ROTATED_SEED)
+    for name, (desc, files) in rotation_cases(s).items():
+        pinned = None if name.endswith("-keys-from-bundle") else [s.public_pem, v2.public_pem]
+        write_verify(out, name, desc, files, pinned)
     return build_trail(s)
+
+
+def write_verify(out: Path, name: str, desc: str, files: dict[str, bytes], pinned: list[bytes] | None) -> None:
+    """A verify vector: the bundle, the keys to pin (public_key_pem, or public_keys_pem when there are several;
+    keys_from_bundle when none is pinned), and what verify finds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        materialise(Path(tmp), files)
+        report = verify_evidence(settings(), bundle=Path(tmp), trusted_keys=pinned).report
+    if pinned is None:
+        keys: dict[str, Any] = {"keys_from_bundle": True}
+    elif len(pinned) == 1:
+        keys = {"public_key_pem": pinned[0].decode("ascii")}
+    else:
+        keys = {"public_keys_pem": [pem.decode("ascii") for pem in pinned]}
+    write(out, "verify", name, {
+        "desc": desc,
+        "settings": {"prefix": PREFIX, "retention_days": RETENTION_DAYS},
+        **keys,
+        "files": {key: b64(body) for key, body in files.items()},
+        "want_findings": [{"kind": f.kind.value, "chain": f.chain, "seq": f.seq} for f in report.findings],
+        "want": {"intact": report.intact, "complete": report.complete, "events": report.events},
+    })
 
 
 # ---------------------------------------------------------------------------

@@ -22,8 +22,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sealtrail.chain import Accepted, ChainHead, seal_batch
 from sealtrail.encoding import format_ts
 from sealtrail.event import Event
+from sealtrail.flatten import flatten
 from sealtrail.objects import to_parquet
-from sealtrail.record import GENESIS, flatten
+from sealtrail.record import GENESIS
 from sealtrail.signing import Signer, key_id_of
 from sealtrail.stack.workload import generate
 

@@ -50,9 +50,10 @@ from sealtrail.digest import DigestLink, ListedObject, build_digest, head_of
 from sealtrail.encoding import format_ts
 from sealtrail.event import Event
 from sealtrail.evidence import walk
+from sealtrail.flatten import flatten
 from sealtrail.layout import data_key, public_key_key
 from sealtrail.objects import SCHEMA, to_parquet
-from sealtrail.record import GENESIS, SealedRecord, flatten, hashed_bytes, record_hash
+from sealtrail.record import GENESIS, SealedRecord, hashed_bytes, record_hash
 from sealtrail.retention import policy_for
 from sealtrail.signing import Signer, key_id_of
 from sealtrail.stack.workload import generate

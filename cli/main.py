@@ -74,7 +74,6 @@ def cli(ctx: click.Context, home, config_file, bootstrap, s3_endpoint, bucket, v
 EXTRA_OF = {
     "faust": "stream", "aiokafka": "stream", "mode": "stream",
     "pyarrow": "sink", "boto3": "sink", "botocore": "sink", "cryptography": "sink", "prometheus_client": "sink",
-    "tenacity": "sink",
     "duckdb": "evidence", "jinja2": "evidence",
     "fastapi": "serve", "uvicorn": "serve", "starlette": "serve", "limits": "serve",
     "psycopg": "cdc",

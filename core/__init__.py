@@ -2,7 +2,9 @@
 
     event       the audit event: fields, categories, validation (pydantic, the reference)
     encoding    RFC 8785 canonical JSON, timestamp text
-    record      one sealed row: flatten, hashed_bytes, row_check, chain_hash, SealedRecord and its wire form
+    columns     the column table, declared once: names, Arrow types, JSON text, Event fields (everything else derives)
+    flatten     an event as stored columns: flatten (through the model) and fast_columns (the stream's fast path)
+    record      one sealed row: hashed_bytes, row_check, chain_hash, SealedRecord and its wire form
     chain       chain heads, recent event ids, seal_batch
     signing     Ed25519 signers, public keys, the signed head message, key rotation statements   kms (AWS KMS)
     publication public keys and rotation statements written locked into the store, before they are needed
@@ -15,7 +17,9 @@
     index       a chain's object or digest by seq, without listing the bucket
     retention   the retention policy: which lock each object needs
     reasons     why an input is not an event: the one vocabulary of the SDK, the stream and the trail
-    config, errors, kafka, topics, logs, printable, redact, ocsf, metrics_server: settings and shared plumbing
+    ocsf        the OCSF classification columns, and the one cache of them
+    retry       calling again what may succeed later (Transient errors), for the sink, recovery, the relay and the spool
+    config, errors, kafka, topics, logs, printable, redact, metrics_server: settings and shared plumbing
 
 The writing side (producers, stream, sinks) and the reading side (evidence) build
 on this package; cli and stack sit on top (tests/unit/test_layering.py).

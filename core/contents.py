@@ -12,7 +12,7 @@ string is valid UTF-8, and only for the sink's exact schema (a required column
 is never null, so the first key always opens the object). A chunk where any of
 that fails is not built here (None): the caller canonicalises it row by row
 with the reference instead, so a tampered cell can change the speed, never the
-bytes. tests/unit/test_verify_fast.py compares the two with hypothesis.
+bytes. tests/unit/test_fast_paths.py compares the two with hypothesis.
 """
 
 from __future__ import annotations
@@ -286,7 +286,7 @@ class TableColumns(Mapping[str, Sequence[Any]]):
 # ---------------------------------------------------------------------------
 # Every row's content digest and chain hash: what verify, the sink's catch-up and prove recompute
 
-Columns = Mapping[str, list]  # a dict of lists, or TableColumns (lists on first use)
+Columns = Mapping[str, Sequence[Any]]  # a dict of lists, or TableColumns (lists on first use)
 _Fragment = orjson.Fragment
 _dumps = orjson.dumps
 HASH_CHUNK_ROWS = 4096  # rows canonicalised at a time: column-wise, 4096 measured faster than 1024 or 16384

@@ -15,12 +15,13 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sealtrail.ocsf import ACTION_MAX, ACTION_PATTERN
+
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?$")
 SCHEMA_ID = "https://sealtrail.dev/schema/audit-event/v1.json"
 
-# Limits named once: the stream's fast path (stream/validate.py) checks the same ones without the model.
-SHORT_TEXT_MAX, ACTION_MAX, IP_MAX, USER_AGENT_MAX, REQUEST_ID_MAX = 256, 128, 64, 1024, 256
-ACTION_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
+# Limits named once: the stream's fast path (sealtrail.flatten.fast_columns) checks the same ones without the model.
+SHORT_TEXT_MAX, IP_MAX, USER_AGENT_MAX, REQUEST_ID_MAX = 256, 64, 1024, 256
 
 ShortText = Annotated[str, Field(min_length=1, max_length=SHORT_TEXT_MAX)]
 Action = Annotated[str, Field(pattern=ACTION_PATTERN, max_length=ACTION_MAX)]

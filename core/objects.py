@@ -22,62 +22,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from sealtrail.record import ACCOUNT_COLUMNS, CHAIN_COLUMNS, EVENT_COLUMNS, ROW_COLUMNS, SEAL_COLUMNS, SealedRecord
+from sealtrail.columns import BINARY, COLUMNS, HASH, INT32, INT64, STRING, TIMESTAMP, Column, Group
+from sealtrail.record import ACCOUNT_COLUMNS, ROW_COLUMNS, SealedRecord
 
 TS = pa.timestamp("us", tz="UTC")
+ARROW_TYPES = {STRING: pa.string(), INT64: pa.int64(), INT32: pa.int32(), TIMESTAMP: TS, HASH: pa.binary(32),
+               BINARY: pa.binary()}
 
-SCHEMA_V2 = pa.schema(
-    [
-        pa.field("seq", pa.int64(), nullable=False),
-        pa.field("sealed_at", TS, nullable=False),
-        pa.field("src_offset", pa.int64(), nullable=False),
-        pa.field("event_id", pa.string(), nullable=False),
-        pa.field("occurred_at", TS, nullable=False),
-        pa.field("category", pa.string(), nullable=False),
-        pa.field("action", pa.string(), nullable=False),
-        pa.field("outcome", pa.string(), nullable=False),
-        pa.field("actor_id", pa.string(), nullable=False),
-        pa.field("actor_type", pa.string(), nullable=False),
-        pa.field("actor_ip", pa.string()),
-        pa.field("actor_user_agent", pa.string()),
-        pa.field("resource_type", pa.string()),
-        pa.field("resource_id", pa.string()),
-        pa.field("tenant", pa.string(), nullable=False),
-        pa.field("source", pa.string(), nullable=False),
-        pa.field("request_id", pa.string()),
-        pa.field("before", pa.string()),
-        pa.field("after", pa.string()),
-        pa.field("metadata", pa.string(), nullable=False),
-        pa.field("class_uid", pa.int32(), nullable=False),
-        pa.field("category_uid", pa.int32(), nullable=False),
-        pa.field("activity_id", pa.int32(), nullable=False),
-        pa.field("type_uid", pa.int32(), nullable=False),
-        pa.field("severity_id", pa.int32(), nullable=False),
-        pa.field("status_id", pa.int32(), nullable=False),
-        pa.field("row_check", pa.int32(), nullable=False),
-        pa.field("hash", pa.binary(32)),
-        pa.field("key_id", pa.string()),
-        pa.field("signature", pa.binary()),
-    ]
-)
+
+def _field(column: Column, nullable: bool) -> pa.Field:
+    return pa.field(column.name, ARROW_TYPES[column.arrow], nullable=nullable)
+
+
+SCHEMA_V2 = pa.schema([_field(c, not c.required) for c in COLUMNS if c.group is not Group.ACCOUNT])
 # v3 (input accounting): every event column may be null, for the rows that account for a rejected
 # input or a repeated event id; the accounting columns sit before the seal columns.
-REQUIRED_FOR_EVENTS = frozenset(f.name for f in SCHEMA_V2 if not f.nullable)
-_ACCOUNT_FIELDS = [
-    pa.field("kind", pa.string()),
-    pa.field("reason", pa.string()),
-    pa.field("input_bytes", pa.int64()),
-    pa.field("input_sha256", pa.string()),
-]
-_CHAIN_FIELDS = [f for f in SCHEMA_V2 if f.name in CHAIN_COLUMNS]
-_SEAL_FIELDS = [f for f in SCHEMA_V2 if f.name in SEAL_COLUMNS]
-SCHEMA = pa.schema(
-    _CHAIN_FIELDS
-    + [SCHEMA_V2.field(name).with_nullable(True) for name in EVENT_COLUMNS]
-    + _ACCOUNT_FIELDS
-    + _SEAL_FIELDS
-)
-_TIMESTAMPS = ("sealed_at", "occurred_at")
+_NULLABLE_IN_V3 = (Group.EVENT, Group.OCSF, Group.ACCOUNT)
+SCHEMA = pa.schema([_field(c, not c.required or c.group in _NULLABLE_IN_V3) for c in COLUMNS])
+REQUIRED_FOR_EVENTS = frozenset(c.name for c in COLUMNS if c.required)
+_TIMESTAMPS = tuple(c.name for c in COLUMNS if c.arrow == TIMESTAMP)
 PREV_HASH_META = b"sealtrail.prev_hash"
 FORMAT_META = b"sealtrail.format"
 # v3: v2 plus input accounting (sealtrail.record.ACCOUNT_COLUMNS): rows for rejected inputs and repeated

@@ -9,8 +9,15 @@ does not know gets its category's class with activity 99 (Other).
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import NamedTuple
+
+# An action is a dotted lower-case name; the event model (sealtrail.event) takes its limits from here.
+ACTION_MAX = 128
+ACTION_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
+# fullmatch is what the pattern's ^...$ means to pydantic's (Rust) regex engine.
+_ACTION = re.compile(ACTION_PATTERN.removeprefix("^").removesuffix("$"))
 
 # class_uid -> category_uid is class_uid // 1000
 AUTHENTICATION = 3002
@@ -72,7 +79,6 @@ class Classification(NamedTuple):
     status_id: int
 
 
-@lru_cache(maxsize=4096)
 def classify(category: str, action: str, outcome: str) -> Classification:
     class_uid, activity_id = ACTIONS.get(action, (CATEGORY_CLASS[category], OTHER))
     severity = SEVERITY.get(category, 1)
@@ -81,3 +87,17 @@ def classify(category: str, action: str, outcome: str) -> Classification:
     return Classification(
         class_uid, class_uid // 1000, activity_id, class_uid * 100 + activity_id, severity, STATUS[outcome]
     )
+
+
+@lru_cache(maxsize=4096)
+def ocsf_columns(category: str, action: str, outcome: str) -> dict[str, int] | None:
+    """The OCSF columns as stored, or None where the event model refuses the triple.
+
+    The one cache of classification: a few hundred combinations recur, and
+    for the stream's fast path one lookup replaces the category and outcome
+    checks, the action pattern and the classification. Bounded, since
+    producers choose actions. Callers must not change the dict.
+    """
+    if category not in CATEGORY_CLASS or outcome not in STATUS or len(action) > ACTION_MAX or not _ACTION.fullmatch(action):
+        return None
+    return classify(category, action, outcome)._asdict()

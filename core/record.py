@@ -23,55 +23,25 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-from sealtrail.encoding import canonical_text, format_ts
+from sealtrail.columns import COLUMNS, Group, names
 from sealtrail.merkle import LEAF_PREFIX
-from sealtrail.ocsf import classify
-
-if TYPE_CHECKING:  # verify's worker processes import this module: no pydantic for them
-    from sealtrail.event import Event
 
 GENESIS = bytes(32)
 
-EVENT_COLUMNS = (
-    "event_id",
-    "occurred_at",
-    "category",
-    "action",
-    "outcome",
-    "actor_id",
-    "actor_type",
-    "actor_ip",
-    "actor_user_agent",
-    "resource_type",
-    "resource_id",
-    "tenant",
-    "source",
-    "request_id",
-    "before",
-    "after",
-    "metadata",
-    # OCSF classification (sealtrail.ocsf), derived from category, action and outcome
-    "class_uid",
-    "category_uid",
-    "activity_id",
-    "type_uid",
-    "severity_id",
-    "status_id",
-)
-OCSF_COLUMNS = EVENT_COLUMNS[-6:]
+EVENT_COLUMNS = names(Group.EVENT, Group.OCSF)  # the OCSF ones derived from category, action and outcome
+OCSF_COLUMNS = names(Group.OCSF)
 # Input accounting (record format v3): every input offset of a chain's partition is one record of the
 # chain. A sealed event leaves these null; a rejected input or a repeated event id names what it was,
 # never the input's content (no secret a producer let slip is locked away for years).
-ACCOUNT_COLUMNS = ("kind", "reason", "input_bytes", "input_sha256")
+ACCOUNT_COLUMNS = names(Group.ACCOUNT)
 ROW_COLUMNS = (*EVENT_COLUMNS, *ACCOUNT_COLUMNS)  # what hashed_bytes covers besides the chain columns
-JSON_COLUMNS = frozenset({"before", "after", "metadata"})
-CHAIN_COLUMNS = ("seq", "sealed_at", "src_offset")
-SEAL_COLUMNS = ("row_check", "hash", "key_id", "signature")
+JSON_COLUMNS = frozenset(c.name for c in COLUMNS if c.json)
+CHAIN_COLUMNS = names(Group.CHAIN)
+SEAL_COLUMNS = names(Group.SEAL)
 ALL_COLUMNS = ("chain", *CHAIN_COLUMNS, *ROW_COLUMNS, *SEAL_COLUMNS)
 
 
@@ -101,37 +71,6 @@ def duplicate_columns(event_id: str, raw: bytes | None) -> dict[str, Any]:
     raw = raw or b""
     return {"kind": RecordKind.DUPLICATE.value, "event_id": event_id, "input_bytes": len(raw),
             "input_sha256": hashlib.sha256(raw).hexdigest()}
-
-
-@lru_cache(maxsize=4096)
-def ocsf_columns(category: str, action: str, outcome: str) -> dict[str, int]:
-    """The OCSF columns (cached: a few hundred combinations recur). Callers must not change the dict."""
-    return classify(category, action, outcome)._asdict()
-
-
-def flatten(event: Event) -> dict[str, Any]:
-    """The event as the flat, canonical column values that get hashed and stored."""
-    actor, resource = event.actor, event.resource
-    return {
-        "event_id": str(event.event_id),
-        "occurred_at": format_ts(event.occurred_at),
-        "category": event.category.value,
-        "action": event.action,
-        "outcome": event.outcome.value,
-        "actor_id": actor.id,
-        "actor_type": actor.type.value,
-        "actor_ip": actor.ip,
-        "actor_user_agent": actor.user_agent,
-        "resource_type": resource.type if resource else None,
-        "resource_id": resource.id if resource else None,
-        "tenant": event.tenant,
-        "source": event.source,
-        "request_id": event.request_id,
-        "before": canonical_text(event.before) if event.before is not None else None,
-        "after": canonical_text(event.after) if event.after is not None else None,
-        "metadata": canonical_text(event.metadata),
-        **ocsf_columns(event.category.value, event.action, event.outcome.value),
-    }
 
 
 def hashed_bytes(

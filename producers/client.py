@@ -34,6 +34,7 @@ import uuid_utils
 from confluent_kafka import KafkaError, Message, Producer
 from pydantic import ValidationError
 
+from sealtrail.columns import COLUMNS
 from sealtrail.config import Settings
 from sealtrail.encoding import canonical
 from sealtrail.errors import InvalidEventError, SealtrailError, ServiceUnavailable
@@ -41,6 +42,7 @@ from sealtrail.event import Event
 from sealtrail.kafka import make_producer
 from sealtrail.reasons import reason_for
 from sealtrail.redact import DEFAULT, Redactor, redact_event
+from sealtrail.retry import Backoff, call_with_retry
 
 if TYPE_CHECKING:
     from sealtrail.producers.spool import Spool
@@ -60,7 +62,7 @@ def new_event_id() -> str:
 # The deepest before/after/metadata value the stream's JSON parser (pydantic-core's) reads: an event
 # is one level more, and at 202 levels that parser stops with "recursion limit exceeded".
 NESTING_MAX = 200
-_NESTED = ("before", "after", "metadata")
+_NESTED = tuple(c.source for c in COLUMNS if c.json and c.source)  # the Event fields stored as JSON text
 
 
 def _depth_over(value: Any, limit: int) -> bool:
@@ -314,6 +316,19 @@ class AuditClient:
         self.close()
 
 
+class _NotAcknowledged(ServiceUnavailable):
+    def __init__(self, detail: str) -> None:
+        super().__init__("kafka", f"broker not acknowledging yet ({detail})")
+
+
+def _replay_failed(error: BaseException, wait: float) -> None:
+    """The broker not acknowledging yet is expected while it is away (info); anything else is a warning."""
+    if isinstance(error, _NotAcknowledged):
+        _log.info("spool replay: %s; retrying", error)
+    else:
+        _log.warning("spool replay: %s", error)
+
+
 class _Replayer(threading.Thread):
     """Sends spooled events in order, in batches, and removes a batch only once the broker acknowledged it."""
 
@@ -343,6 +358,7 @@ class _Replayer(threading.Thread):
 
     def run(self) -> None:
         cfg = self.settings.spool
+        backoff = Backoff(cfg.retry_interval_s, cfg.retry_interval_s)  # a fixed pause: one client, one broker
         self._producer = make_producer(
             self.settings,
             **{"message.timeout.ms": int(self.settings.producer.delivery_timeout_s * 1000),
@@ -356,21 +372,18 @@ class _Replayer(threading.Thread):
                 self._wake.clear()
                 self._adopt_orphans()
                 continue
-            try:
-                ok = self._replay_batch(spool, cfg.replay_batch)
-            except SealtrailError as e:
-                _log.warning("spool replay: %s", e)
-                ok = False
-            if not ok:
-                self._halt.wait(cfg.retry_interval_s)
+            try:  # any sealtrail error: this thread must outlive whatever the broker or the disk does
+                call_with_retry(self._replay_batch, spool, cfg.replay_batch, backoff=backoff, stop=self._halt,
+                                retry_on=SealtrailError, on_retry=_replay_failed)
+            except SealtrailError:
+                pass  # halted while retrying
 
-    def _replay_batch(self, spool: Spool, limit: int) -> bool:
-        """One batch from ``spool``; True when it was acknowledged and removed."""
+    def _replay_batch(self, spool: Spool, limit: int) -> None:
+        """One batch from ``spool``, removed once the broker acknowledged it."""
         batch = spool.peek(limit)
         if not batch:
-            return True
-        if not self._send(batch):
-            return False
+            return
+        self._send(batch)
         spool.remove_through(batch[-1].seq)
         self.replayed += len(batch)
         if spool is self.client.spool:
@@ -380,9 +393,8 @@ class _Replayer(threading.Thread):
             if spool.count == 0:
                 with self._empty:
                     self._empty.notify_all()
-        return True
 
-    def _send(self, batch: list[Any]) -> bool:
+    def _send(self, batch: list[Any]) -> None:
         assert self._producer is not None
         failed: list[KafkaError] = []
 
@@ -404,10 +416,7 @@ class _Replayer(threading.Thread):
             if not remaining or self._halt.is_set() or time.monotonic() > deadline:
                 break
         if remaining or failed:
-            _log.info("spool replay: broker not acknowledging yet (%s); retrying",
-                      failed[0].str() if failed else f"{remaining} pending")
-            return False
-        return True
+            raise _NotAcknowledged(failed[0].str() if failed else f"{remaining} pending")
 
     def _adopt_orphans(self) -> None:
         """Drain the slots of dead processes that shared this spool folder."""
@@ -425,7 +434,10 @@ class _Replayer(threading.Thread):
             try:
                 _log.info("replaying %d events left in %s by a process that died", orphan.count, path)
                 while orphan.count and not self._halt.is_set():
-                    if not self._replay_batch(orphan, self.settings.spool.replay_batch):
+                    try:
+                        self._replay_batch(orphan, self.settings.spool.replay_batch)
+                    except SealtrailError as e:  # not acknowledged: the rest waits for the next wake
+                        _replay_failed(e, self.settings.spool.retry_interval_s)
                         return
             finally:
                 orphan.close()

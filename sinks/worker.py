@@ -24,11 +24,12 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import Any, TypeVar
 
 import pyarrow as pa
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from tenacity import Retrying, retry_if_exception_type, wait_random_exponential
 
 from sealtrail import index, merkle
 from sealtrail.chain import chain_id
@@ -42,6 +43,7 @@ from sealtrail.layout import DataObject, data_prefix, parse_data_key
 from sealtrail.objects import ObjectWriter, prev_hash_of, read_table, text_columns
 from sealtrail.record import GENESIS, SealedRecord
 from sealtrail.retention import policy_for
+from sealtrail.retry import STORE_BACKOFF, call_with_retry
 from sealtrail.signing import KeySource, Signer
 from sealtrail.sinks.buffer import Added, ChainBuffer, ForkReason, Pending, Verdict, object_key_for
 from sealtrail.sinks.metrics import SinkMetrics
@@ -50,6 +52,7 @@ from sealtrail.store import ObjectStore, WritableStore, sha256_b64
 from sealtrail.versions import get_sinks
 
 log = logging.getLogger("sealtrail.sink")
+T = TypeVar("T")
 
 
 def stored_merkle_root(chain: str, table: pa.Table) -> str | None:
@@ -190,22 +193,18 @@ class SinkWorker:
         self.objects_written = 0
         self._stop = threading.Event()
 
-    def _retrying(self) -> Retrying:
-        def before_sleep(state) -> None:
-            self.metrics.retries.inc()
-            log.warning("S3 unavailable (%s); retrying", state.outcome.exception())
+    def _retry(self, call: Callable[..., T], *args: Any) -> T:
+        """call(*args), retried while S3 is unavailable, until the worker stops."""
 
-        return Retrying(
-            retry=retry_if_exception_type(ServiceUnavailable),
-            wait=wait_random_exponential(multiplier=0.2, max=5),  # full jitter: many sinks do not retry in step
-            before_sleep=before_sleep,
-            reraise=True,
-            stop=lambda state: self._stop.is_set(),
-        )
+        def count(error: BaseException, wait: float) -> None:
+            self.metrics.retries.inc()
+            log.warning("S3 unavailable (%s); retrying", error)
+
+        return call_with_retry(call, *args, backoff=STORE_BACKOFF, stop=self._stop, on_retry=count)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Read each chain's head back from the bucket: a few requests per chain, however old the trail."""
-        retry = self._retrying()
+        retry = self._retry
         prefix = self.settings.s3.prefix
         stored = {}
         hints = committed_hints(consumer, partitions)
@@ -258,9 +257,8 @@ class SinkWorker:
     ) -> DigestLink:
         now = format_ts(datetime.now(timezone.utc))
         key, body = build_digest(self.settings.s3.prefix, chain, listed, head, previous, self.keys.current(), now)
-        retry = self._retrying()
-        if retry(self.store.head, key) is not None:  # written before a crash: link to what is there
-            body = retry(get_sinks, self.store, key).body
+        if self._retry(self.store.head, key) is not None:  # written before a crash: link to what is there
+            body = self._retry(get_sinks, self.store, key).body
         else:
             self._put_locked(key, body)
             self.metrics.digests.inc()
@@ -275,7 +273,7 @@ class SinkWorker:
             lock = self.retention.longest_lock(now) if events is None else self.retention.lock_for_events(events, now)
             return self.store.put_locked(key, body, lock.mode, lock.retain_until)
 
-        return self._retrying()(put)
+        return self._retry(put)
 
     def stop(self) -> None:
         self._stop.set()
@@ -321,11 +319,11 @@ class SinkWorker:
         cached = self._looked_up.get(partition)
         if cached is None or not cached[0].first <= record.seq <= cached[0].last:
             undigested = [o for o in self.stored.get(partition, []) if o.first <= record.seq <= o.last]
-            obj = undigested[0] if undigested else self._retrying()(
+            obj = undigested[0] if undigested else self._retry(
                 index.object_holding, self.store, self.settings.s3.prefix, record.chain, record.seq)
             if obj is None:
                 return added
-            _, hashes = self._retrying()(stored_hashes, self.store, obj)
+            _, hashes = self._retry(stored_hashes, self.store, obj)
             cached = self._looked_up[partition] = (obj, hashes)
         known = cached[1].get(record.seq)
         if known is None:
@@ -421,7 +419,7 @@ class SinkWorker:
         first, last = building.first.seq, building.last.seq
         key = object_key_for(self.settings.s3.prefix, [building.first, building.last])
         root = merkle.root_of_hashes(building.hashes).hex()
-        existing = self._retrying()(self.store.head, key)
+        existing = self._retry(self.store.head, key)
         if existing is not None:
             self.metrics.skipped.inc()
             log.info("%s already stored; not writing it again", key)

@@ -34,8 +34,9 @@ import orjson
 
 from sealtrail.chain import ChainHead, RecentIds, chain_id
 from sealtrail.config import Settings
-from sealtrail.errors import ChainForkError, ConfigError, ServiceUnavailable
+from sealtrail.errors import ChainForkError, ConfigError
 from sealtrail.kafka import TopicProbe, located, read_to_end
+from sealtrail.retry import STORE_BACKOFF, call_with_retry
 from sealtrail.store import ObjectStore
 from sealtrail.versions import get_sinks
 
@@ -116,13 +117,11 @@ def resume_from(chain: str, stored: StoredHead | None, tail: list[dict[str, Any]
 
 def _with_retries(call: Any, *args: Any) -> Any:
     """An S3 outage delays recovery, as it delays the sink; it never makes a worker guess a head."""
-    from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
-    def before_sleep(state: Any) -> None:
-        log.warning("S3 unavailable while reading the chain heads (%s); retrying", state.outcome.exception())
+    def warn(error: BaseException, wait: float) -> None:
+        log.warning("S3 unavailable while reading the chain heads (%s); retrying", error)
 
-    return Retrying(retry=retry_if_exception_type(ServiceUnavailable), wait=wait_random_exponential(0.2, max=5),
-                    stop=stop_after_delay(600), before_sleep=before_sleep, reraise=True)(call, *args)
+    return call_with_retry(call, *args, backoff=STORE_BACKOFF, give_up_after_s=600, on_retry=warn)
 
 
 def _seq_of(m: Any) -> int:

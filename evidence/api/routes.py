@@ -21,16 +21,17 @@ from uuid import UUID
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
+from sealtrail.columns import COLUMNS, INT32, INT64, Column, Group
 from sealtrail.config import Settings
 from sealtrail.errors import ConfigError, SealtrailError
 from sealtrail.event import Category
 from sealtrail.evidence.api.problems import problem_responses
 from sealtrail.evidence.api.tokens import Authentication, Permission, Principal
+from sealtrail.record import JSON_COLUMNS
 
 bearer = HTTPBearer(auto_error=False, description="a token from `sealtrail serve token add`")
-JSON_COLUMNS = ("before", "after", "metadata")
 MAX_OFFSET = 1_000_000_000
 
 
@@ -42,34 +43,33 @@ class ApiError(SealtrailError):
         self.status, self.detail, self.headers = status, detail, headers
 
 
-class StoredEvent(BaseModel):
-    """One row of the trail: the event's columns, its place in the chain, and its seal."""
+def _api_type(column: Column) -> Any:
+    """What a column's value is in a JSON row: parsed where it is JSON text, hex where binary, text for times."""
+    if column.json:
+        return Any
+    return (int if column.arrow in (INT32, INT64) else str) | None
 
-    model_config = ConfigDict(extra="allow")
-    event_id: str
-    chain: str
-    seq: int
-    occurred_at: str
-    sealed_at: str | None = None
-    dt: str | None = None
-    category: str | None = None
-    action: str | None = None
-    outcome: str | None = None
-    actor_id: str | None = None
-    actor_type: str | None = None
-    actor_ip: str | None = None
-    actor_user_agent: str | None = None
-    resource_type: str | None = None
-    resource_id: str | None = None
-    tenant: str | None = None
-    source: str | None = None
-    request_id: str | None = None
-    before: Any = None
-    after: Any = None
-    metadata: Any = None
-    hash: str | None = Field(None, description="hex; empty on rows whose hash is recomputed rather than stored")
-    key_id: str | None = None
-    signature: str | None = Field(None, description="hex")
+
+# The search's keys first (its cursor is on occurred_at, chain, seq); then the event's columns, typed from the
+# column table; then the seal. Other columns (OCSF, accounting, src_offset, row_check) pass through as extras.
+_KEYS: dict[str, Any] = {"event_id": (str, ...), "chain": (str, ...), "seq": (int, ...), "occurred_at": (str, ...),
+                         "sealed_at": (str | None, None), "dt": (str | None, None)}
+_SEAL: dict[str, Any] = {
+    "hash": (str | None, Field(None, description="hex; empty on rows whose hash is recomputed rather than stored")),
+    "key_id": (str | None, None),
+    "signature": (str | None, Field(None, description="hex")),
+}
+_FIELDS: dict[str, Any] = {
+    **_KEYS,
+    **{c.name: (_api_type(c), None) for c in COLUMNS if c.group is Group.EVENT and c.name not in _KEYS},
+    **_SEAL,
+}
+StoredEvent = create_model(
+    "StoredEvent",
+    __config__=ConfigDict(extra="allow"),
+    __doc__="One row of the trail: the event's columns, its place in the chain, and its seal.",
+    **_FIELDS,
+)
 
 
 class EventPage(BaseModel):
@@ -286,7 +286,7 @@ def build_router(settings: Settings) -> APIRouter:
             return EventWithProof(event=event)
         if importlib.util.find_spec("sealtrail.evidence.proof") is None:
             raise ApiError(501, "proofs are not available in this build (sealtrail.evidence.proof is missing)")
-        from sealtrail.evidence.proof import build_proof  # type: ignore[import-not-found]
+        from sealtrail.evidence.proof import build_proof
         from sealtrail.sinks.s3 import S3Store
 
         return EventWithProof(event=event, proof=build_proof(S3Store(settings), settings, str(event_id)))

@@ -17,7 +17,7 @@ Python value per cell); a chunk where a string needs JSON escaping or the
 schema is not the sink's goes through a dict path that builds hashed_bytes'
 document in its sorted key order, and every chunk's first row is checked
 against hashed_bytes itself, falling back to the reference if they ever
-disagree; tests/unit/test_verify_fast.py compares the paths with hypothesis.
+disagree; tests/unit/test_fast_paths.py compares the paths with hypothesis.
 Row checks are compared a chunk at a time (one bytes comparison when all
 match) and the chain is linked in a tight loop between signed heads.
 
@@ -100,10 +100,10 @@ def object_finding(kind: FindingKind, obj: DataObject | None, chain: str, seq: i
     return Finding(kind, obj.key if obj else None, version, chain, seq, detail)
 
 
-def _order_problem(seqs: list[int], first: int, last: int) -> tuple[FindingKind, int, str] | None:
+def _order_problem(seqs: Sequence[int], first: int, last: int) -> tuple[FindingKind, int, str] | None:
     """How the row numbering departs from first..last, naming the first offending seq."""
     want = last - first + 1
-    if len(seqs) == want and seqs == list(range(first, last + 1)):
+    if len(seqs) == want and list(seqs) == list(range(first, last + 1)):
         return None
     i = next((i for i, s in enumerate(seqs) if s != first + i), len(seqs))
     expected = first + i
@@ -121,7 +121,7 @@ def _order_problem(seqs: list[int], first: int, last: int) -> tuple[FindingKind,
 def json_text_problem(value: Any, strict: bool = True) -> str | None:
     """Why a before/after/metadata value is not the text of one canonical JSON object, or None.
 
-    The stream stores each as its RFC 8785 text (sealtrail.record.flatten), and a JSON object's text
+    The stream stores each as its RFC 8785 text (sealtrail.flatten.flatten), and a JSON object's text
     ends where the object does, so text that is one object cannot have swallowed a column hashed after
     it. strict: re-canonicalise (sealtrail.encoding.canonical_text) and compare; not strict (verify, on
     every row), orjson's sorted form is accepted too (the same bytes inside canonical_text's fast domain)
@@ -190,7 +190,7 @@ def json_findings(chain: str, obj: DataObject, columns: Columns) -> list[Finding
     return findings
 
 
-def _hash_findings(chain: str, obj: DataObject, seqs: list[int], bad: list[tuple[int, str]]) -> list[Finding]:
+def _hash_findings(chain: str, obj: DataObject, seqs: Sequence[int], bad: list[tuple[int, str]]) -> list[Finding]:
     """One CELL_CHANGED per run of consecutive bad rows with the same cause."""
     findings: list[Finding] = []
     run: list[tuple[int, str]] = []

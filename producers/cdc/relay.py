@@ -40,6 +40,7 @@ from sealtrail.config import Settings
 from sealtrail.errors import CaptureError, InvalidEventError, ServiceUnavailable
 from sealtrail.producers.cdc import sql
 from sealtrail.producers.cdc.install import connect, one_row
+from sealtrail.retry import Backoff, call_with_retry
 
 _log = logging.getLogger("sealtrail.cdc")
 
@@ -288,16 +289,16 @@ class Relay:
         """
         stop = stop or threading.Event()
         began = self.relayed_total
-        backoff = self.cfg.poll_interval_s
+        backoff = Backoff(self.cfg.poll_interval_s, 30.0)
+
+        def warn(error: BaseException, wait: float) -> None:
+            _log.warning("relay: %s; retrying in %.1fs", error, wait)
+
         while not stop.is_set():
             try:
-                n = self.cycle()
-                backoff = self.cfg.poll_interval_s
-            except ServiceUnavailable as e:
-                _log.warning("relay: %s; retrying in %.1fs", e, backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
+                n = call_with_retry(self.cycle, backoff=backoff, stop=stop, on_retry=warn)
+            except ServiceUnavailable:
+                break  # stopped during an outage
             if once and n == 0:
                 break
             if n < self.cfg.batch_size:

@@ -167,7 +167,10 @@ def test_asyncio_client_with_typed_helpers_reaches_the_trail(trail, tmp_path: Pa
 
 
 def test_spool_drain_replays_a_dead_process_slot(trail, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """`sealtrail spool drain` adopts slots nobody holds and replays them; `spool status` shows them empty."""
+    """`sealtrail spool drain` adopts slots nobody holds and replays them; `spool status` shows them empty.
+
+    In batches of 7, so the slot takes eight acknowledged round trips.
+    """
     from sealtrail.producers import encode, prepare
     from sealtrail.producers.spool import Spool
     from sealtrail.stack.workload import generate
@@ -179,7 +182,7 @@ def test_spool_drain_replays_a_dead_process_slot(trail, tmp_path: Path) -> None:
 
     def sealtrail(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "sealtrail.cli", *args], capture_output=True, text=True,
-                              env={**os.environ, **trail.env}, timeout=120)
+                              env={**os.environ, **trail.env, "SEALTRAIL_SPOOL__REPLAY_BATCH": "7"}, timeout=120)
 
     assert "50 events" in sealtrail("spool", "status", "--path", str(folder)).stdout
     drained = sealtrail("spool", "drain", "--path", str(folder), "--timeout", "60")

@@ -26,7 +26,7 @@ from sealtrail.config import RetentionSettings, S3Settings, Settings
 from sealtrail.digest import ListedObject, build_digest, head_of
 from sealtrail.evidence.bundle import DirectoryStore
 from sealtrail.evidence.findings import FindingKind, Report
-from sealtrail.evidence.verify import verify_store
+from sealtrail.evidence.walk import verify_store
 from sealtrail.layout import data_key, public_key_key
 from sealtrail.objects import SCHEMA, to_parquet
 from sealtrail.record import GENESIS, SealedRecord

@@ -10,13 +10,12 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
-import orjson
 import pytest
 import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sealtrail.encoding import MAX_SAFE_INT, _fast_ok, canonical, canonical_text, format_ts, parse_ts
+from sealtrail.encoding import MAX_SAFE_INT, canonical, canonical_text, format_ts, parse_ts
 from sealtrail.errors import InvalidEventError
 
 # Characters where JSON encoders tend to disagree: escapes, DEL, line separators,
@@ -64,23 +63,6 @@ def test_canonical_is_rfc8785(value: object) -> None:
         assert e.value.reason == "not_canonicalizable"
     else:
         assert canonical(value) == want
-
-
-@settings(max_examples=300, deadline=None)
-@given(domain_values)
-def test_fast_path_domain_is_taken_and_is_rfc8785(value: object) -> None:
-    # in-domain values must take the fast path (else the stream silently runs at rfc8785's speed) ...
-    assert _fast_ok(value)
-    # ... and there orjson's sorted output must already be the canonical form
-    assert orjson.dumps(value, option=orjson.OPT_SORT_KEYS) == rfc8785.dumps(value)
-    assert canonical(value) == rfc8785.dumps(value)
-
-
-@settings(max_examples=300, deadline=None)
-@given(json_values)
-def test_fast_path_only_where_orjson_agrees(value: object) -> None:
-    if _fast_ok(value):
-        assert orjson.dumps(value, option=orjson.OPT_SORT_KEYS) == rfc8785.dumps(value)
 
 
 def _nested(depth: int) -> list[object]:

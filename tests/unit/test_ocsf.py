@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sealtrail.ocsf import ACTIONS, OTHER, classify
+from sealtrail.event import Category, Outcome
+from sealtrail.ocsf import ACTION_MAX, ACTIONS, CATEGORY_CLASS, OTHER, STATUS, classify, ocsf_columns
 from sealtrail.stack.workload import generate
 
 
@@ -42,3 +43,15 @@ def test_type_uid_is_class_times_100_plus_activity() -> None:
         c = classify(action.split(".")[0].replace("data", "change"), action, "success")
         assert (c.class_uid, c.activity_id, c.type_uid, c.category_uid) == (
             class_uid, activity, class_uid * 100 + activity, class_uid // 1000)
+
+
+def test_the_cache_knows_what_the_event_model_accepts() -> None:
+    """ocsf_columns answers None exactly where the event model refuses the triple (the stream's fast path
+    relies on it instead of checking the enums and the action pattern)."""
+    assert set(CATEGORY_CLASS) == {c.value for c in Category}
+    assert set(STATUS) == {o.value for o in Outcome}
+    assert ocsf_columns("auth", "auth.login", "success") == classify("auth", "auth.login", "success")._asdict()
+    for category, action, outcome in [("nope", "auth.login", "success"), ("auth", "auth.login", "nope"),
+                                      ("auth", "Auth.login", "success"), ("auth", "login", "success"),
+                                      ("auth", "a." + "b" * ACTION_MAX, "success")]:
+        assert ocsf_columns(category, action, outcome) is None

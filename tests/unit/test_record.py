@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from sealtrail import merkle
 from sealtrail.encoding import MAX_SAFE_INT, canonical_text
 from sealtrail.event import Event
+from sealtrail.flatten import flatten
 from sealtrail.record import (
     ACCOUNT_COLUMNS,
     ALL_COLUMNS,
@@ -31,7 +32,6 @@ from sealtrail.record import (
     SealedRecord,
     chain_hash,
     content_digest,
-    flatten,
     hashed_bytes,
     record_hash,
     row_check,

@@ -42,3 +42,26 @@ def settings_from(env: dict[str, str]) -> Settings:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def known_setting(name: str) -> bool:
+    """Whether SEALTRAIL_A__B names a field of Settings; a misspelt variable would be ignored silently.
+
+    SEALTRAIL_HEALTH_URL is the container image's own (its HEALTHCHECK), not a setting.
+    """
+    from pydantic import BaseModel
+
+    if name == "SEALTRAIL_HEALTH_URL":
+        return True
+    model: type[BaseModel] = Settings
+    parts = name.removeprefix("SEALTRAIL_").lower().split("__")
+    for i, part in enumerate(parts):
+        field = model.model_fields.get(part)
+        if field is None:
+            return False
+        kind = field.annotation
+        if i < len(parts) - 1:
+            if not (isinstance(kind, type) and issubclass(kind, BaseModel)):
+                return False
+            model = kind
+    return True

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.support.environment import known_setting
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "deploy/Dockerfile"
 
@@ -78,35 +80,13 @@ def test_the_image_settings_are_settings_the_product_knows() -> None:
     assert str(settings.home) == env["SEALTRAIL_HOME"]
 
 
-def _known(name: str) -> bool:
-    """Whether SEALTRAIL_A__B names a field of Settings (SEALTRAIL_HEALTH_URL is the image's own)."""
-    from pydantic import BaseModel
-
-    from sealtrail.config import Settings
-
-    if name == "SEALTRAIL_HEALTH_URL":
-        return True
-    model: type[BaseModel] = Settings
-    parts = name.removeprefix("SEALTRAIL_").lower().split("__")
-    for i, part in enumerate(parts):
-        field = model.model_fields.get(part)
-        if field is None:
-            return False
-        kind = field.annotation
-        if i < len(parts) - 1:
-            if not (isinstance(kind, type) and issubclass(kind, BaseModel)):
-                return False
-            model = kind
-    return True
-
-
 def test_compose_runs_the_image_with_known_settings() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
     for name in ("stream", "sink", "serve", "init"):
         service = services[name]
         assert service["build"]["dockerfile"] == "deploy/Dockerfile", name
-        unknown = [k for k in service["environment"] if k.startswith("SEALTRAIL_") and not _known(k)]
+        unknown = [k for k in service["environment"] if k.startswith("SEALTRAIL_") and not known_setting(k)]
         assert unknown == [], f"{name}: settings sealtrail does not have: {unknown}"
     assert services["stream"]["command"] == ["stream"] and services["sink"]["command"] == ["sink"]
     assert services["stream"]["environment"]["SEALTRAIL_HEALTH_URL"].endswith(":9465/ready")
@@ -114,5 +94,5 @@ def test_compose_runs_the_image_with_known_settings() -> None:
     for name, service in services.items():
         if "image" in service and "build" not in service:
             assert re.search(r"@sha256:[0-9a-f]{64}$", service["image"]), f"{name} is not pinned by digest"
-    assert not _known("SEALTRAIL_STREAM__METRICS_PROT")  # the check can fail
+    assert not known_setting("SEALTRAIL_STREAM__METRICS_PROT")  # the check can fail
 

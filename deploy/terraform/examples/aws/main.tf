@@ -35,12 +35,23 @@ variable "workload_principals" {
   })
 }
 
+variable "eks_oidc_provider" {
+  description = "The EKS cluster's OIDC provider, for the service accounts of deploy/k8s (IRSA); null without EKS"
+  type = object({
+    arn       = string
+    url       = string
+    namespace = optional(string, "sealtrail")
+  })
+  default = null
+}
+
 module "sealtrail" {
   source              = "../../modules/sealtrail"
   bucket_name         = var.bucket_name
   prefix              = "trail/"
   chains              = 6
   workload_principals = var.workload_principals
+  eks_oidc_provider   = var.eks_oidc_provider
   tags                = { "app" = "sealtrail" }
 }
 

@@ -8,6 +8,8 @@
 
 locals {
   workloads = toset(["stream", "sink", "verifier", "auditor", "admin"])
+  # The service accounts of deploy/k8s/base, by the role they take (serve reads as the auditor does).
+  service_accounts = { stream = "sealtrail-stream", sink = "sealtrail-sink", auditor = "sealtrail-serve" }
   policy_values = {
     bucket_arn        = aws_s3_bucket.audit.arn
     prefix            = var.prefix
@@ -36,6 +38,27 @@ data "aws_iam_policy_document" "assume" {
     principals {
       type        = "AWS"
       identifiers = var.workload_principals[each.key]
+    }
+  }
+  # IRSA: the Kubernetes service account of deploy/k8s that runs this workload takes the role directly.
+  dynamic "statement" {
+    for_each = var.eks_oidc_provider != null && contains(keys(local.service_accounts), each.key) ? [each.key] : []
+    content {
+      actions = ["sts:AssumeRoleWithWebIdentity"]
+      principals {
+        type        = "Federated"
+        identifiers = [var.eks_oidc_provider.arn]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "${var.eks_oidc_provider.url}:sub"
+        values   = ["system:serviceaccount:${var.eks_oidc_provider.namespace}:${local.service_accounts[statement.value]}"]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "${var.eks_oidc_provider.url}:aud"
+        values   = ["sts.amazonaws.com"]
+      }
     }
   }
 }

@@ -40,6 +40,20 @@ variable "workload_principals" {
   })
 }
 
+variable "eks_oidc_provider" {
+  description = <<-EOT
+    The EKS cluster's OIDC provider (IRSA), or null. When set, the service accounts of deploy/k8s in
+    `namespace` take their roles directly: sealtrail-stream the stream's, sealtrail-sink the sink's,
+    sealtrail-serve the auditor's. `url` is the issuer without https:// (oidc.eks.REGION.amazonaws.com/id/X).
+  EOT
+  type = object({
+    arn       = string
+    url       = string
+    namespace = optional(string, "sealtrail")
+  })
+  default = null
+}
+
 variable "athena_bytes_scanned_cutoff" {
   description = "Largest scan of one Athena query in the workgroup, in bytes (at least 10 MB)"
   type        = number

@@ -84,7 +84,7 @@ EXTRA_OF = {
 # the extra each command needs, where it is one (the module's own extra otherwise)
 COMMAND_EXTRA = {
     "stream": "stream", "sink": "sink", "serve": "serve", "cdc": "cdc",
-    "up": "stack", "down": "stack", "status": "stack", "demo": "all",
+    "up": "stack", "down": "stack", "status": "stack", "demo": "all", "doctor": "all",
     **{c: "evidence" for c in ("verify", "query", "prove", "check-proof", "export", "anchor", "report")},
 }
 
@@ -124,6 +124,7 @@ def main() -> None:
 from sealtrail.cli import (  # noqa: E402,F401
     commands_bucket,
     commands_data,
+    commands_doctor,
     commands_evidence,
     commands_export,
     commands_producers,

@@ -20,7 +20,16 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sealtrail.errors import ConfigError
@@ -278,6 +287,22 @@ class Settings(BaseSettings):
     metrics_host: str = Field(
         "127.0.0.1", description="where the workers' /metrics, /healthz and /ready listen; 0.0.0.0 in a container"
     )
+    # services that neither a running embedded stack nor any setting points at (load_settings fills it)
+    _unconfigured: frozenset[str] = PrivateAttr(default=frozenset())
+
+    def require(self, service: Literal["kafka", "s3"]) -> None:
+        """Refuse to reach a service nobody configured, in one line that says what to do.
+
+        Without a stack and without settings, the defaults name localhost ports where nothing
+        listens and an AWS bucket nobody has credentials for: the answer would be librdkafka's
+        connection log or botocore's "Unable to locate credentials", not the cause.
+        """
+        located = {"kafka": (self.kafka.bootstrap,), "s3": (self.s3.endpoint, self.s3.bucket, self.s3.access_key)}
+        if service in self._unconfigured and located[service] == _DEFAULT_LOCATION[service]:
+            setting, flag = _WHERE[service]
+            raise ConfigError(setting, f"no embedded stack in {self.home} and no {service} settings: run "
+                                       f"`sealtrail up` (or give --home of a running stack), or point sealtrail at "
+                                       f"yours with {flag}, SEALTRAIL_{setting.upper().replace('.', '__')} or --config")
 
     @classmethod
     def settings_customise_sources(
@@ -309,6 +334,19 @@ class Settings(BaseSettings):
     @property
     def serve_export_dir(self) -> Path:
         return self.serve.export_dir or self.home / "exports"
+
+
+_WHERE = {"kafka": ("kafka.bootstrap", "--bootstrap"), "s3": ("s3.bucket", "--bucket")}
+# what require() compares with: a Settings changed after loading (model_copy) points somewhere on purpose
+_DEFAULT_LOCATION = {"kafka": (KafkaSettings().bootstrap,), "s3": (S3Settings().endpoint, S3Settings().bucket, None)}
+
+
+def _unconfigured(stack: dict[str, Any], explicit: dict[str, Any]) -> frozenset[str]:
+    """The services that only defaults point at: no stack, and none of the settings that locate them."""
+    if stack:
+        return frozenset()
+    located = {"kafka": {"bootstrap"}, "s3": {"endpoint", "bucket", "region", "access_key"}}
+    return frozenset(s for s, keys in located.items() if not keys & set(explicit.get(s) or {}))
 
 
 def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
@@ -382,9 +420,13 @@ def load_settings(overrides: dict[str, Any] | None = None, config_file: Path | N
             config_file = Path(os.environ["SEALTRAIL_CONFIG"])
         files = file_layer(config_file)
         home = Path(overrides.get("home") or env_layer.get("home") or files.get("home") or ".sealtrail")
-        merged = _deep_merge(_deep_merge(_deep_merge(stack_layer(home), files), env_layer), overrides)
+        stack = stack_layer(home)
+        explicit = _deep_merge(_deep_merge(files, env_layer), overrides)
+        merged = _deep_merge(stack, explicit)
         merged["home"] = home
-        return Settings(**merged)
+        settings = Settings(**merged)
+        settings._unconfigured = _unconfigured(stack, explicit)
+        return settings
     except ValidationError as e:
         first = e.errors()[0]
         setting = ".".join(str(p) for p in first["loc"])

@@ -21,7 +21,9 @@ _log = logging.getLogger("sealtrail.kafka")
 
 
 def base_config(settings: Settings) -> dict[str, Any]:
-    return {"bootstrap.servers": settings.kafka.bootstrap, **settings.kafka.extra}
+    """Every client's connection settings; librdkafka's own log goes to the sealtrail.kafka logger."""
+    settings.require("kafka")
+    return {"bootstrap.servers": settings.kafka.bootstrap, "logger": _log, **settings.kafka.extra}
 
 
 def record_bytes_limit(settings: Settings) -> int:
@@ -34,9 +36,7 @@ def record_bytes_limit(settings: Settings) -> int:
 
 
 def make_admin(settings: Settings) -> AdminClient:
-    # librdkafka's connection errors go to a logger instead of the terminal
-    config: dict[str, Any] = {**base_config(settings), "logger": _log}
-    return AdminClient(config)
+    return AdminClient(base_config(settings))
 
 
 class BrokerHealth:

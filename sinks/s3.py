@@ -73,6 +73,7 @@ class S3Store:
     """One bucket. Object names come from sealtrail.layout; this class only moves bytes."""
 
     def __init__(self, settings: Settings) -> None:
+        settings.require("s3")
         self.bucket = settings.s3.bucket
         self.client = s3_client(settings)
         self._s3 = settings.s3

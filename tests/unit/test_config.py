@@ -55,7 +55,7 @@ def write_toml(path: Path, text: str) -> Path:
 
 def test_defaults(tmp_path: Path) -> None:
     s = load_settings()
-    assert s == Settings()
+    assert s.model_dump() == Settings().model_dump()  # (s also knows that nothing locates Kafka or S3)
     assert s.home == Path(".sealtrail")
     assert s.kafka.bootstrap == "127.0.0.1:9092"
     assert s.kafka.partitions == 6
@@ -249,3 +249,18 @@ def test_unreadable_stack_state(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as e:
         load_settings({"home": str(home)})
     assert e.value.setting == str(home / STACK_STATE_FILE)
+
+
+def test_nothing_configured_is_refused_before_any_service_is_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No stack state and no setting that locates Kafka or S3: require() names what to set (config.Settings.require)."""
+    for name in [n for n in os.environ if n.startswith("SEALTRAIL_")]:
+        monkeypatch.delenv(name)
+    s = load_settings({"home": str(tmp_path)})
+    for service, setting in (("kafka", "kafka.bootstrap"), ("s3", "s3.bucket")):
+        with pytest.raises(ConfigError) as e:
+            s.require(service)  # type: ignore[arg-type]
+        assert e.value.setting == setting and "sealtrail up" in e.value.problem
+    monkeypatch.setenv("SEALTRAIL_KAFKA__BOOTSTRAP", "127.0.0.1:9092")  # the default, but said on purpose
+    load_settings({"home": str(tmp_path)}).require("kafka")
+    load_settings({"home": str(tmp_path), "s3": {"region": "eu-west-1"}}).require("s3")
+    Settings().require("kafka")  # built in code, not loaded: whoever built it chose

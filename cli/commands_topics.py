@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -54,6 +55,27 @@ def topics_check(ctx: Context, as_json: bool) -> int:
     report = check(ctx.settings)
     _show(report, as_json, hint=True)
     return 0 if report.ok else 1
+
+
+@topics.command("terraform")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write here (deploy/terraform/modules/sealtrail-topics/generated.tf.json) instead of printing")
+@click.pass_obj
+def topics_terraform(ctx: Context, out: Path | None) -> None:
+    """Print the topics Terraform module's generated locals: names, partitions, replicas and configs.
+
+    From the Kafka settings in effect (kafka.*), the same spec `topics check` holds a cluster to. Run it
+    again when they change, with the settings of the cluster the module manages.
+    """
+    from sealtrail.sinks.terraform import topics_file
+    from sealtrail.topics import topic_specs
+
+    text = topics_file(topic_specs(ctx.settings))
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        click.echo(f"wrote {out}", err=True)
 
 
 def _show(report: TopicsReport, as_json: bool, hint: bool) -> None:

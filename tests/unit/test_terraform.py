@@ -21,10 +21,11 @@ import hcl2
 import parliament
 import pytest
 
-from sealtrail.config import RetentionSettings
+from sealtrail.config import RetentionSettings, Settings
 from sealtrail.retention import builtin_policy
 from sealtrail.sinks.bucket import assess_lifecycle
-from sealtrail.sinks.terraform import boto3_rules, generated_file, module_locals
+from sealtrail.sinks.terraform import boto3_rules, generated_file, module_locals, topics_file
+from sealtrail.topics import Described, compare, topic_specs
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "deploy/terraform/modules/sealtrail"
@@ -137,6 +138,20 @@ def test_generated_locals_are_what_the_generator_prints() -> None:
     defaults = RetentionSettings()
     policy = builtin_policy(defaults.mode, defaults.days, defaults.environment)
     assert (MODULE / "generated.tf.json").read_text() == generated_file(policy)
+
+
+def test_the_topics_module_is_what_the_topic_spec_prints() -> None:
+    """The MSK topics module's locals come from topic_specs of the default settings (topics check's spec)."""
+    path = ROOT / "deploy/terraform/modules/sealtrail-topics/generated.tf.json"
+    specs = topic_specs(Settings())
+    assert path.read_text() == topics_file(specs)
+    # a cluster holding exactly these topics passes `topics check`
+    topics = json.loads(path.read_text())["locals"]["sealtrail_topics"]
+    described = {t["name"]: Described(t["partitions"], t["replication_factor"], t["config"]) for t in topics.values()}
+    assert compare(specs, described) == []
+    assert {t["config"]["min.insync.replicas"] for t in topics.values()} == {"2"}
+    resource = parsed(ROOT / "deploy/terraform/modules/sealtrail-topics/main.tf")["resource"][0]["kafka_topic"]["trail"]
+    assert resource["config"] == "${each.value.config}"
 
 
 @pytest.mark.parametrize("mode,days", [("COMPLIANCE", 2557), ("COMPLIANCE", 365), ("GOVERNANCE", 30)])

@@ -40,6 +40,8 @@ def serve(click_ctx: click.Context, host: str | None, port: int | None, tls_cert
 
     ctx: Context = click_ctx.obj
     settings = ctx.settings
+    settings.require("s3")  # the trail it serves,
+    settings.require("kafka")  # and where it records each call
     if tls_cert is not None or tls_key is not None:
         tls = {"tls_cert": tls_cert or settings.serve.tls_cert, "tls_key": tls_key or settings.serve.tls_key}
         settings = settings.model_copy(update={"serve": settings.serve.model_copy(update=tls)})

@@ -191,9 +191,13 @@ def keys_list(ctx: Context) -> None:
     from sealtrail.sinks.s3 import S3Store
 
     settings = ctx.settings
-    current = signer_from_settings(settings).key_id
+    store = S3Store(settings)
+    keys = settings.keys
+    # listing must not create a key: without one configured or on disk, none is current
+    has_key = keys.kms_key_id or keys.signing_key or settings.signing_key_path.exists()
+    current = signer_from_settings(settings).key_id if has_key else None
     prefix = f"{settings.s3.prefix}{KEYS}"
-    for key in sorted(S3Store(settings).keys(prefix)):
+    for key in sorted(store.keys(prefix)):
         kid = key[len(prefix):].removesuffix(".pem")
         if "/" in kid:  # rotations/: the statements, not keys
             continue

@@ -157,7 +157,8 @@ def test_an_unreachable_broker_is_one_failed_check_and_the_rest_still_run(stack:
 
 
 @pytest.mark.parametrize("command", [("verify",), ("topics", "check"), ("bucket", "init", "--check"), ("stream",),
-                                     ("doctor",), ("query", "--actor", "alice"), ("emit", "-")])
+                                     ("doctor",), ("query", "--actor", "alice"), ("emit", "-"), ("sink",), ("serve",),
+                                     ("anchor", "save"), ("keys", "list"), ("spool", "drain")])
 def test_with_no_stack_and_no_settings_a_command_says_so_in_one_line(tmp_path: Path, command: tuple[str, ...]) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SEALTRAIL_", "AWS_"))}
     done = subprocess.run([sys.executable, "-m", "sealtrail.cli", "--home", str(tmp_path), *command], env=env,

@@ -15,20 +15,23 @@ _MARK = {"pass": "pass", "warn": "WARN", "fail": "FAIL"}
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="machine-readable report")
 @click.option("--strict", is_flag=True, help="a warning fails the run too")
+@click.option("--clock-topic", help="a topic with message.timestamp.type=LogAppendTime the doctor may write one "
+                                    "record to: the broker's clock is read from its append time")
 @click.pass_obj
-def doctor(ctx: Context, as_json: bool, strict: bool) -> int:
+def doctor(ctx: Context, as_json: bool, strict: bool, clock_topic: str | None) -> int:
     """Check topics, bucket, keys, clocks and anchors of the deployment the settings point at.
 
     Reads the settings in effect and asks the live services: the topics as
     `topics check` does, the bucket as `bucket init --check` does, plus a probe
     object (locked for a day under .sealtrail-probe/) that the credentials in use
     must fail to delete or unlock; the signing key, its published public key and
-    its lock; this host's clock against S3's; and the newest anchor. Exits 0 when
+    its lock; this host's clock against S3's (and the broker's, with
+    --clock-topic); and the newest anchor. Exits 0 when
     no check fails (1 with --strict when one warns), 1 when one fails.
     """
     from sealtrail.cli.doctor import Verdict, run, summary
 
-    checks = list(run(ctx.settings, progress=None if as_json else say))
+    checks = list(run(ctx.settings, progress=None if as_json else say, clock_topic=clock_topic))
     totals = summary(checks)
     if as_json:
         click.echo(json.dumps({**totals, "checks": [c.as_json() for c in checks]}, indent=2))

@@ -25,13 +25,15 @@ from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from sealtrail.config import Settings
-from sealtrail.errors import ConfigError, SealtrailError
+from sealtrail.errors import ConfigError, SealtrailError, ServiceUnavailable
 from sealtrail.evidence.anchor import digest_sha256, latest_anchor, latest_digests
+from sealtrail.kafka import make_producer
 from sealtrail.layout import public_key_key
 from sealtrail.retention import policy_for
 from sealtrail.signing import Signer, signer_from_settings
@@ -223,9 +225,9 @@ def skew_verdict(area: str, what: str, skew_s: float) -> Check:
     return _passed(area, what, detail)
 
 
-def clock_checks(settings: Settings, store: S3Store) -> list[Check]:
-    """This host's clock against S3's (its Date header, to the second). Kafka has no clock to ask:
-    the broker's time is not measured, and the check says so."""
+def clock_checks(settings: Settings, store: S3Store, clock_topic: str | None = None) -> list[Check]:
+    """This host's clock against S3's (its Date header, to the second) and, given a topic whose broker
+    stamps records itself (message.timestamp.type=LogAppendTime), against the broker's."""
     before = time.time()
     answer = store.call("HEAD bucket", "head_bucket")
     after = time.time()
@@ -238,9 +240,43 @@ def clock_checks(settings: Settings, store: S3Store) -> list[Check]:
         skew = server - (before + after) / 2
         # the header has whole seconds: half a second of the difference is rounding
         out.append(skew_verdict("clock", "s3", skew if abs(skew) > 1.0 else 0.0))
-    out.append(Check("clock", "kafka", Verdict.WARN, "not measured: Kafka's protocol offers no clock to ask",
-                     "keep the brokers on the same time source (NTP) as the workers"))
+    if clock_topic is None:
+        out.append(Check("clock", "kafka", Verdict.WARN, "not measured: Kafka's protocol has no clock to ask, "
+                         "only the append time a broker stamps on a LogAppendTime topic's records",
+                         "create a topic with message.timestamp.type=LogAppendTime and give it as --clock-topic"))
+    else:
+        out.append(broker_skew(*append_time(settings, clock_topic)))
     return out
+
+
+def append_time(settings: Settings, topic: str) -> tuple[int, int, float, float]:
+    """(timestamp type, timestamp in ms, before, after) of one record written to ``topic`` now."""
+    producer = make_producer(settings, **{"linger.ms": 0, "message.timeout.ms": 15_000})
+    delivered: dict[str, Any] = {}
+
+    def report(error: Any, message: Any) -> None:
+        delivered.update(error=error, timestamp=message.timestamp())
+
+    before = time.time()
+    producer.produce(topic, b"sealtrail doctor clock probe", timestamp=1, on_delivery=report)
+    producer.flush(20)
+    after = time.time()
+    if delivered.get("error") is not None or "timestamp" not in delivered:
+        raise ServiceUnavailable("kafka", f"the clock probe on {topic} was not acknowledged: "
+                                          f"{delivered.get('error', 'no delivery report in 20 s')}")
+    kind, ms = delivered["timestamp"]
+    return kind, ms, before, after
+
+
+def broker_skew(kind: int, ms: int, before: float, after: float) -> Check:
+    """The broker's clock from a record's append time; a producer's time (type 1) says nothing."""
+    if kind != TIMESTAMP_LOG_APPEND_TIME:
+        return Check("clock", "kafka", Verdict.WARN, "not measured: the broker kept the producer's timestamp, so "
+                     "the clock topic is not LogAppendTime (or the broker ignores the setting)",
+                     "set message.timestamp.type=LogAppendTime on the clock topic")
+    stamped = ms / 1000
+    skew = 0.0 if before - 0.001 <= stamped <= after + 0.001 else stamped - (before + after) / 2
+    return skew_verdict("clock", "kafka", skew)
 
 
 # --- anchors -------------------------------------------------------------------------------------
@@ -284,15 +320,15 @@ def anchor_checks(settings: Settings, store: S3Store, now: datetime | None = Non
 AREAS = ("topics", "bucket", "keys", "clock", "anchors")
 
 
-def run(settings: Settings, progress: Callable[[str], None] | None = None) -> Iterator[Check]:
+def run(settings: Settings, progress: Callable[[str], None] | None = None,
+        clock_topic: str | None = None) -> Iterator[Check]:
     """Every check, area by area; an area that cannot be reached is one failed check."""
-
     store = S3Store(settings)
     steps: dict[str, Callable[[], list[Check]]] = {
         "topics": lambda: topic_checks(settings),
         "bucket": lambda: bucket_checks(settings, store) + lock_checks(settings, store),
         "keys": lambda: key_checks(settings, store),
-        "clock": lambda: clock_checks(settings, store),
+        "clock": lambda: clock_checks(settings, store, clock_topic),
         "anchors": lambda: anchor_checks(settings, store),
     }
     for area in AREAS:

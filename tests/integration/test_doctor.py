@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from sealtrail.evidence.anchor import save_anchor, store_anchor
 from sealtrail.publication import publish_public_key
@@ -168,3 +169,17 @@ def test_with_no_stack_and_no_settings_a_command_says_so_in_one_line(tmp_path: P
     assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
     assert "sealtrail up" in lines[0]
     assert not (tmp_path / "keys").exists()  # nothing was created on the way to the error
+
+
+def test_the_broker_clock_is_read_only_from_a_topic_the_broker_stamps(stack: Any, tmp_path: Path) -> None:
+    """Tansu keeps the producer's timestamp even on a LogAppendTime topic, so the doctor must say the
+    broker's clock was not measured, rather than report the producer's own time as the broker's."""
+    d = Deployment(stack, tmp_path)
+    d.set_up()
+    topic = f"{d.settings.kafka.topics.events}.clock"
+    admin = AdminClient({"bootstrap.servers": d.settings.kafka.bootstrap})
+    for future in admin.create_topics([NewTopic(topic, 1, 1, config={"message.timestamp.type": "LogAppendTime"})]).values():
+        future.result(30)
+    done = d.run("doctor", "--json", "--clock-topic", topic)
+    check = next(c for c in json.loads(done.stdout)["checks"] if (c["area"], c["name"]) == ("clock", "kafka"))
+    assert check["verdict"] == "warn" and "kept the producer's timestamp" in check["detail"]

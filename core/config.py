@@ -88,6 +88,10 @@ class KafkaSettings(_Frozen):
     )
     session_timeout_ms: int = Field(6000, ge=1000, description="short on the embedded broker: group joins wait for it")
     extra: dict[str, str] = Field(default_factory=dict, description="librdkafka settings (security.protocol, sasl.*)")
+    aws_iam: bool = Field(False, description=(
+        "authenticate to Amazon MSK with IAM: SASL_SSL with OAUTHBEARER tokens signed by the AWS credentials "
+        "in effect (the pod's role); needs the [aws] extra"))
+    aws_region: str | None = Field(None, description="region of the MSK cluster; default s3.region")
 
     @field_validator("min_insync_replicas")
     @classmethod

@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EVENTS ?= 5000
 
-.PHONY: install iac-tools browser demo test test-soak bench bench-quick bench-storage bench-stream-cpu bench-verify bench-restart down clean
+.PHONY: install iac-tools browser demo test test-soak bench bench-quick bench-storage bench-stream-cpu bench-emit bench-verify bench-restart down clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ bench-verify: install    ## events/s of verify over a 600,000-event bundle folde
 
 bench-stream-cpu: install ## CPU per event of the stream's validate -> seal -> wire path, without a broker (< 1 minute)
 	$(BIN)/python bench/stream_cpu.py
+
+bench-emit: install      ## CPU per event of AuditClient.emit: reference vs fast path, then through a real client to an embedded broker (< 2 minutes)
+	$(BIN)/python bench/emit_cpu.py --broker
 
 bench-restart: install   ## restart cost, a young trail against an old one of 1,000,000 events in 100,000 objects (built synthetically): old within 1.5x; BENCH_ARGS=--quick
 	$(BIN)/python bench/restart_cost.py $(BENCH_ARGS)

@@ -286,7 +286,7 @@ class RestartBench:
     def emit_new(self, trail: Trail, count: int, seed: int) -> tuple[list[str], dict[int, int]]:
         """count new events on the events topic, round-robin over the partitions, acknowledged."""
         from sealtrail.kafka import flush_all, make_producer
-        from sealtrail.producers.client import encode, prepare
+        from sealtrail.producers.outbound import encode, prepare
         from sealtrail.redact import Redactor
         from sealtrail.stack.workload import generate
 

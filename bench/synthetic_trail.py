@@ -295,7 +295,7 @@ def _build_chain(plan: ChainPlan, settings: Any, signer: Any, redactor: Any, pro
     from sealtrail.digest import DigestLink, ListedObject, build_digest, head_of
     from sealtrail.encoding import format_ts
     from sealtrail.objects import ObjectWriter
-    from sealtrail.producers.client import encode, prepare
+    from sealtrail.producers.outbound import encode, prepare
     from sealtrail.sinks.buffer import object_key_for
     from sealtrail.stack.workload import generate
     from sealtrail.store import sha256_b64

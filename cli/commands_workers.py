@@ -65,7 +65,8 @@ def emit(ctx: Context, source) -> int:
     the stream seals. Exits 1 with the number of invalid lines when there were any.
     """
     from sealtrail.errors import InvalidEventError
-    from sealtrail.producers.client import AuditClient, encode, parse_line, prepare
+    from sealtrail.producers.client import AuditClient
+    from sealtrail.producers.outbound import encode, parse_line, prepare
 
     bad = 0
     with AuditClient(ctx.settings) as client:

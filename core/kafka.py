@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import AdminClient
 
 from sealtrail.config import Settings
-from sealtrail.errors import ConfigError, ServiceUnavailable
+from sealtrail.errors import ServiceUnavailable
 
 _log = logging.getLogger("sealtrail.kafka")
 
@@ -25,24 +25,11 @@ def base_config(settings: Settings) -> dict[str, Any]:
     settings.require("kafka")
     config: dict[str, Any] = {"bootstrap.servers": settings.kafka.bootstrap, "logger": _log}
     if settings.kafka.aws_iam:
+        from sealtrail.msk_iam import msk_iam_token
+
         config.update({"security.protocol": "SASL_SSL", "sasl.mechanism": "OAUTHBEARER",
                        "oauth_cb": msk_iam_token(settings.kafka.aws_region or settings.s3.region)})
     return {**config, **settings.kafka.extra}
-
-
-def msk_iam_token(region: str) -> Callable[[str | None], tuple[str, float]]:
-    """librdkafka's OAUTHBEARER callback for MSK IAM: a token signed (SigV4, locally) by the AWS credentials
-    in effect, renewed by librdkafka before it expires. AWS's own signer library, so the signing is theirs."""
-    try:
-        from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
-    except ModuleNotFoundError as e:
-        raise ConfigError("kafka.aws_iam", "needs aws-msk-iam-sasl-signer-python: pip install 'sealtrail[aws]'") from e
-
-    def token(_config: str | None) -> tuple[str, float]:
-        value, expiry_ms = MSKAuthTokenProvider.generate_auth_token(region)
-        return value, expiry_ms / 1000
-
-    return token
 
 
 def record_bytes_limit(settings: Settings) -> int:

@@ -9,7 +9,7 @@ actor, ip, user agent, request id and tenant. Importing this package pulls in
 no Faust, pyarrow, boto3 or DuckDB.
 """
 
-from sealtrail.producers.client import AsyncAuditClient, AuditClient, encode, new_event_id, prepare
+from sealtrail.producers.client import AsyncAuditClient, AuditClient
 from sealtrail.producers.context import (
     AuditContext,
     audit_context,
@@ -19,6 +19,7 @@ from sealtrail.producers.context import (
     set_context,
 )
 from sealtrail.producers.families import Auditor, changed_fields
+from sealtrail.producers.outbound import encode, new_event_id, prepare
 
 __all__ = [
     "AsyncAuditClient",

@@ -25,23 +25,16 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-import orjson
-import pydantic_core
-import uuid_utils
 from confluent_kafka import KafkaError, Message, Producer
-from pydantic import ValidationError
 
-from sealtrail.columns import COLUMNS
 from sealtrail.config import Settings
-from sealtrail.encoding import canonical
 from sealtrail.errors import InvalidEventError, SealtrailError, ServiceUnavailable
 from sealtrail.event import Event
 from sealtrail.kafka import make_producer
-from sealtrail.reasons import reason_for
-from sealtrail.redact import DEFAULT, Redactor, redact_event
+from sealtrail.producers.outbound import event_bytes
+from sealtrail.redact import Redactor
 from sealtrail.retry import Backoff, call_with_retry
 
 if TYPE_CHECKING:
@@ -52,89 +45,6 @@ _rdkafka_log = logging.getLogger("sealtrail.producers.librdkafka")
 # an outage logs "connection refused" every second: visible where the application configured
 # logging, not dumped on stderr by logging's last-resort handler
 _rdkafka_log.addHandler(logging.NullHandler())
-
-
-def new_event_id() -> str:
-    """A time-ordered UUIDv7, so ids sort roughly by creation time."""
-    return str(uuid_utils.uuid7())
-
-
-# The deepest before/after/metadata value the stream's JSON parser (pydantic-core's) reads: an event
-# is one level more, and at 202 levels that parser stops with "recursion limit exceeded".
-NESTING_MAX = 200
-_NESTED = tuple(c.source for c in COLUMNS if c.json and c.source)  # the Event fields stored as JSON text
-
-
-def _depth_over(value: Any, limit: int) -> bool:
-    """True when value nests objects and arrays more than limit levels deep (a scalar is 0, ``{}`` is 1)."""
-    stack = [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is None:
-            continue
-        if level > limit:
-            return True
-        stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
-    return False
-
-
-def check_values(event: Event) -> None:
-    """The stream's rule for before/after/metadata, checked where the bug is.
-
-    Numbers: what RFC 8785 can write (encoding.canonical, the function the
-    stream hashes with), so NaN, Infinity and integers beyond 2**53 - 1 are
-    InvalidEventError("not_canonicalizable") here, never silently null or a
-    float. Depth: at most NESTING_MAX levels, what the stream's parser reads.
-    """
-    for name in _NESTED:
-        value = getattr(event, name)
-        if value is None:
-            continue
-        if _depth_over(value, NESTING_MAX):
-            raise InvalidEventError("not_canonicalizable", name, f"nested deeper than {NESTING_MAX} levels")
-        try:
-            canonical(value)
-        except InvalidEventError as e:
-            raise InvalidEventError("not_canonicalizable", name, e.detail) from e
-
-
-def prepare(event: Mapping[str, Any] | Event, redactor: Redactor = DEFAULT) -> Event:
-    """Fill in what a producer may leave out (event_id, occurred_at), validate, redact secrets."""
-    if not isinstance(event, Event):
-        if not isinstance(event, Mapping):
-            raise InvalidEventError("not_an_object", None, f"expected a mapping or an Event, got {type(event).__name__}")
-        data = dict(event)
-        data.setdefault("event_id", new_event_id())
-        data.setdefault("occurred_at", datetime.now(timezone.utc))
-        try:
-            event = Event.model_validate(data)
-        except ValidationError as e:
-            first = e.errors(include_url=False)[0]
-            field = ".".join(str(p) for p in first["loc"]) or None
-            raise InvalidEventError(reason_for(first), field, first["msg"]) from e
-    event = redact_event(event, redactor)[0]
-    check_values(event)  # after redaction, as the stream: a card number sent as a 19-digit integer is a marker
-    return event
-
-
-def parse_line(line: bytes) -> dict[str, Any]:
-    """One JSON object, read by the stream's own parser (big integers stay integers, NaN is refused)."""
-    try:
-        data = pydantic_core.from_json(line, allow_inf_nan=False)
-    except ValueError as e:
-        raise InvalidEventError("invalid_json", None, str(e)) from e
-    if not isinstance(data, dict):
-        raise InvalidEventError("not_an_object", None, "each line must be a JSON object")
-    return data
-
-
-def encode(event: Event) -> bytes:
-    """The event's JSON; what prepare() let through always encodes, anything else is InvalidEventError."""
-    try:
-        return orjson.dumps(event.model_dump(mode="json", exclude_none=True))
-    except (ValueError, TypeError) as e:  # orjson.JSONEncodeError is a TypeError
-        raise InvalidEventError("not_canonicalizable", None, str(e)) from e
 
 
 def event_size_limit(settings: Settings) -> int:
@@ -206,14 +116,13 @@ class AuditClient:
     # sending ----------------------------------------------------------------------------------
     def emit(self, event: Mapping[str, Any] | Event) -> str:
         """Validate, redact and queue one event; returns its event id. Call flush() to wait until it is safe."""
-        prepared = prepare(event, self.redactor)
-        self.send_raw(encode(prepared), str(prepared.event_id))
-        return str(prepared.event_id)
+        event_id, value = event_bytes(event, self.redactor)
+        self.send_raw(value, event_id)
+        return event_id
 
     def emit_many(self, events: list[Mapping[str, Any] | Event]) -> list[str]:
         """Like emit for each, but spooled (when spooling) in one fsynced transaction."""
-        prepared = [prepare(e, self.redactor) for e in events]
-        encoded = [(str(p.event_id), encode(p)) for p in prepared]
+        encoded = [event_bytes(e, self.redactor) for e in events]
         for key, value in encoded:
             check_size(value, self.max_event_bytes)
         if self.spool is not None:
@@ -459,8 +368,7 @@ class AsyncAuditClient:
 
     async def emit(self, event: Mapping[str, Any] | Event) -> str:
         client = self._client
-        prepared = prepare(event, client.redactor)
-        value, key = encode(prepared), str(prepared.event_id)
+        key, value = event_bytes(event, client.redactor)
         if client.spooling:
             await asyncio.to_thread(client.send_raw, value, key)
         else:

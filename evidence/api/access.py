@@ -21,8 +21,9 @@ from typing import Any
 
 from sealtrail.config import Settings
 from sealtrail.event import Event
-from sealtrail.producers.client import AuditClient, prepare
+from sealtrail.producers.client import AuditClient
 from sealtrail.producers.families import Auditor
+from sealtrail.producers.outbound import prepare
 from sealtrail.redact import Redactor
 
 _log = logging.getLogger("sealtrail.serve.access")

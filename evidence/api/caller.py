@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sealtrail.event import USER_AGENT_MAX
-from sealtrail.producers.client import new_event_id
 from sealtrail.producers.context import AuditContext
 from sealtrail.producers.middleware.proxies import Network, parse_address
+from sealtrail.producers.outbound import new_event_id
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")

@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-from sealtrail.producers.client import new_event_id
 from sealtrail.producers.context import AuditContext, reset_context, set_context
 from sealtrail.producers.middleware.proxies import client_ip, request_id_from, trusted_networks
+from sealtrail.producers.outbound import new_event_id
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sealtrail.producers.client import new_event_id
 from sealtrail.producers.context import AuditContext, reset_context, set_context
 from sealtrail.producers.middleware.proxies import client_ip, request_id_from, trusted_networks
+from sealtrail.producers.outbound import new_event_id
 
 Environ = dict[str, Any]
 

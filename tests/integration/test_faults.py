@@ -189,7 +189,7 @@ class LedgerEmitter(Emitter):
 
     def run(self) -> None:
         from sealtrail.kafka import make_producer
-        from sealtrail.producers.client import encode, prepare
+        from sealtrail.producers.outbound import encode, prepare
         from sealtrail.stack.workload import generate
 
         seed = 1000

@@ -17,7 +17,8 @@ from sealtrail.cli.commands_workers import read_lines
 from sealtrail.cli.main import cli
 from sealtrail.errors import InvalidEventError
 from sealtrail.producers import client as client_module
-from sealtrail.producers.client import NESTING_MAX, check_size, encode, parse_line, prepare
+from sealtrail.producers.client import check_size
+from sealtrail.producers.outbound import NESTING_MAX, encode, parse_line, prepare
 from sealtrail.redact import DEFAULT
 from sealtrail.stream.validate import Rejection, validate_counted
 

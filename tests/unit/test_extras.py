@@ -37,6 +37,7 @@ RULES: list[tuple[str, tuple[str, ...]]] = [
     ("core/index.py", ("stream", "sink", "evidence")),
     ("core/signing.py", ("stream", "sink", "evidence")),
     ("core/kms.py", ("stream", "sink")),
+    ("core/msk_iam.py", ("aws",)),
     ("core/metrics_server.py", ("stream", "sink", "serve")),
     ("core/", ()),
     ("stream/", ("stream",)),

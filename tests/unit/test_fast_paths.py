@@ -12,6 +12,7 @@ depending on the path it took.
     flatten._utc_text; objects.timestamp_text   encoding.format_ts                      test_occurred_at_agrees, test_timestamp_text_*
     encoding._fast_ok; flatten._nested_clean    rfc8785 (orjson's output is canonical)  test_fast_ok_*, test_nested_clean_is_fast_ok
     ocsf.ocsf_columns (None: refused)           the Event model's enums and pattern     test_ocsf_cache_refuses_what_the_model_refuses
+    producers.outbound.prepared_bytes (SDK)     encode(prepare(event)): model, redactor  test_sdk_fast_path_*
 
 Validation: hypothesis builds events near every edge the shortcut decides on
 (UUID forms, RFC 3339 variants and offsets, enum values, lengths, IP forms,
@@ -43,6 +44,7 @@ from sealtrail.encoding import _fast_ok, canonical, canonical_text, format_ts
 from sealtrail.flatten import _nested_clean, fast_columns
 from sealtrail.objects import REQUIRED_FOR_EVENTS, SCHEMA, TS, text_columns, timestamp_text
 from sealtrail.ocsf import ocsf_columns
+from sealtrail.producers.outbound import encode, prepare, prepared_bytes
 from sealtrail.record import CHAIN_COLUMNS, EVENT_COLUMNS, JSON_COLUMNS, OCSF_COLUMNS, ROW_COLUMNS, hashed_bytes
 from sealtrail.redact import CARD_CANDIDATE, DEFAULT, Redactor, _may_hold_card, key_is_sensitive
 from sealtrail.stack.workload import generate
@@ -271,6 +273,90 @@ def test_workload_takes_the_fast_path() -> None:
         raw = orjson.dumps(event)
         assert fast_columns(raw) is not None, event
         same(raw)
+
+
+# --- the SDK: prepared_bytes against encode(prepare(event)) ----------------------------------------------
+
+python_only = st.sampled_from([
+    datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc), datetime(2026, 11, 1, 12, 0, 0, 5, tzinfo=timezone.utc),
+    datetime(2026, 11, 1, 12, 0), datetime(2026, 11, 1, 12, 0, tzinfo=timezone(timedelta(hours=2))),
+    datetime(999, 1, 1, tzinfo=timezone.utc), (1, 2), {"a": (1,)}, {"a": {1, 2}}, {1: "a"}, b"bytes",
+    float("nan"), {"x": float("inf")}, {"at": datetime(2026, 1, 1)}, True,
+])
+
+
+@st.composite
+def sdk_events(draw: st.DrawFn) -> dict[str, Any]:
+    """The stream's edge cases as the dicts a service passes, plus values only Python can pass."""
+    event = draw(events())
+    for name in draw(st.lists(st.sampled_from(sorted(replacements)), max_size=2, unique=True)):
+        if draw(st.booleans()):
+            event[name] = draw(python_only)
+    if draw(st.integers(0, 3)) == 0:
+        event.pop(draw(st.sampled_from(["event_id", "occurred_at"])), None)
+    return event
+
+
+def sdk_same(event: dict[str, Any], redactor: Redactor = DEFAULT) -> bool:
+    """Whether the fast path answered; when it did, its bytes are the reference's, byte for byte."""
+    fast = prepared_bytes(event, redactor)
+    if fast is None:
+        return False
+    event_id, value = fast
+    # what the fast path filled in, handed to the reference as given (its own defaults are a new id and now)
+    filled = {**event, "event_id": event_id, "occurred_at": event.get("occurred_at", orjson.loads(value)["occurred_at"])}
+    assert encode(prepare(filled, redactor)) == value, event
+    return True
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sdk_events(), REDACTORS)
+def test_sdk_fast_path_agrees_with_the_model(event: dict[str, Any], redactor: Redactor) -> None:
+    before = json.dumps(event, default=repr, sort_keys=True)
+    sdk_same(event, redactor)
+    assert json.dumps(event, default=repr, sort_keys=True) == before  # the caller's dict is not touched
+
+
+@pytest.mark.parametrize("change", [
+    {"occurred_at": "2026-11-01T12:00:00+00:00"}, {"occurred_at": "2026-11-01T12:00:00.5Z"},
+    {"actor": {"id": "u", "ip": "10.0.0.1", "user_agent": "curl/8"}}, {"resource": {"type": "doc", "id": "d-1"}},
+    {"metadata": {"n": 1, "f": 0.5, "l": [None, True, {"k": "v"}]}}, {"before": {"a": 1}, "after": {"a": 2}},
+    {"request_id": "r-1", "outcome": "failure"},
+])
+def test_sdk_fast_path_takes_plain_events(change: dict[str, Any]) -> None:
+    assert sdk_same({**BASE, **change})
+
+
+@pytest.mark.parametrize("change", [
+    {"metadata": {"password": "hunter2"}}, {"actor": {"id": "u", "user_agent": "Bearer abcdefghijklmnop"}},
+    {"metadata": {"card": 4111111111111111}}, {"metadata": {"n": 2**60}}, {"occurred_at": "2026-11-01T14:00:00+02:00"},
+    {"actor": {"id": "u", "ip": "::1"}}, {"event_id": "0192F0C1-7A3B-7C4D-8E5F-6A7B8C9D0E1F"}, {"occurred_at": None},
+    {"action": "auth.login\n"}, {"metadata": {"headers": [["Authorization", "x"]]}},
+    {"actor": {"id": "u", "ip": "01.2.3.4"}}, {"actor": {"id": "u", "ip": "1.2.3.256"}},
+    {"occurred_at": datetime(999, 12, 31, tzinfo=timezone.utc)}, {"occurred_at": "0999-12-31T00:00:00Z"},
+])
+def test_sdk_fast_path_leaves_the_rest_to_the_reference(change: dict[str, Any]) -> None:
+    """Anything to coerce, normalise, redact or refuse: the fast path declines, so the caller gets the
+    reference's answer (its redaction, or its InvalidEventError)."""
+    assert not sdk_same({**BASE, **change})
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(ips, st.from_regex(r"[0-9]{1,3}(\.[0-9]{1,3}){3}", fullmatch=True)), st.text(max_size=3))
+def test_sdk_ip_agrees(ip: str, user_agent: str) -> None:
+    sdk_same({**BASE, "actor": {"id": "u", "ip": ip, "user_agent": user_agent}})
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(times(), st.datetimes(timezones=st.just(timezone.utc)), st.datetimes(timezones=st.timezones())))
+def test_sdk_occurred_at_agrees(occurred_at: Any) -> None:
+    sdk_same({**BASE, "occurred_at": occurred_at})
+
+
+def test_the_sdk_workload_takes_the_fast_path() -> None:
+    """The SDK's speed depends on it: the benchmark's events, as a service passes them, never fall back."""
+    for event in generate(2000, seed=5):
+        assert sdk_same(event), event
 
 
 def test_secrets_fall_back_and_are_counted() -> None:

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sealtrail.errors import InvalidEventError
-from sealtrail.producers.client import prepare
+from sealtrail.producers.outbound import prepare
 from sealtrail.reasons import RejectReason
 from sealtrail.stream.validate import Rejection, validate
 

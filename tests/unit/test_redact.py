@@ -236,7 +236,7 @@ def both_passes(event: dict) -> list[str]:
     """The event as the client would send it and as the stream would seal it from a raw producer."""
     import orjson
 
-    from sealtrail.producers.client import encode, prepare
+    from sealtrail.producers.outbound import encode, prepare
     from sealtrail.stream.validate import validate_counted
 
     base = {"event_id": str(uuid.uuid4()), "occurred_at": "2026-01-01T00:00:00Z", "category": "auth",

@@ -31,7 +31,7 @@ from sealtrail.evidence.api import create_app
 from sealtrail.evidence.api.access import AccessRecorder
 from sealtrail.evidence.api.routes import ApiError, decode_cursor, encode_cursor
 from sealtrail.evidence.api.tokens import Principal, Role, TokenStore, parse_tokens, token_hash
-from sealtrail.producers.client import encode
+from sealtrail.producers.outbound import encode
 
 
 class KeptEvents:

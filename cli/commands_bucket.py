@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from sealtrail.cli.main import Context, cli
+from sealtrail.cli.progress import write_or_print
 from sealtrail.errors import ConfigError
 
 _MARK = {"ok": "ok", "created": "created", "changed": "changed", "missing": "MISSING",
@@ -92,11 +93,7 @@ def bucket_terraform(ctx: Context, out: Path | None) -> None:
     from sealtrail.sinks.terraform import generated_file
 
     text = generated_file(policy_for(ctx.settings))
-    if out is None:
-        click.echo(text, nl=False)
-    else:
-        out.write_text(text)
-        click.echo(f"wrote {out}", err=True)
+    write_or_print(text, out)
 
 
 @cli.command()

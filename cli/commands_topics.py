@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from sealtrail.cli.main import Context, cli
-from sealtrail.cli.progress import say
+from sealtrail.cli.progress import say, write_or_print
 
 if TYPE_CHECKING:
     from sealtrail.topics import TopicsReport
@@ -71,11 +71,7 @@ def topics_terraform(ctx: Context, out: Path | None) -> None:
     from sealtrail.topics import topic_specs
 
     text = topics_file(topic_specs(ctx.settings))
-    if out is None:
-        click.echo(text, nl=False)
-    else:
-        out.write_text(text)
-        click.echo(f"wrote {out}", err=True)
+    write_or_print(text, out)
 
 
 def _show(report: TopicsReport, as_json: bool, hint: bool) -> None:

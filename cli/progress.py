@@ -5,7 +5,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -14,6 +16,15 @@ err_console = Console(stderr=True)
 
 def say(message: str) -> None:
     err_console.print(message, highlight=False)
+
+
+def write_or_print(text: str, out: Path | None) -> None:
+    """A generated file's text to ``out``, or to stdout when no file is named."""
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        click.echo(f"wrote {out}", err=True)
 
 
 def _silent(done: int, total: int | None = None) -> None:

@@ -167,14 +167,14 @@ def _timestamp(value: Any) -> str | None:
 def _clean_values(parts: list[Any], texts: list[Any], redactor: Redactor) -> bool:
     """One walk over before/after/metadata: plain JSON types only, numbers RFC 8785 can write, at most
     NESTING_MAX levels, and nothing the redactor would touch (redactor.clean's tests, its one text scan
-    shared with the envelope's texts)."""
+    shared with the envelope's texts). A list is tested as a header pair wherever it sits, which is
+    stricter than the redactor (it tests lists inside lists) and so only ever sends more to the reference."""
     sensitive, allow, pair, card = redactor.key_sensitive, redactor.allow_keys, redactor.pair_sensitive, redactor.cards
     stack = [(part, 1) for part in parts]
     while stack:
         item, level = stack.pop()
         if level > NESTING_MAX:
             return False
-        for_children = level + 1
         if type(item) is dict:
             if "name" in item and pair(item):
                 return False
@@ -184,38 +184,27 @@ def _clean_values(parts: list[Any], texts: list[Any], redactor: Redactor) -> boo
                 texts.append(k)
                 if k not in allow and v not in (None, "", MARKER) and sensitive(k):
                     return False
-                t = type(v)
-                if t is str:
-                    texts.append(v)
-                elif t is dict or t is list:
-                    stack.append((v, for_children))
-                elif t is int:
-                    if not -MAX_SAFE_INT <= v <= MAX_SAFE_INT or (card and redactor.card_number(v)):
-                        return False
-                elif t is float:
-                    if not math.isfinite(v):
-                        return False
-                elif v is not None and t is not bool:
-                    return False
+            values: Any = item.values()
         else:  # a list
-            for v in item:
-                t = type(v)
-                if t is str:
-                    texts.append(v)
-                elif t is list:
-                    if pair(v):
-                        return False
-                    stack.append((v, for_children))
-                elif t is dict:
-                    stack.append((v, for_children))
-                elif t is int:
-                    if not -MAX_SAFE_INT <= v <= MAX_SAFE_INT or (card and redactor.card_number(v)):
-                        return False
-                elif t is float:
-                    if not math.isfinite(v):
-                        return False
-                elif v is not None and t is not bool:
+            values = item
+        for v in values:
+            t = type(v)
+            if t is str:
+                texts.append(v)
+            elif t is dict:
+                stack.append((v, level + 1))
+            elif t is list:
+                if pair(v):
                     return False
+                stack.append((v, level + 1))
+            elif t is int:
+                if not -MAX_SAFE_INT <= v <= MAX_SAFE_INT or (card and redactor.card_number(v)):
+                    return False
+            elif t is float:
+                if not math.isfinite(v):
+                    return False
+            elif v is not None and t is not bool:
+                return False
     return not redactor.may_redact("\n".join(texts))
 
 

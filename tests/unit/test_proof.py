@@ -41,27 +41,9 @@ SETTINGS = Settings(s3=S3Settings(prefix=PREFIX))
 # objects end on unsigned records), with these events and a Merkle root per object in the digests
 
 
-def event(chain_no: int, i: int) -> dict[str, Any]:
-    ev: dict[str, Any] = {
-        "event_id": event_id(chain_no, i),
-        "occurred_at": f"{DAY}T09:00:{i:02d}.{i * 1111 % 1000000:06d}+00:00",
-        "category": ("auth", "change", "access")[i % 3],
-        "action": ("auth.login", "data.update", "data.read")[i % 3],
-        "actor": {"id": f"user-{i % 4}"},
-        "tenant": "acme",
-        "source": "billing",
-        "metadata": {"n": i, "note": "grüße ✓"},
-    }
-    if i % 3 == 1:
-        ev["resource"] = {"type": "invoice", "id": f"inv-{i}"}
-        ev["before"] = {"amount": i}
-        ev["after"] = {"amount": i + 1}
-    return ev
-
-
 @cache
 def built() -> Trail:
-    return build_trail(inputs=lambda p, n: columns_of(event(p, n)), roots=True)
+    return build_trail(inputs=lambda p, n: columns_of(builders.event(p, n)), roots=True)
 
 
 def trail() -> tuple[Signer, dict[str, bytes], dict[str, list[SealedRecord]]]:

@@ -31,15 +31,7 @@ data "aws_iam_policy_document" "signing_key" {
   #checkov:skip=CKV_AWS_356:a key policy's Resource "*" is the key itself, there is nothing narrower to name
   #checkov:skip=CKV_AWS_109:a key policy's Resource "*" is the key itself; only the account's own principals are named
 
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
+  source_policy_documents = [data.aws_iam_policy_document.bucket_key.json] # the account administers, as for every key
   statement {
     sid       = "OnlyTheWorkloadSigns"
     effect    = "Deny"

@@ -19,7 +19,8 @@
     reasons     why an input is not an event: the one vocabulary of the SDK, the stream and the trail
     ocsf        the OCSF classification columns, and the one cache of them
     retry       calling again what may succeed later (Transient errors), for the sink, recovery, the relay and the spool
-    config, errors, kafka, topics, logs, printable, redact, metrics_server: settings and shared plumbing
+    config, errors, kafka (msk_iam: MSK's IAM tokens), topics, logs, printable, redact, metrics_server:
+                settings and shared plumbing
 
 The writing side (producers, stream, sinks) and the reading side (evidence) build
 on this package; cli and stack sit on top (tests/unit/test_layering.py).

@@ -77,7 +77,6 @@ COLUMNS = (
     Column("key_id", STRING, _S),
     Column("signature", BINARY, _S),
 )
-BY_NAME = {c.name: c for c in COLUMNS}
 
 
 def names(*groups: Group) -> tuple[str, ...]:

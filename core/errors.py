@@ -12,7 +12,6 @@ a message and an exit code in one place::
     ├── SpoolFullError         the producer's local spool is at its bound (configurable: block or raise)
     ├── SpoolError             the spool file is unusable (locked by another process, corrupt, unwritable)
     ├── CaptureError           PostgreSQL change capture: not installed, table missing, relay already running
-    ├── ChainGapError          audit.chained skips sequence numbers (the sink's input is not the stream's output)
     ├── ChainForkError         the bucket's head and audit.chained disagree: the stream seals nothing on that chain
     ├── KeyNotFoundError       no public key for a key id
     ├── NotProvableError       no inclusion proof for an event: not in the trail, or no digest lists a root (exit 1)
@@ -70,12 +69,6 @@ class InvalidEventError(SealtrailError):
         self.reason: RejectReason = reason
         self.field = field
         self.detail = detail
-
-
-class ChainGapError(SealtrailError):
-    def __init__(self, chain: str, expected: int, got: int) -> None:
-        super().__init__(f"chain {chain}: expected seq {expected}, got {got}")
-        self.chain, self.expected, self.got = chain, expected, got
 
 
 class ChainForkError(SealtrailError):

@@ -181,17 +181,6 @@ def read_to_end(
         consumer.close()
 
 
-def for_each_record(
-    settings: Settings, topic: str, partitions: list[int], handle: Callable[[Message], None]
-) -> int:
-    count = 0
-    for records in read_to_end(settings, topic, partitions):
-        for m in records:
-            handle(m)
-        count += len(records)
-    return count
-
-
 def _records_at(consumer: Consumer, topic: str, offsets: dict[int, int], timeout_s: float) -> dict[int, Message | None]:
     """The first record at or after each partition's offset (None at partition EOF); one fetch round."""
     consumer.assign([TopicPartition(topic, p, o) for p, o in offsets.items()])

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, get_args
 
-from sealtrail.columns import BY_NAME, COLUMNS, Group
+from sealtrail.columns import COLUMNS, Group
+
+BY_NAME = {c.name: c for c in COLUMNS}
 from sealtrail.event import Event
 from sealtrail.evidence.api.routes import StoredEvent
 from sealtrail.objects import ARROW_TYPES, SCHEMA

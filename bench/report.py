@@ -35,6 +35,7 @@ def ratios(r: dict[str, Any]) -> dict[str, float | None]:
     stream = r["stages"]["stream"]
     plain = r["references"].get("plain_loop", {})
     naive = r["references"].get("naive_faust", {})
+    ceiling = r["references"].get("ceiling", {})
 
     def div(a: float | None, b: float | None) -> float | None:
         return a / b if a and b else None
@@ -49,6 +50,13 @@ def ratios(r: dict[str, Any]) -> dict[str, float | None]:
         "stream_vs_plain_loop_per_cpu_s": div(stream.get("events_per_cpu_s"), plain.get("events_per_cpu_s")),
         "e2e_vs_stream": div(r["e2e"].get("events_per_s"), stream.get("events_per_s")),
         "e2e_vs_emit": div(r["e2e"].get("events_per_s"), r["stages"]["emit"].get("events_per_s")),
+        # every rate as a share of the minimal loop's (the same prefix for the stream, as for the plain loop)
+        "stream_vs_ceiling": div(ceiling.get("stream_events_per_s_same_prefix") or stream.get("events_per_s"),
+                                 ceiling.get("events_per_s")),
+        "plain_loop_vs_ceiling": div(plain.get("events_per_s"), ceiling.get("events_per_s")),
+        "naive_faust_vs_ceiling": div(naive.get("events_per_s"), ceiling.get("events_per_s")),
+        "sink_vs_ceiling": div(r["stages"]["sink"].get("events_per_s"), ceiling.get("events_per_s")),
+        "e2e_vs_ceiling": div(r["e2e"].get("events_per_s"), ceiling.get("events_per_s")),
     }
 
 
@@ -111,6 +119,16 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(f"| {label} | {_n(x.get('events'))} | {_n(x.get('events_per_s'))} "
                      f"| {_n(x.get('events_per_cpu_s'))} | {_n(ra.get(ratio_key), 2)}x "
                      f"({_n(ra.get(ratio_key + '_per_cpu_s'), 2)}x per CPU s) |")
+    ceiling = refs.get("ceiling", {})
+    if ceiling:
+        lines.append(f"| the ceiling: plain loop, minimal work (orjson canonical bytes, SHA-256 chain, HMAC, produce) "
+                     f"| {_n(ceiling.get('events'))} | {_n(ceiling.get('events_per_s'))} "
+                     f"| {_n(ceiling.get('events_per_cpu_s'))} | {_n(ra.get('stream_vs_ceiling'), 2)}x |")
+        lines += ["", "As shares of the ceiling's rate: " + ", ".join(
+            f"{label} {_n(ra.get(k), 2)}" for label, k in (
+                ("stream", "stream_vs_ceiling"), ("plain loop", "plain_loop_vs_ceiling"),
+                ("naive Faust", "naive_faust_vs_ceiling"), ("sink", "sink_vs_ceiling"),
+                ("end to end", "e2e_vs_ceiling"))) + "."]
     lines += [
         "",
         f"Latency emit -> durable (object listed in the bucket; listing every {lat.get('poll_s', 0.2):g} s): "

@@ -10,7 +10,8 @@ runs, one after the other so each has the machine to itself:
   1. emit     the producer client (AuditClient.emit, one process) -> events topic
   2. stream   `sealtrail stream` over that backlog: first record consumed ->
               last sealed record acknowledged (product's metrics + sealed_at)
-  3. plain    reference: a plain confluent-kafka loop, same data, same work
+  3. plain    reference: a plain confluent-kafka loop, same data, same work; and the same loop with
+              only the minimal work (orjson canonical bytes, SHA-256 chain, HMAC, produce): the ceiling
   4. naive    reference: a naive per-event Faust agent, same data (a prefix)
   5. sink     `sealtrail sink` over the sealed backlog: assignment -> last
               event in a locked object (time spent idle waiting for the flush
@@ -494,15 +495,20 @@ class Bench:
         hit = next((t for t, sealed in self.stream_series if sealed >= count), None)
         return count / (hit - self.stream_start) if hit and self.stream_start else None
 
-    def phase_plain(self, stage: Trail) -> None:
-        out = f"{stage.tag}.plain"
+    def phase_plain(self, stage: Trail, minimal: bool = False) -> None:
+        """The plain loop over the same events: the product's work (validate, seal) or, minimal, the ceiling."""
+        name = "ceiling" if minimal else "plain"
+        out = f"{stage.tag}.{name}"
         stage.create_topics({out: stage.settings.kafka.partitions})
         count = self.args.plain_events
-        self.say(f"reference: plain confluent-kafka loop over the first {count:,} of the same events")
-        status_path = self.work / "plain.status.json"
-        w = self.spawn("plain-loop", proc.script(BENCH / "plain_loop.py", "--input", stage.settings.kafka.topics.events,
-                                                 "--output", out, "--group", f"{stage.tag}-plain", "--count",
-                                                 str(count), "--status", str(status_path)), stage)
+        what = ("the minimal work (orjson canonical bytes, SHA-256 chain, HMAC, produce)" if minimal
+                else "the same work")
+        self.say(f"reference: plain confluent-kafka loop, {what}, over the first {count:,} of the same events")
+        status_path = self.work / f"{name}.status.json"
+        w = self.spawn(f"{name}-loop", proc.script(BENCH / "plain_loop.py", "--input", stage.settings.kafka.topics.events,
+                                                   "--output", out, "--group", f"{stage.tag}-{name}", "--count",
+                                                   str(count), "--status", str(status_path),
+                                                   *(["--minimal"] if minimal else [])), stage)
         status: dict = {}
 
         def done(_now: float) -> bool:
@@ -513,19 +519,20 @@ class Bench:
                 pass
             return bool(status.get("done"))
 
-        self.watch([w], done, lambda: f"plain loop: {status.get('count', 0):,}/{count:,}", max(600.0, count / 200),
-                   "plain loop")
+        self.watch([w], done, lambda: f"{name} loop: {status.get('count', 0):,}/{count:,}", max(600.0, count / 200),
+                   f"{name} loop")
         seconds = status["t_last"] - status["t_first"]
         cpu = w.cpu_seconds()
         w.popen.wait(30)
-        self.r["references"]["plain_loop"] = {
+        key = "ceiling" if minimal else "plain_loop"
+        self.r["references"][key] = {
             "events": status["count"], "sealed": status["sealed"], "seconds": seconds,
             "events_per_s": status["count"] / seconds, "cpu_s": cpu, "peak_rss": w.peak_rss(),
             "events_per_cpu_s": status["count"] / cpu if cpu else None,
             "stream_events_per_s_same_prefix": self.stream_rate_over(status["count"]),
         }
-        self.other_load("plain_loop", status["t_first"], status["t_last"], cpu)
-        self.say(f"plain loop: {status['count'] / seconds:,.0f} events/s")
+        self.other_load(key, status["t_first"], status["t_last"], cpu)
+        self.say(f"{name} loop: {status['count'] / seconds:,.0f} events/s")
 
     def phase_naive(self, stage: Trail) -> None:
         out = f"{stage.tag}.naive"
@@ -773,11 +780,15 @@ class Bench:
         plain = self.r["references"].get("plain_loop", {})
         c["plain_loop_sealed_all"] = (plain.get("sealed") == plain.get("events")
                                       and plain.get("events", 0) >= self.args.plain_events)
+        ceiling = self.r["references"].get("ceiling", {})
+        c["ceiling_sealed_all"] = (ceiling.get("sealed") == ceiling.get("events")
+                                   and ceiling.get("events", 0) >= self.args.plain_events)
         naive = self.r["references"].get("naive_faust", {})
         c["naive_faust_sealed_all"] = naive.get("sealed") == self.args.naive_events
         c["ok"] = all((c["stage_sealed_once"]["ok"], c["stage_verify_ok"], c["e2e_sealed_once"]["ok"],
                        done.returncode == 0 and rep.get("ok") is True and rep.get("events") == len(expected),
-                       c["stream_no_rejections"], c["plain_loop_sealed_all"], c["naive_faust_sealed_all"]))
+                       c["stream_no_rejections"], c["plain_loop_sealed_all"], c["ceiling_sealed_all"],
+                       c["naive_faust_sealed_all"]))
         self.say("checks: " + ("all passed" if c["ok"] else "FAILED: " + json.dumps(
             {k: v for k, v in c.items() if k != "ok"}, default=str)[:3000]))
 
@@ -800,6 +811,7 @@ class Bench:
         self.phase_emit(stage)
         self.phase_stream(stage)
         self.phase_plain(stage)
+        self.phase_plain(stage, minimal=True)
         self.phase_naive(stage)
         self.phase_sink(stage)
         self.phase_verify(stage)

@@ -109,12 +109,12 @@ def bucket_checks(settings: Settings, store: S3Store) -> list[Check]:
 
 
 def _refused(attempt: Callable[[], object]) -> str | None:
-    """None when the store refused the attempt, else what it did instead."""
-
+    """None when the store refused the attempt (a 4xx answer), else what it did instead: a store that
+    fails (5xx) has not shown that it would refuse, so that is no pass."""
     try:
         attempt()
     except StoreRefused as e:
-        return None if e.status in (400, 403, 405, 409) or e.code else f"failed without an answer: {e}"
+        return None if e.status is not None and 400 <= e.status < 500 else f"the store failed instead of refusing: {e.answer}"
     except ConfigError as e:
         if e.setting == "s3.access_key":  # AccessDenied: what a locked version must answer
             return None

@@ -60,11 +60,11 @@ def flatten(event: Event) -> dict[str, Any]:
 # anything outside that subset returns None and goes to the model. tests/unit/test_fast_paths.py
 # compares the two paths with hypothesis.
 
-_FIELDS = frozenset(Event.model_fields)
+EVENT_FIELDS = frozenset(Event.model_fields)
 _REQUIRED = frozenset(name for name, f in Event.model_fields.items() if f.is_required())
-_ACTOR_FIELDS = frozenset(Actor.model_fields)
-_RESOURCE_FIELDS = frozenset(Resource.model_fields)
-_ACTOR_TYPES = frozenset(t.value for t in ActorType)
+ACTOR_FIELDS = frozenset(Actor.model_fields)
+RESOURCE_FIELDS = frozenset(Resource.model_fields)
+ACTOR_TYPES = frozenset(t.value for t in ActorType)
 # RFC 3339 as producers write it: upper-case T, seconds, at most microseconds, Z or +hh:mm.
 _TIME_SHAPE = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-5][0-9])"
@@ -77,7 +77,7 @@ _INT_AS_FLOAT = 2.0**53
 _CARD_INT = 10**12  # from 13 digits on an integer may be a card number: the reference decides
 
 
-def _short(value: Any) -> bool:
+def short_text(value: Any) -> bool:
     return type(value) is str and 0 < len(value) <= SHORT_TEXT_MAX
 
 
@@ -85,7 +85,7 @@ def _optional_text(value: Any, limit: int) -> bool:
     return value is None or (type(value) is str and len(value) <= limit)
 
 
-def _uuid_text(value: Any) -> bool:
+def uuid_text(value: Any) -> bool:
     """True for the canonical text of a UUID (lower case, dashed), which pydantic prints unchanged.
 
     Positions and bytes.fromhex rather than a regular expression: several times cheaper here.
@@ -102,7 +102,7 @@ def _uuid_text(value: Any) -> bool:
 
 
 @lru_cache(maxsize=16384)
-def _ip_text(value: str) -> str | None:
+def ip_text(value: str) -> str | None:
     """Actor.ip's normalisation (cached: the same addresses recur); None where the model refuses it."""
     try:
         return str(ipaddress.ip_address(value))
@@ -191,7 +191,7 @@ def fast_columns(raw: bytes, redactor: Redactor = DEFAULT) -> dict[str, Any] | N
     if type(event) is not dict:
         return None
     keys = event.keys()
-    if not (keys <= _FIELDS and keys >= _REQUIRED):
+    if not (keys <= EVENT_FIELDS and keys >= _REQUIRED):
         return None
     event_id, category, action = event["event_id"], event["category"], event["action"]
     outcome = event.get("outcome", "success")
@@ -199,31 +199,31 @@ def fast_columns(raw: bytes, redactor: Redactor = DEFAULT) -> dict[str, Any] | N
         return None
     ocsf = ocsf_columns(category, action, outcome)
     occurred_at = _utc_text(event["occurred_at"])
-    if ocsf is None or occurred_at is None or not _uuid_text(event_id):
+    if ocsf is None or occurred_at is None or not uuid_text(event_id):
         return None
     actor = event["actor"]
-    if type(actor) is not dict or "id" not in actor or not actor.keys() <= _ACTOR_FIELDS:
+    if type(actor) is not dict or "id" not in actor or not actor.keys() <= ACTOR_FIELDS:
         return None
     actor_id, actor_type, ip, agent = actor["id"], actor.get("type", "user"), actor.get("ip"), actor.get("user_agent")
     if (
-        not _short(actor_id)
-        or type(actor_type) is not str or actor_type not in _ACTOR_TYPES
+        not short_text(actor_id)
+        or type(actor_type) is not str or actor_type not in ACTOR_TYPES
         or not _optional_text(ip, IP_MAX) or not _optional_text(agent, USER_AGENT_MAX)
     ):
         return None
-    if ip is not None and (ip := _ip_text(ip)) is None:
+    if ip is not None and (ip := ip_text(ip)) is None:
         return None
     resource = event.get("resource")
     if resource is None:
         resource_type = resource_id = None
-    elif type(resource) is dict and resource.keys() == _RESOURCE_FIELDS:
+    elif type(resource) is dict and resource.keys() == RESOURCE_FIELDS:
         resource_type, resource_id = resource["type"], resource["id"]
-        if not (_short(resource_type) and _short(resource_id)):
+        if not (short_text(resource_type) and short_text(resource_id)):
             return None
     else:
         return None
     tenant, source, request_id = event["tenant"], event["source"], event.get("request_id")
-    if not (_short(tenant) and _short(source) and _optional_text(request_id, REQUEST_ID_MAX)):
+    if not (short_text(tenant) and short_text(source) and _optional_text(request_id, REQUEST_ID_MAX)):
         return None
     nested = (event.get("before"), event.get("after"), event.get("metadata", {}))
     before, after, metadata = nested

@@ -27,8 +27,9 @@ from pydantic import ValidationError
 from sealtrail.columns import COLUMNS
 from sealtrail.encoding import MAX_SAFE_INT, canonical
 from sealtrail.errors import InvalidEventError
-from sealtrail.event import IP_MAX, REQUEST_ID_MAX, SHORT_TEXT_MAX, USER_AGENT_MAX, Event
-from sealtrail.ocsf import ACTION_MAX, ACTION_PATTERN
+from sealtrail.event import IP_MAX, REQUEST_ID_MAX, USER_AGENT_MAX, Event
+from sealtrail.flatten import ACTOR_FIELDS, ACTOR_TYPES, EVENT_FIELDS, RESOURCE_FIELDS, ip_text, short_text, uuid_text
+from sealtrail.ocsf import ocsf_columns
 from sealtrail.reasons import reason_for
 from sealtrail.redact import DEFAULT, MARKER, Redactor, redact_event
 
@@ -120,24 +121,9 @@ def encode(event: Event) -> bytes:
 
 # --- the fast path: the same bytes as encode(prepare(event)) for a plain, clean dict, or None ---------------
 
-_TOP = frozenset(Event.model_fields)
-_ACTOR = frozenset({"id", "type", "ip", "user_agent"})
-_RESOURCE = frozenset({"type", "id"})
-_CATEGORIES = frozenset({"auth", "change", "security", "admin", "access"})
-_OUTCOMES = frozenset({"success", "failure", "unknown"})
-_ACTOR_TYPES = frozenset({"user", "service", "system"})
-# fullmatch on the unanchored pattern: Python's $ would also match before a final newline, pydantic's does not
-_ACTION = re.compile(ACTION_PATTERN.removeprefix("^").removesuffix("$"))
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # str(UUID(x)) == x
 _UTC_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|\+00:00)")
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")  # str(ip_address(x)) == x: no leading zeros
 _UTC = timezone.utc
 _ABSENT = object()  # prepare fills in a missing event_id or occurred_at, but refuses an explicit None
-
-
-def _short(value: Any) -> bool:
-    return type(value) is str and 0 < len(value) <= SHORT_TEXT_MAX
 
 
 def _timestamp(value: Any) -> str | None:
@@ -211,29 +197,29 @@ def _clean_values(parts: list[Any], texts: list[Any], redactor: Redactor) -> boo
 def prepared_bytes(event: Any, redactor: Redactor = DEFAULT) -> tuple[str, bytes] | None:
     """(event_id, encode(prepare(event))) without the model, for an event that needs nothing but copying;
     None when prepare would coerce, redact or refuse anything, or might: the caller then calls prepare."""
-    if type(event) is not dict or not event.keys() <= _TOP:
+    if type(event) is not dict or not event.keys() <= EVENT_FIELDS:
         return None
     get = event.get
     event_id = get("event_id", _ABSENT)
     if event_id is _ABSENT:
         event_id = str(uuid_utils.uuid7())
-    elif type(event_id) is not str or not _UUID.fullmatch(event_id):
+    elif not uuid_text(event_id):
         return None
     occurred = _timestamp(get("occurred_at", _ABSENT))
     category, action, outcome = get("category"), get("action"), get("outcome", "success")
     tenant, source, request_id = get("tenant"), get("source"), get("request_id")
-    if (occurred is None or type(category) is not str or category not in _CATEGORIES
-            or type(action) is not str or len(action) > ACTION_MAX or not _ACTION.fullmatch(action)
-            or type(outcome) is not str or outcome not in _OUTCOMES or not _short(tenant) or not _short(source)
+    # ocsf_columns is the one lookup of the model's enums and action pattern (None where it refuses them)
+    if (occurred is None or type(category) is not str or type(action) is not str or type(outcome) is not str
+            or ocsf_columns(category, action, outcome) is None or not short_text(tenant) or not short_text(source)
             or (request_id is not None and (type(request_id) is not str or len(request_id) > REQUEST_ID_MAX))):
         return None
     actor = get("actor")
-    if type(actor) is not dict or not actor.keys() <= _ACTOR:
+    if type(actor) is not dict or not actor.keys() <= ACTOR_FIELDS:
         return None
     actor_id, actor_type = actor.get("id"), actor.get("type", "user")
     ip, agent = actor.get("ip"), actor.get("user_agent")
-    if (not _short(actor_id) or type(actor_type) is not str or actor_type not in _ACTOR_TYPES
-            or (ip is not None and (type(ip) is not str or len(ip) > IP_MAX or not _IPV4.fullmatch(ip)))
+    if (not short_text(actor_id) or type(actor_type) is not str or actor_type not in ACTOR_TYPES
+            or (ip is not None and (type(ip) is not str or len(ip) > IP_MAX or ip_text(ip) != ip))
             or (agent is not None and (type(agent) is not str or len(agent) > USER_AGENT_MAX))):
         return None
     texts: list[Any] = [actor_id, tenant, source]  # each checked a str above
@@ -243,9 +229,9 @@ def prepared_bytes(event: Any, redactor: Redactor = DEFAULT) -> tuple[str, bytes
         texts.append(request_id)
     resource = get("resource")
     if resource is not None:
-        if type(resource) is not dict or resource.keys() != _RESOURCE:
+        if type(resource) is not dict or resource.keys() != RESOURCE_FIELDS:
             return None
-        if not _short(resource["type"]) or not _short(resource["id"]):
+        if not short_text(resource["type"]) or not short_text(resource["id"]):
             return None
         texts += (resource["type"], resource["id"])
     before, after, metadata = get("before"), get("after"), get("metadata", {})

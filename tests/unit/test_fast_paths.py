@@ -319,7 +319,8 @@ def test_sdk_fast_path_agrees_with_the_model(event: dict[str, Any], redactor: Re
 
 @pytest.mark.parametrize("change", [
     {"occurred_at": "2026-11-01T12:00:00+00:00"}, {"occurred_at": "2026-11-01T12:00:00.5Z"},
-    {"actor": {"id": "u", "ip": "10.0.0.1", "user_agent": "curl/8"}}, {"resource": {"type": "doc", "id": "d-1"}},
+    {"actor": {"id": "u", "ip": "10.0.0.1", "user_agent": "curl/8"}}, {"actor": {"id": "u", "ip": "::1"}},
+    {"resource": {"type": "doc", "id": "d-1"}},
     {"metadata": {"n": 1, "f": 0.5, "l": [None, True, {"k": "v"}]}}, {"before": {"a": 1}, "after": {"a": 2}},
     {"request_id": "r-1", "outcome": "failure"},
 ])
@@ -330,7 +331,7 @@ def test_sdk_fast_path_takes_plain_events(change: dict[str, Any]) -> None:
 @pytest.mark.parametrize("change", [
     {"metadata": {"password": "hunter2"}}, {"actor": {"id": "u", "user_agent": "Bearer abcdefghijklmnop"}},
     {"metadata": {"card": 4111111111111111}}, {"metadata": {"n": 2**60}}, {"occurred_at": "2026-11-01T14:00:00+02:00"},
-    {"actor": {"id": "u", "ip": "::1"}}, {"event_id": "0192F0C1-7A3B-7C4D-8E5F-6A7B8C9D0E1F"}, {"occurred_at": None},
+    {"actor": {"id": "u", "ip": "2001:DB8::1"}}, {"event_id": "0192F0C1-7A3B-7C4D-8E5F-6A7B8C9D0E1F"}, {"occurred_at": None},
     {"action": "auth.login\n"}, {"metadata": {"headers": [["Authorization", "x"]]}},
     {"actor": {"id": "u", "ip": "01.2.3.4"}}, {"actor": {"id": "u", "ip": "1.2.3.256"}},
     {"occurred_at": datetime(999, 12, 31, tzinfo=timezone.utc)}, {"occurred_at": "0999-12-31T00:00:00Z"},

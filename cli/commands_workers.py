@@ -188,15 +188,13 @@ def keys_rotate(ctx: Context) -> None:
 def keys_list(ctx: Context) -> None:
     """Key ids whose public keys are published in the bucket (the current one marked)."""
     from sealtrail.layout import KEYS
-    from sealtrail.signing import signer_from_settings
+    from sealtrail.signing import existing_signer
     from sealtrail.sinks.s3 import S3Store
 
     settings = ctx.settings
     store = S3Store(settings)
-    keys = settings.keys
-    # listing must not create a key: without one configured or on disk, none is current
-    has_key = keys.kms_key_id or keys.signing_key or settings.signing_key_path.exists()
-    current = signer_from_settings(settings).key_id if has_key else None
+    signer = existing_signer(settings)  # listing creates no key: without one, none is current
+    current = signer.key_id if signer is not None else None
     prefix = f"{settings.s3.prefix}{KEYS}"
     for key in sorted(store.keys(prefix)):
         kid = key[len(prefix):].removesuffix(".pem")

@@ -36,7 +36,7 @@ from sealtrail.evidence.anchor import digest_sha256, latest_anchor, latest_diges
 from sealtrail.kafka import make_producer
 from sealtrail.layout import public_key_key
 from sealtrail.retention import policy_for
-from sealtrail.signing import Signer, signer_from_settings
+from sealtrail.signing import existing_signer
 from sealtrail.sinks.bucket import Status, init_bucket
 from sealtrail.sinks.s3 import S3Store, StoreRefused
 from sealtrail.topics import check
@@ -169,16 +169,14 @@ def lock_checks(settings: Settings, store: S3Store, now: datetime | None = None)
 
 def key_checks(settings: Settings, store: S3Store) -> list[Check]:
     """The signing key signs and verifies, its public key is in the bucket and locked, verifiers pin keys."""
-
     out: list[Check] = []
     keys = settings.keys
-    if keys.kms_key_id is None and keys.signing_key is None and not settings.signing_key_path.exists():
+    signer = existing_signer(settings)
+    if signer is None:
         return [Check("keys", "signing-key", Verdict.FAIL, f"no signing key: {settings.signing_key_path} does "
                       "not exist and neither keys.kms_key_id nor keys.signing_key is set",
                       "set keys.kms_key_id (AWS KMS) or keys.signing_key; the embedded stack's workers create "
                       "the file on their first start")]
-    signer = (Signer.from_pem(settings.signing_key_path.read_bytes(), str(settings.signing_key_path))
-              if keys.kms_key_id is None and keys.signing_key is None else signer_from_settings(settings))
     message = b"sealtrail doctor: a signature that verifies"
     public = load_pem_public_key(signer.public_pem)
     try:

@@ -85,6 +85,15 @@ def signer_from_settings(settings: Settings) -> Signer:
     return load_or_create_signer(settings.signing_key_path, settings.public_keys_dir)
 
 
+def existing_signer(settings: Settings) -> Signer | None:
+    """signer_from_settings, or None where that would have to create the key file first: for commands
+    that only look (`keys list`, `doctor`) and must leave no key behind."""
+    keys = settings.keys
+    if keys.kms_key_id is None and keys.signing_key is None and not settings.signing_key_path.exists():
+        return None
+    return signer_from_settings(settings)
+
+
 def _new_private_pem() -> bytes:
     return Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

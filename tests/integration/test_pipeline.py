@@ -178,3 +178,34 @@ def test_objects_grow_a_row_group_at_a_time_up_to_object_bytes(trail) -> None:  
     assert any(size >= limit for size in sizes) and max(sizes) < limit + 40_000, sizes
     report = verify_store(trail.store, trail.settings)
     assert report.ok, report.findings
+
+
+def test_the_sdk_sends_no_secret_to_the_broker_whichever_path_an_event_takes(trail) -> None:  # type: ignore[no-untyped-def]
+    """AuditClient.emit takes its fast path only for events with nothing to redact; read back from the real
+    broker, events with secrets arrive redacted (they took the reference path) and plain ones unchanged."""
+    from sealtrail.kafka import read_to_end
+    from sealtrail.producers import AuditClient
+    from sealtrail.producers.outbound import prepared_bytes
+    from sealtrail.redact import MARKER
+
+    base = {"category": "auth", "action": "auth.login", "actor": {"id": "alice"}, "tenant": "acme", "source": "web"}
+    secret_events = [
+        {**base, "metadata": {"password": "hunter2-hunter2"}},
+        {**base, "actor": {"id": "alice", "user_agent": "Bearer abcdefghijklmnopqrstuvwxyz0123"}},
+        {**base, "metadata": {"note": "card 4111 1111 1111 1111"}},
+        {**base, "metadata": {"card": 4111111111111111}},
+    ]
+    plain = {**base, "metadata": {"method": "passkey"}}
+    assert all(prepared_bytes(e) is None for e in secret_events) and prepared_bytes(plain) is not None
+    with AuditClient(trail.settings) as client:
+        ids = [client.emit(e) for e in [*secret_events, plain]]
+    sent = {}
+    for batch in read_to_end(trail.settings, trail.settings.kafka.topics.events, list(range(trail.partitions))):
+        sent.update((m.key().decode(), m.value()) for m in batch)
+    assert set(ids) <= set(sent)
+    for event_id in ids[:-1]:
+        value = sent[event_id]
+        assert MARKER.encode() in value, value
+        for secret in (b"hunter2", b"abcdefghijklmnopqrstuvwxyz0123", b"4111 1111 1111 1111", b"4111111111111111"):
+            assert secret not in value, value
+    assert orjson.loads(sent[ids[-1]])["metadata"] == {"method": "passkey"}

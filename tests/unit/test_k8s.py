@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.support.environment import known_setting
-from tests.unit.test_terraform import parsed, run_checkov
+from tests.support.iac import parsed, run_checkov
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = ROOT / "deploy/k8s/base"

@@ -17,7 +17,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import hcl2
 import parliament
 import pytest
 
@@ -26,6 +25,7 @@ from sealtrail.retention import builtin_policy
 from sealtrail.sinks.bucket import assess_lifecycle
 from sealtrail.sinks.terraform import boto3_rules, generated_file, module_locals, topics_file
 from sealtrail.topics import Described, compare, topic_specs
+from tests.support.iac import parsed, run_checkov
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "deploy/terraform/modules/sealtrail"
@@ -62,22 +62,6 @@ SAMPLE = {
     "topic_arn_prefix": "arn:aws:kafka:eu-west-1:111122223333:topic/audit/5a3b1c2d-1111-2222-3333-444455556666-2",
     "group_arn_prefix": "arn:aws:kafka:eu-west-1:111122223333:group/audit/5a3b1c2d-1111-2222-3333-444455556666-2",
 }
-
-
-def _unquote(value: Any) -> Any:
-    """python-hcl2 keeps HCL's quotes on string values and block labels; the tests compare bare values."""
-    if isinstance(value, dict):
-        return {_unquote(k): _unquote(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unquote(v) for v in value]
-    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
-        return value[1:-1]
-    return value
-
-
-def parsed(path: Path) -> dict[str, Any]:
-    with path.open() as f:
-        return _unquote(hcl2.load(f))
 
 
 def resources(kind: str) -> dict[str, dict[str, Any]]:
@@ -238,26 +222,6 @@ def test_the_sink_writes_only_under_the_trail_prefix() -> None:
         if statement["Effect"] == "Allow" and "s3:PutObject" in _actions(statement["Action"]):
             for resource in _actions(statement["Resource"]):
                 assert fnmatch.fnmatch(resource, f"{SAMPLE['bucket_arn']}/{SAMPLE['prefix']}*"), resource
-
-
-def checkov_command() -> str:
-    """checkov lives in its own virtualenv (`make iac-tools`): it pins boto3 and packaging below what sealtrail uses."""
-    import os
-    import shutil
-
-    found = os.environ.get("CHECKOV") or shutil.which("checkov") or str(ROOT / ".venv/iac/bin/checkov")
-    assert Path(found).is_file(), f"checkov not found at {found}: run `make iac-tools` (make test does)"
-    return found
-
-
-def run_checkov(directory: Path, framework: str) -> dict[str, Any]:
-    import subprocess
-
-    done = subprocess.run([checkov_command(), "-d", str(directory), "--framework", framework, "--compact",
-                           "--skip-download", "-o", "json"], capture_output=True, text=True, timeout=600)
-    assert done.stdout.strip(), done.stderr[-2000:]
-    report = json.loads(done.stdout)
-    return report if isinstance(report, dict) else next(r for r in report if r["check_type"] == framework)
 
 
 def test_checkov_fails_nothing_and_every_skip_says_why() -> None:

@@ -301,8 +301,9 @@ class Settings(BaseSettings):
         listens and an AWS bucket nobody has credentials for: the answer would be librdkafka's
         connection log or botocore's "Unable to locate credentials", not the cause.
         """
-        located = {"kafka": (self.kafka.bootstrap,), "s3": (self.s3.endpoint, self.s3.bucket, self.s3.access_key)}
-        if service in self._unconfigured and located[service] == _DEFAULT_LOCATION[service]:
+        section = getattr(self, service)
+        located = {key: getattr(section, key) for key in _LOCATING[service]}
+        if service in self._unconfigured and located == _DEFAULT_LOCATION[service]:
             setting, flag = _WHERE[service]
             raise ConfigError(setting, f"no embedded stack in {self.home} and no {service} settings: run "
                                        f"`sealtrail up` (or give --home of a running stack), or point sealtrail at "
@@ -341,16 +342,18 @@ class Settings(BaseSettings):
 
 
 _WHERE = {"kafka": ("kafka.bootstrap", "--bootstrap"), "s3": ("s3.bucket", "--bucket")}
-# what require() compares with: a Settings changed after loading (model_copy) points somewhere on purpose
-_DEFAULT_LOCATION = {"kafka": (KafkaSettings().bootstrap,), "s3": (S3Settings().endpoint, S3Settings().bucket, None)}
+# the settings that say where a service is: set explicitly, or changed after loading (model_copy), the
+# service is somebody's choice
+_LOCATING = {"kafka": ("bootstrap",), "s3": ("endpoint", "bucket", "region", "access_key")}
+_DEFAULT_LOCATION = {service: {key: getattr(section, key) for key in _LOCATING[service]}
+                     for service, section in (("kafka", KafkaSettings()), ("s3", S3Settings()))}
 
 
 def _unconfigured(stack: dict[str, Any], explicit: dict[str, Any]) -> frozenset[str]:
     """The services that only defaults point at: no stack, and none of the settings that locate them."""
     if stack:
         return frozenset()
-    located = {"kafka": {"bootstrap"}, "s3": {"endpoint", "bucket", "region", "access_key"}}
-    return frozenset(s for s, keys in located.items() if not keys & set(explicit.get(s) or {}))
+    return frozenset(s for s, keys in _LOCATING.items() if not set(keys) & set(explicit.get(s) or {}))
 
 
 def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
